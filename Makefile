@@ -1,0 +1,94 @@
+# vigil — build, test, bench.
+#
+#   make            build ./vigil (release flags, -Werror)
+#   make test       build and run every test (unit, broker black-box, interop)
+#   make san        same tests, AddressSanitizer + UndefinedBehaviorSanitizer build
+#   make bench      benchmarks against mosquitto (see bench/)
+#
+# Layers: protocol/ and net/ are static archives that include only their own
+# folder; broker/ sees both. A wrong include fails the build.
+
+BUILD   ?= build
+CC      ?= cc
+OPT     ?= -O2 -g
+SANFLAGS ?=
+CFLAGS_COMMON = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE $(OPT) $(SANFLAGS) -MMD -MP
+LDFLAGS_COMMON = $(SANFLAGS)
+
+PKGS_NET = openssl libwebsockets
+NET_CFLAGS := $(shell pkg-config --cflags $(PKGS_NET) 2>/dev/null)
+NET_LIBS   := $(shell pkg-config --libs $(PKGS_NET) 2>/dev/null || echo -lwebsockets -lssl -lcrypto)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+
+PROTO_SRC  := $(wildcard protocol/*.c)
+NET_SRC    := $(wildcard net/*.c)
+BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
+
+PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/%.o)
+NET_OBJ    := $(NET_SRC:%.c=$(BUILD)/%.o)
+BROKER_OBJ := $(BROKER_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC  := $(wildcard bench/*.c)
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all test unit san bench clean fuzz install
+all: vigil
+
+vigil: $(BUILD)/vigil
+	cp $(BUILD)/vigil vigil
+
+$(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) -lcrypt -lm
+
+$(BUILD)/libprotocol.a: $(PROTO_OBJ)
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
+$(BUILD)/libnet.a: $(NET_OBJ)
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
+$(BUILD)/libbroker.a: $(BROKER_OBJ)
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
+
+$(BUILD)/protocol/%.o: protocol/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Iprotocol -c -o $@ $<
+$(BUILD)/net/%.o: net/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Inet $(NET_CFLAGS) -c -o $@ $<
+$(BUILD)/broker/%.o: broker/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Ibroker -Iprotocol -Inet -c -o $@ $<
+
+# Unit tests: each links the archives it needs (static archives pull only
+# the objects used).
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(CHECK_CFLAGS) -Ibroker -Iprotocol -Inet -Itests/unit -o $@ $< \
+		$(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a $(CHECK_LIBS) $(NET_LIBS) -lcrypt -lm
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -o $@ $< -lm
+
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+# The one test command (README, .ci/run): every test, then the sanitizer build.
+test: vigil $(UNIT_BIN) $(BENCH_BIN)
+	@tests/run-all.sh $(BUILD)
+
+san:
+	$(MAKE) BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
+		SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		build-san/vigil $(patsubst $(BUILD)/%,build-san/%,$(UNIT_BIN)) $(patsubst $(BUILD)/%,build-san/%,$(BENCH_BIN))
+	@VIGIL_SAN=1 tests/run-all.sh build-san
+
+bench: vigil $(BENCH_BIN)
+	@bench/run.sh
+
+clean:
+	rm -rf build build-san vigil
+
+-include $(shell find $(BUILD) build-san -name '*.d' 2>/dev/null)

@@ -1,0 +1,187 @@
+/*
+ * net/net.h — event loop, connections, listeners, transports.
+ *
+ * Knows nothing of MQTT. Reports events through callbacks (function pointer
+ * + void *user). One thread. Connections read big into an input buffer and
+ * hand the bytes to their owner; output is appended and flushed once per
+ * loop pass with writev (a short write arms EPOLLOUT). Closes are deferred:
+ * a connection is never freed inside a callback; it is reaped after the
+ * dispatch pass, and its on_close callback runs exactly once.
+ *
+ * Transports (TCP, TLS with OpenSSL, WebSockets with libwebsockets, Unix
+ * sockets) sit behind one vtable in net_internal.h; the broker sees only
+ * struct net_conn.
+ *
+ * Errors are negative errno values.
+ */
+#ifndef VIGIL_NET_H
+#define VIGIL_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct net_loop;
+struct net_conn;
+struct net_listener;
+struct net_tls; /* a TLS server context (certificates, verify mode, ...) */
+
+/* ---- loop ------------------------------------------------------------------- */
+
+enum { NET_READ = 1, NET_WRITE = 2 };
+
+typedef void (*net_fd_cb)(struct net_loop *loop, int fd, unsigned events, void *user);
+typedef void (*net_hook_cb)(struct net_loop *loop, void *user);
+
+struct net_loop *net_loop_new(void);
+/* Frees the loop; closes (abortively) any connection and listener still open. */
+void net_loop_free(struct net_loop *loop);
+
+/* Raw fd registration (signalfd, timerfd, ...). events: NET_READ|NET_WRITE. */
+int net_fd_add(struct net_loop *loop, int fd, unsigned events, net_fd_cb cb, void *user);
+int net_fd_mod(struct net_loop *loop, int fd, unsigned events);
+void net_fd_del(struct net_loop *loop, int fd);
+
+/* The cached monotonic clock in milliseconds (CLOCK_MONOTONIC), refreshed
+ * once per loop pass, after epoll_wait returns. */
+uint64_t net_now(const struct net_loop *loop);
+/* Refresh the cache now (for start-up and tests). */
+uint64_t net_now_update(struct net_loop *loop);
+
+/*
+ * One pass: flush pending output, run the before-sleep hook, epoll_wait for
+ * at most timeout_ms (-1 forever, 0 poll), refresh now, dispatch events,
+ * then reap closed connections. Returns the number of events or -errno.
+ */
+int net_loop_run_once(struct net_loop *loop, int timeout_ms);
+/* Hook run at the start of every pass before pending output is flushed
+ * (the broker encodes queued messages there). */
+void net_loop_set_before_flush(struct net_loop *loop, net_hook_cb cb, void *user);
+
+/* ---- connections -------------------------------------------------------------- */
+
+enum net_close_how {
+	NET_CLOSE_FLUSH = 0, /* orderly: flush queued output (bounded), then FIN */
+	NET_CLOSE_ABORT = 1, /* peer is dead: SO_LINGER 0, RST, discard output */
+};
+
+/* Why a connection closed, passed to on_close. */
+enum net_close_reason {
+	NET_CLOSED_LOCAL = 0,   /* net_conn_close was called */
+	NET_CLOSED_EOF = 1,     /* peer sent FIN */
+	NET_CLOSED_RESET = 2,   /* ECONNRESET / EPIPE */
+	NET_CLOSED_ERROR = 3,   /* other socket error (ETIMEDOUT from TCP_USER_TIMEOUT, ...) */
+	NET_CLOSED_TLS = 4,     /* TLS handshake or record failure */
+	NET_CLOSED_PROTOCOL = 5 /* WebSocket protocol violation (text frame, bad framing) */
+};
+
+struct net_conn_cbs {
+	/* New bytes are in the input buffer (net_conn_input). The owner consumes
+	 * whole frames with net_conn_consume and leaves partial ones. */
+	void (*on_data)(struct net_conn *c, void *user);
+	/* The connection is over for its owner: EOF, error, or net_conn_close.
+	 * Called once, from the reaper after the dispatch pass, never inside
+	 * another callback. After it returns the owner must not touch the conn;
+	 * net may keep the socket a little longer to flush an orderly close
+	 * (bounded, default 2 s), then frees it. */
+	void (*on_close)(struct net_conn *c, enum net_close_reason why, int err, void *user);
+};
+
+void net_conn_set_cbs(struct net_conn *c, const struct net_conn_cbs *cbs, void *user);
+
+/* The unconsumed input. */
+const uint8_t *net_conn_input(const struct net_conn *c, size_t *len);
+void net_conn_consume(struct net_conn *c, size_t n);
+/* Largest input the conn will buffer before it stops reading (back-pressure
+ * and packet size limit); default 1 MiB + 8. */
+void net_conn_set_input_limit(struct net_conn *c, size_t max);
+/* Stop / resume reading from the socket (flow control). */
+void net_conn_pause_read(struct net_conn *c, bool paused);
+
+/* Queue bytes (copied). Flushed before the loop sleeps. Returns 0 or -ENOMEM
+ * / -EPIPE (closing). */
+int net_conn_write(struct net_conn *c, const void *p, size_t len);
+/* Reserve len bytes at the tail of the output queue to encode into; commit
+ * what was used. Avoids a copy. */
+uint8_t *net_conn_reserve(struct net_conn *c, size_t len);
+void net_conn_commit(struct net_conn *c, size_t used);
+/* Bytes queued and not yet accepted by the kernel / TLS / WS layer. */
+size_t net_conn_out_pending(const struct net_conn *c);
+
+/* Schedule a close. Idempotent; the first `how` wins unless a later call
+ * asks for ABORT. Reads stop immediately; on_close runs after dispatch. */
+void net_conn_close(struct net_conn *c, enum net_close_how how);
+bool net_conn_closing(const struct net_conn *c);
+
+/* "ip:port" (or "unix" / path) of the peer, for logs. */
+const char *net_conn_peer(const struct net_conn *c);
+/* The listener that accepted it. */
+struct net_listener *net_conn_listener(const struct net_conn *c);
+/* TLS: the verified peer certificate's CN / subject ("CN=...,O=..." in
+ * RFC 2253 form) or NULL; PSK identity or NULL. */
+const char *net_conn_cert_cn(const struct net_conn *c);
+const char *net_conn_cert_subject(const struct net_conn *c);
+const char *net_conn_psk_identity(const struct net_conn *c);
+/* True once the transport handshake (TLS, WebSocket upgrade) is complete. */
+bool net_conn_ready(const struct net_conn *c);
+
+/* Socket options on an accepted connection. */
+int net_conn_set_nodelay(struct net_conn *c, bool on);
+int net_conn_set_user_timeout(struct net_conn *c, unsigned ms);
+int net_conn_set_keepalive(struct net_conn *c, int idle_s, int intvl_s, int count);
+
+void net_conn_set_user(struct net_conn *c, void *user);
+void *net_conn_user(const struct net_conn *c);
+
+/* ---- listeners ----------------------------------------------------------------- */
+
+enum net_transport_kind { NET_TCP = 0, NET_WEBSOCKETS = 1 };
+
+struct net_listen_opts {
+	const char *bind_address; /* NULL or "" = any; a host name or literal */
+	int port;                 /* TCP port; ignored with unix_path */
+	const char *unix_path;    /* Unix-domain socket path, or NULL */
+	int family;               /* AF_UNSPEC (both), AF_INET, AF_INET6 */
+	enum net_transport_kind kind;
+	struct net_tls *tls;      /* NULL for plain; owned by the caller */
+	int backlog;              /* 0 = default (SOMAXCONN) */
+	const char *ws_http_dir;  /* optional static files for WebSockets (NULL = none) */
+};
+
+/* A new connection was accepted (before any handshake completes). The
+ * callback sets the conn's callbacks; it may close it at once. */
+typedef void (*net_accept_cb)(struct net_listener *l, struct net_conn *c, void *user);
+
+/* Open a listener (one or more sockets: IPv4 and IPv6 for AF_UNSPEC).
+ * SO_REUSEADDR is set as mosquitto does. Returns NULL and fills err. */
+struct net_listener *net_listen(struct net_loop *loop, const struct net_listen_opts *o, net_accept_cb cb,
+				void *user, char *err, size_t errlen);
+/* Stop accepting and close the listening sockets (connections stay). */
+void net_listener_close(struct net_listener *l);
+void *net_listener_user(const struct net_listener *l);
+/* The port actually bound (useful with port 0). */
+int net_listener_port(const struct net_listener *l);
+
+/* ---- TLS ---------------------------------------------------------------------- */
+
+struct net_tls_opts {
+	const char *cafile, *capath, *certfile, *keyfile;
+	const char *tls_version;    /* "tlsv1.3", "tlsv1.2", "tlsv1.1" or NULL (1.2+) */
+	const char *ciphers;        /* TLS <= 1.2 cipher list */
+	const char *ciphers_tls13;  /* TLS 1.3 cipher suites */
+	const char *crlfile;
+	const char *dhparamfile;
+	const char *psk_hint;
+	/* PSK lookup: identity -> key bytes; returns key length or -1. */
+	int (*psk_lookup)(const char *identity, uint8_t *key, size_t cap, void *user);
+	void *psk_user;
+	bool require_certificate;
+};
+struct net_tls *net_tls_new(const struct net_tls_opts *o, char *err, size_t errlen);
+/* Reload certificates/keys/CRL in place (SIGHUP); existing connections keep
+ * their sessions. Returns 0 or -1 with err filled (old context kept). */
+int net_tls_reload(struct net_tls *t, const struct net_tls_opts *o, char *err, size_t errlen);
+void net_tls_free(struct net_tls *t);
+
+#endif
