@@ -1,5 +1,5 @@
 /*
- * net/net_internal.h — internals shared by net/*.c only (never by broker/).
+ * net/net_internal.h — internals shared by the net/ sources only (never by broker/).
  *
  * Three kinds of object sit in the epoll set, each starting with a
  * struct net_handle so that epoll_event.data.ptr identifies it: raw fds
@@ -25,7 +25,8 @@
  *    net_fd_mod (raw fds), and in the net_fd_cb call lws_service_fd().
  *    (Either lws listens itself, or listen.c accepts and ws.c adopts the
  *    socket with lws_adopt_socket_vhost(); the second keeps accept, EMFILE
- *    handling and peer strings in one place: see net_listener.accept_hook.)
+ *    handling and peer strings in one place: listen.c would call a ws.c
+ *    function instead of net_tls_attach for kind NET_WEBSOCKETS.)
  *  - create the net_conn with net_conn_new(loop, -1 or the fd, listener,
  *    &ws_transport, peer) and set NET_CF_TP_OWNS_IO: the conn then never
  *    registers its fd with epoll and never calls tp->read; tp_state = wsi.
@@ -192,6 +193,7 @@ enum {
 	NET_CF_TP_OWNS_IO = 1u << 8,  /* transport does its own polling (WS) */
 	NET_CF_DONE = 1u << 9,        /* linger finished: free at reap */
 	NET_CF_UNIX = 1u << 10,       /* AF_UNIX: no TCP options */
+	NET_CF_REDELIVER = 1u << 11,  /* resumed: run on_data even if nothing new */
 };
 
 struct net_conn {
@@ -244,6 +246,8 @@ void net_conn_set_ready(struct net_conn *c);
 /* Make input live in the conn's own buffer (after delivery from scratch). */
 int net_conn_input_own(struct net_conn *c);
 void net_conn_free_out(struct net_conn *c);
+/* Room for >= want more input bytes in the conn's own buffer (see conn.c). */
+uint8_t *net_conn_in_space(struct net_conn *c, size_t want, size_t *avail, int *err);
 /* Free a conn completely (on_close has run or the loop is being freed). */
 void net_conn_destroy(struct net_conn *c);
 
