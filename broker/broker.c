@@ -1,0 +1,237 @@
+/*
+ * broker/broker.c — the broker's lifetime: init, listeners, one loop pass,
+ * reload, shutdown.
+ *
+ * One loop pass sleeps until the timing wheel's next deadline (rounded up to
+ * the millisecond, so a timer never fires early), then runs what is due.
+ * Between deadlines an idle broker does no work at all: there is no periodic
+ * sweep over sessions.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broker.h"
+
+int broker_init(struct broker *b, struct config *cfg, struct net_loop *loop)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	b->loop = loop;
+	b->now = net_now_update(loop);
+	b->start_mono = b->now;
+	wheel_init(&b->wheel, b->now);
+	b->subs = subtree_new();
+	b->retained = retain_new();
+	if (!b->subs || !b->retained)
+		return -1;
+	log_init(b);
+	return 0;
+}
+
+static void drop_retained(void *v)
+{
+	struct message *m = v;
+	message_unref(&m);
+}
+
+static void listener_free_auth(struct broker *b, struct listener *l)
+{
+	/* Shared (global) auth objects are owned by listeners[0]'s slot
+	 * when per_listener_settings is false; free each object once. */
+	for (size_t i = 0; i < (size_t)(l - b->listeners); i++) {
+		if (b->listeners[i].pw == l->pw)
+			l->pw = NULL;
+		if (b->listeners[i].acl == l->acl)
+			l->acl = NULL;
+		if (b->listeners[i].psk == l->psk)
+			l->psk = NULL;
+	}
+	auth_pw_free(l->pw);
+	auth_acl_free(l->acl);
+	auth_psk_free(l->psk);
+}
+
+void broker_fini(struct broker *b)
+{
+	struct session *s, *tmp;
+	HASH_ITER(hh, b->sessions, s, tmp)
+	{
+		s->client = NULL;
+		session_destroy(s);
+	}
+	for (size_t i = b->n_listeners; i-- > 0;) {
+		struct listener *l = &b->listeners[i];
+		if (l->nl)
+			net_listener_close(l->nl);
+		listener_free_auth(b, l);
+	}
+	for (size_t i = 0; i < b->n_listeners; i++)
+		net_tls_free(b->listeners[i].tls);
+	free(b->listeners);
+	subtree_free(b->subs);
+	retain_free(b->retained, drop_retained);
+	sub_match_free(&b->match);
+	log_close(b);
+}
+
+static int psk_lookup(const char *identity, uint8_t *key, size_t cap, void *user)
+{
+	struct listener *l = user;
+	return l->psk ? auth_psk_lookup(l->psk, identity, key, cap) : -1;
+}
+
+static void tls_opts(const struct listener_conf *lc, struct listener *l, struct net_tls_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->cafile = lc->cafile;
+	o->capath = lc->capath;
+	o->certfile = lc->certfile;
+	o->keyfile = lc->keyfile;
+	o->tls_version = lc->tls_version;
+	o->ciphers = lc->ciphers;
+	o->ciphers_tls13 = lc->ciphers_tls13;
+	o->crlfile = lc->crlfile;
+	o->dhparamfile = lc->dhparamfile;
+	o->psk_hint = lc->psk_hint;
+	o->require_certificate = lc->require_certificate;
+	if (l->psk) {
+		o->psk_lookup = psk_lookup;
+		o->psk_user = l;
+	}
+}
+
+/* Load password / ACL / PSK files for one security block. */
+static int load_security(struct listener *l, const struct security_conf *sec, char *err, size_t errlen)
+{
+	if (sec->password_file && !(l->pw = auth_pw_load(sec->password_file, err, errlen)))
+		return -1;
+	if (sec->acl_file && !(l->acl = auth_acl_load(sec->acl_file, err, errlen)))
+		return -1;
+	if (sec->psk_file && !(l->psk = auth_psk_load(sec->psk_file, err, errlen)))
+		return -1;
+	return 0;
+}
+
+int broker_listen(struct broker *b, char *err, size_t errlen)
+{
+	const struct config *cfg = b->cfg;
+	b->listeners = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(struct listener));
+	if (!b->listeners) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		struct listener *l = &b->listeners[i];
+		const struct listener_conf *lc = &cfg->listeners[i];
+		l->b = b;
+		l->conf = lc;
+		l->sec = config_security(cfg, lc);
+		b->n_listeners = i + 1;
+		if (cfg->per_listener_settings || i == 0) {
+			if (load_security(l, l->sec, err, errlen))
+				return -1;
+		} else {
+			l->pw = b->listeners[0].pw;
+			l->acl = b->listeners[0].acl;
+			l->psk = b->listeners[0].psk;
+		}
+		if (lc->certfile || lc->psk_hint || (l->psk && lc->psk_hint)) {
+			struct net_tls_opts o;
+			tls_opts(lc, l, &o);
+			l->tls = net_tls_new(&o, err, errlen);
+			if (!l->tls)
+				return -1;
+		}
+		struct net_listen_opts lo = {
+			.bind_address = lc->bind_address,
+			.port = lc->port,
+			.unix_path = lc->unix_path,
+			.family = lc->family,
+			.kind = lc->websockets ? NET_WEBSOCKETS : NET_TCP,
+			.tls = l->tls,
+			.ws_http_dir = lc->http_dir,
+		};
+		l->nl = net_listen(b->loop, &lo, client_accept, l, err, errlen);
+		if (!l->nl)
+			return -1;
+		if (lc->unix_path)
+			log_msg(b, LOG_F_NOTICE, "Opening unix listen socket on %s.", lc->unix_path);
+		else
+			log_msg(b, LOG_F_NOTICE, "Opening %s%s listen socket on %s port %d.",
+				lc->websockets ? "websockets " : "", l->tls ? "TLS" : "TCP",
+				lc->bind_address ? lc->bind_address : "all addresses", net_listener_port(l->nl));
+	}
+	return 0;
+}
+
+void broker_reload(struct broker *b)
+{
+	char err[512];
+	log_msg(b, LOG_F_NOTICE, "Reloading password, ACL and TLS files.");
+	for (size_t i = 0; i < b->n_listeners; i++) {
+		struct listener *l = &b->listeners[i];
+		if (!b->cfg->per_listener_settings && i > 0) {
+			l->pw = b->listeners[0].pw;
+			l->acl = b->listeners[0].acl;
+			l->psk = b->listeners[0].psk;
+		} else {
+			struct listener fresh = {0};
+			if (load_security(&fresh, l->sec, err, sizeof(err))) {
+				log_msg(b, LOG_F_ERROR, "Error: %s; keeping the previous files.", err);
+				auth_pw_free(fresh.pw);
+				auth_acl_free(fresh.acl);
+				auth_psk_free(fresh.psk);
+			} else {
+				auth_pw_free(l->pw);
+				auth_acl_free(l->acl);
+				auth_psk_free(l->psk);
+				l->pw = fresh.pw;
+				l->acl = fresh.acl;
+				l->psk = fresh.psk;
+			}
+		}
+		if (l->tls) {
+			struct net_tls_opts o;
+			tls_opts(l->conf, l, &o);
+			if (net_tls_reload(l->tls, &o, err, sizeof(err)))
+				log_msg(b, LOG_F_ERROR, "Error reloading TLS for listener %d: %s.", l->conf->port, err);
+		}
+	}
+}
+
+int broker_run_once(struct broker *b)
+{
+	int timeout = -1;
+	uint64_t next = wheel_next(&b->wheel);
+	if (next != UINT64_MAX) {
+		uint64_t now = net_now_update(b->loop);
+		timeout = next <= now ? 0 : (next - now > 60000 ? 60000 : (int)(next - now));
+	}
+	int n = net_loop_run_once(b->loop, timeout);
+	b->now = net_now(b->loop);
+	wheel_run(&b->wheel, b->now);
+	return n;
+}
+
+void broker_shutdown(struct broker *b)
+{
+	if (b->stopping)
+		return;
+	b->stopping = true;
+	log_msg(b, LOG_F_NOTICE, "vigil version %s terminating", VIGIL_VERSION);
+	for (size_t i = 0; i < b->n_listeners; i++) {
+		if (b->listeners[i].nl) {
+			net_listener_close(b->listeners[i].nl);
+			b->listeners[i].nl = NULL;
+		}
+	}
+	for (struct client *c = b->clients, *n; c; c = n) {
+		n = c->next_all;
+		/* v5: 0x8B Server shutting down. The will is not published: the
+		 * network did not fail (compat: as mosquitto). */
+		client_close(c, 0x8B, false, false, NULL);
+	}
+}

@@ -1,0 +1,336 @@
+/*
+ * broker/broker.h — vigil's broker: all MQTT state in one struct broker.
+ *
+ * Reading order for a newcomer (five minutes):
+ *   1. main.c      the composition root: config, listeners, signals, the loop.
+ *   2. client.c    one network connection: framing, dispatch by packet type,
+ *                  keepalive (lazy re-arm on the wheel), close handling, and the
+ *                  single place where internal errors become reason codes.
+ *   3. connect.c   CONNECT -> auth, client id rules, session resume/takeover,
+ *                  CONNACK.
+ *   4. session.c   the session (outlives connections): subscriptions,
+ *                  in-flight window and queue, expiry, will.
+ *   5. publish.c   inbound PUBLISH and its acks; route.c matches a message to
+ *                  sessions and hands it to deliver.c, which owns the outbound
+ *                  QoS state machine and encoding.
+ *   6. subscribe.c SUBSCRIBE / UNSUBSCRIBE and retained delivery.
+ *   7. wheel.c, subtree.c  data structures; store.c the durable-state seam;
+ *      sys.c $SYS; log.c logging; config.c and auth.c the mosquitto files.
+ *
+ * Threading: one thread owns everything here. Time: b->now (monotonic ms)
+ * is the loop's cached clock; nothing in the broker reads the wall clock for
+ * a timeout.
+ */
+#ifndef VIGIL_BROKER_H
+#define VIGIL_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "auth.h"
+#include "config.h"
+#include "mqtt.h"
+#include "net.h"
+#include "subtree.h"
+#include "wheel.h"
+
+#define VIGIL_VERSION "0.1.0"
+
+struct broker;
+struct session;
+struct client;
+
+/* ---- messages --------------------------------------------------------------- */
+
+/* One immutable application message, shared by every receiver (refcounted).
+ * Topic, payload and forwardable properties live in the same allocation. */
+struct message {
+	uint32_t refs;
+	uint8_t qos;           /* as published */
+	bool retain;           /* as published */
+	bool has_expiry;
+	uint64_t expiry_at;    /* monotonic ms, valid if has_expiry */
+	uint64_t origin_sid;   /* session serial of the publisher (no-local), 0 = none */
+	struct mqtt_str topic; /* NUL-terminated */
+	struct mqtt_str payload;
+	struct mqtt_str props; /* v5 properties forwarded as-is (no alias, sub id, expiry) */
+	uint8_t data[];
+};
+
+struct message *message_new(struct mqtt_str topic, struct mqtt_str payload, struct mqtt_str props, uint8_t qos,
+			    bool retain);
+static inline struct message *message_ref(struct message *m)
+{
+	m->refs++;
+	return m;
+}
+/* Drops a reference and NULLs the caller's pointer. */
+void message_unref(struct message **m);
+/* True once a message with a Message Expiry Interval has passed it. */
+bool message_expired(const struct message *m, uint64_t now);
+
+/* ---- sessions ----------------------------------------------------------------- */
+
+enum out_state {
+	OUT_QUEUED = 0,     /* waiting for a window slot or a connection */
+	OUT_PUBLISH = 1,    /* PUBLISH sent, waiting for PUBACK / PUBREC */
+	OUT_PUBREL = 2,     /* PUBREL sent, waiting for PUBCOMP */
+};
+
+/* One message on its way to one session. */
+struct outmsg {
+	struct outmsg *next, *prev;
+	struct message *msg;
+	uint16_t pid;
+	uint8_t qos;
+	uint8_t state;      /* enum out_state */
+	bool retain;        /* RETAIN flag to send */
+	bool sent;          /* sent at least once (DUP on resend) */
+	uint8_t n_sub_ids;
+	uint32_t sub_ids[]; /* v5 Subscription Identifiers */
+};
+
+struct out_list {
+	struct outmsg *head, *tail;
+	uint32_t count;
+	uint64_t bytes;
+};
+
+struct subscription {
+	char *filter;      /* as given, "$share/g/f" included (after mount point) */
+	uint8_t options;
+	uint32_t sub_id;
+};
+
+struct will {
+	struct message *msg;  /* qos and retain inside; expiry set when published */
+	uint32_t delay;       /* v5 Will Delay Interval, seconds */
+	bool has_expiry;      /* v5 Message Expiry Interval of the will */
+	uint32_t expiry;      /* seconds, counted from publication */
+};
+
+struct session {
+	UT_hash_handle hh;
+	char *id;
+	uint64_t serial;           /* unique per session object, for no-local */
+	struct broker *b;
+	struct client *client;     /* NULL while offline */
+	uint8_t version;           /* of the last connection */
+	uint32_t expiry;           /* seconds; UINT32_MAX = never */
+	struct wheel_entry expiry_timer;
+	char *username;            /* of the last connection, for ACL on delivery while offline */
+	struct listener *listener; /* of the last connection (ACL, mount point) */
+	uint64_t route_gen;        /* route.c scratch: merge overlapping subscriptions */
+	uint32_t route_slot;
+
+	struct subscription *subs;
+	size_t n_subs, cap_subs;
+
+	struct out_list inflight;  /* OUT_PUBLISH / OUT_PUBREL, in send order */
+	struct out_list queue;     /* OUT_QUEUED, FIFO */
+	uint16_t next_pid;
+	uint16_t *in_qos2;         /* inbound QoS 2 packet ids awaiting PUBREL */
+	size_t n_in_qos2, cap_in_qos2;
+
+	struct will *will;
+	struct wheel_entry will_timer;
+};
+
+/* ---- clients (connections) ------------------------------------------------------ */
+
+enum client_state { CS_NEW = 0, CS_CONNECTED = 1, CS_GONE = 2 };
+
+struct listener;
+
+struct client {
+	struct broker *b;
+	struct net_conn *conn;
+	struct listener *l;
+	struct session *s;
+	enum client_state state;
+	uint8_t version;
+	bool clean_start;
+	bool request_problem_info; /* v5, default true */
+	uint16_t keepalive;        /* seconds, as granted */
+	uint32_t timeout_ms;       /* 1.5 x keepalive, or the CONNECT timeout */
+	uint64_t last_rx;          /* monotonic ms of the last complete packet */
+	uint64_t connected_at;
+	struct wheel_entry timer;  /* keepalive or pre-CONNECT timeout */
+	char *id;                  /* client id (copy) */
+	char *username;            /* NULL = anonymous */
+	uint32_t max_packet_out;   /* client's Maximum Packet Size, 0 = none */
+	uint16_t receive_max_out;  /* client's Receive Maximum */
+	uint16_t alias_max_in;     /* our Topic Alias Maximum for this client */
+	char **aliases;            /* [alias_max_in + 1] inbound topic aliases */
+	struct client *next_all, *prev_all;
+};
+
+/* ---- listeners -------------------------------------------------------------------- */
+
+struct listener {
+	struct broker *b;
+	const struct listener_conf *conf;
+	struct net_listener *nl;
+	struct net_tls *tls;
+	const struct security_conf *sec;
+	struct auth_pw *pw;
+	struct auth_acl *acl;
+	struct auth_psk *psk;
+	int connections;
+};
+
+/* ---- statistics ------------------------------------------------------------------- */
+
+struct stats {
+	uint64_t clients_total, clients_connected, clients_expired, clients_disconnected;
+	uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent, pub_dropped;
+	uint64_t keepalive_timeouts, wills_published, preconnect_timeouts, halfopen_closes;
+	uint64_t sessions_expired;
+};
+
+/* ---- the broker --------------------------------------------------------------------- */
+
+struct broker {
+	struct config *cfg;
+	struct net_loop *loop;
+	struct wheel wheel;
+	uint64_t now;        /* cached monotonic ms */
+	uint64_t start_mono; /* for uptime */
+	struct subtree *subs;
+	struct retain_tree *retained;
+	struct session *sessions; /* uthash by id */
+	uint64_t next_serial;
+	struct client *clients;   /* every connection, for shutdown */
+	struct listener *listeners;
+	size_t n_listeners;
+	struct stats st;
+	struct sub_match match;   /* reused by route */
+	struct wheel_entry sys_timer;
+	bool stopping;
+	unsigned auto_id_counter;
+	struct log *log;
+	const struct store_ops *store;
+	void *store_user;
+};
+
+/* broker.c */
+int broker_init(struct broker *b, struct config *cfg, struct net_loop *loop);
+void broker_fini(struct broker *b);
+/* Run one loop pass with the wheel's next deadline as timeout. */
+int broker_run_once(struct broker *b);
+/* SIGTERM/SIGINT: stop accepting, DISCONNECT 0x8B to v5 clients, close all. */
+void broker_shutdown(struct broker *b);
+/* Open listeners (and TLS contexts, password and ACL files) from b->cfg. */
+int broker_listen(struct broker *b, char *err, size_t errlen);
+/* SIGHUP: reload password/ACL files and TLS certificates. */
+void broker_reload(struct broker *b);
+
+/* client.c */
+void client_accept(struct net_listener *nl, struct net_conn *conn, void *user);
+/* Send bytes to the client (encoded packet). Drops silently if closing. */
+void client_send(struct client *c, const uint8_t *p, size_t len);
+/* Encode-and-send helpers. */
+void client_send_ack(struct client *c, uint8_t type, uint16_t pid, uint8_t rc);
+void client_send_disconnect(struct client *c, uint8_t rc, const char *reason);
+/* End the connection. abnormal: the will is published (network failure,
+ * protocol error, takeover, keepalive). rc: v5 DISCONNECT reason to send
+ * first (0 = none). dead: the peer is presumed gone (abortive close). */
+void client_close(struct client *c, uint8_t rc, bool abnormal, bool dead, const char *why);
+/* Arm the keepalive timer after CONNACK. */
+void client_start_keepalive(struct client *c);
+
+/* connect.c */
+int connect_handle(struct client *c, const struct mqtt_frame *f);
+
+/* session.c */
+struct session *session_find(struct broker *b, const char *id);
+struct session *session_new(struct broker *b, const char *id);
+/* Destroy: remove subscriptions, free queues, cancel timers. Publishes
+ * nothing (callers handle the will first). */
+void session_destroy(struct session *s);
+/* Connection ended (s->client already cleared by caller). Handles will
+ * (abnormal), expiry timer or immediate destroy. */
+void session_detach(struct session *s, bool abnormal);
+/* Subscription bookkeeping on the session side. */
+int session_sub_add(struct session *s, const char *filter, uint8_t options, uint32_t sub_id, bool *existed);
+bool session_sub_remove(struct session *s, const char *filter);
+/* Inbound QoS 2 ids. */
+bool session_qos2_has(struct session *s, uint16_t pid);
+int session_qos2_add(struct session *s, uint16_t pid);
+bool session_qos2_remove(struct session *s, uint16_t pid);
+/* Will: publish now (honouring ACL) and clear. */
+void session_publish_will(struct session *s);
+void session_clear_will(struct session *s);
+
+/* deliver.c */
+/* Queue or send msg to session s with the effective options. */
+void deliver_to_session(struct broker *b, struct session *s, struct message *m, uint8_t qos, bool retain,
+			const uint32_t *sub_ids, uint8_t n_sub_ids);
+/* Resend in-flight messages (DUP) and drain the queue on a (re)connect. */
+void deliver_resume(struct session *s);
+/* Send queued messages while the window has room. */
+void deliver_drain(struct session *s);
+/* Ack handling for outbound messages. Return the v5 reason code to use when
+ * the packet id is unknown (0x92) or 0. */
+uint8_t deliver_puback(struct session *s, uint16_t pid);
+uint8_t deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc);
+uint8_t deliver_pubcomp(struct session *s, uint16_t pid);
+void out_list_clear(struct out_list *l);
+
+/* route.c */
+/* Deliver msg to every matching subscription (policy second loop). */
+void route_message(struct broker *b, struct message *m);
+/* Set or clear a retained message (store notified). */
+void route_retain(struct broker *b, struct message *m);
+
+/* publish.c */
+int publish_handle(struct client *c, const struct mqtt_frame *f);
+int publish_handle_ack(struct client *c, const struct mqtt_frame *f);
+
+/* subscribe.c */
+int subscribe_handle(struct client *c, const struct mqtt_frame *f);
+int unsubscribe_handle(struct client *c, const struct mqtt_frame *f);
+/* Remove all of a session's subscriptions from the tree. */
+void subscribe_remove_all(struct session *s);
+/* Re-add a session's subscriptions to the tree (after load). */
+
+/* acl helpers (security.c) */
+bool security_acl(struct client *c, struct session *s, const char *topic, enum auth_access a);
+
+/* sys.c */
+void sys_start(struct broker *b);
+void sys_publish(struct broker *b);
+
+/* store.c: the durable-state seam. Every change to durable state passes
+ * here, so a crash-safe store can mirror it without touching handlers. */
+struct store_ops {
+	void (*retain_set)(void *u, const struct message *m);   /* m->payload.len == 0: cleared */
+	void (*session_new)(void *u, const struct session *s);
+	void (*session_end)(void *u, const struct session *s);
+	void (*sub_add)(void *u, const struct session *s, const struct subscription *sub);
+	void (*sub_remove)(void *u, const struct session *s, const char *filter);
+	void (*msg_queued)(void *u, const struct session *s, const struct outmsg *o);
+	void (*msg_acked)(void *u, const struct session *s, const struct outmsg *o);
+	void (*will_set)(void *u, const struct session *s);
+	void (*will_clear)(void *u, const struct session *s);
+};
+void store_set(struct broker *b, const struct store_ops *ops, void *user);
+void store_retain_set(struct broker *b, const struct message *m);
+void store_session_new(struct broker *b, const struct session *s);
+void store_session_end(struct broker *b, const struct session *s);
+void store_sub_add(struct broker *b, const struct session *s, const struct subscription *sub);
+void store_sub_remove(struct broker *b, const struct session *s, const char *filter);
+void store_msg_queued(struct broker *b, const struct session *s, const struct outmsg *o);
+void store_msg_acked(struct broker *b, const struct session *s, const struct outmsg *o);
+void store_will_set(struct broker *b, const struct session *s);
+void store_will_clear(struct broker *b, const struct session *s);
+
+/* log.c */
+void log_init(struct broker *b);
+void log_close(struct broker *b);
+void log_msg(struct broker *b, unsigned type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * broker/connect.c — CONNECT: validation, authentication, client id rules,
+ * session resume or takeover, will, CONNACK.
+ *
+ * Decides, then acts: every refusal is decided before any session state is
+ * touched, so a refused CONNECT changes nothing. CONNACK properties are
+ * written in the order mosquitto 2.0 writes them (Topic Alias Maximum,
+ * Server Keep Alive, Assigned Client Identifier, Retain Available, Maximum
+ * Packet Size, Receive Maximum, Maximum QoS) so byte-exact tests written
+ * against mosquitto see the same bytes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "broker.h"
+
+/* v3 CONNACK return codes. */
+enum { V3_ACCEPTED = 0, V3_BAD_VERSION = 1, V3_ID_REJECTED = 2, V3_BAD_AUTH = 4, V3_NOT_AUTHORIZED = 5 };
+
+static void send_connack(struct client *c, uint8_t version, bool present, uint8_t rc, struct mqtt_str props)
+{
+	uint8_t buf[512];
+	size_t n = mqtt_connack_encode(present, rc, props, version, buf, sizeof(buf));
+	if (n <= sizeof(buf)) {
+		client_send(c, buf, n);
+	} else {
+		uint8_t *p = malloc(n);
+		if (!p)
+			return;
+		mqtt_connack_encode(present, rc, props, version, p, n);
+		client_send(c, p, n);
+		free(p);
+	}
+}
+
+/* Refuse: CONNACK with the code for this version, then close. Returns 0
+ * because the connection is already handled. */
+static int refuse(struct client *c, uint8_t version, uint8_t v3rc, uint8_t v5rc, const char *log_reason)
+{
+	uint8_t rc = version == MQTT_V5 ? v5rc : v3rc;
+	send_connack(c, version == MQTT_V5 ? MQTT_V5 : MQTT_V311, false, rc, (struct mqtt_str){0});
+	log_msg(c->b, LOG_F_NOTICE, "Client %s refused: %s.", net_conn_peer(c->conn), log_reason);
+	client_close(c, 0, false, false, NULL);
+	return 0;
+}
+
+static char *str_dup(struct mqtt_str s)
+{
+	char *p = malloc((size_t)s.len + 1);
+	if (!p)
+		return NULL;
+	if (s.len)
+		memcpy(p, s.p, s.len);
+	p[s.len] = 0;
+	return p;
+}
+
+/* auto_id_prefix + a random UUID-shaped id, as mosquitto 2.0 makes them. */
+static char *make_auto_id(const char *prefix)
+{
+	uint8_t r[16];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return NULL;
+	char hex[40];
+	snprintf(hex, sizeof(hex), "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", r[0],
+		 r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+	size_t n = strlen(prefix) + strlen(hex) + 1;
+	char *id = malloc(n);
+	if (id)
+		snprintf(id, n, "%s%s", prefix, hex);
+	return id;
+}
+
+/* Build the will message from CONNECT (already validated by the codec). */
+static int make_will(struct client *c, const struct mqtt_connect *k, struct will **out)
+{
+	struct broker *b = c->b;
+	uint8_t pbuf[1024];
+	uint8_t *big = NULL;
+	struct mqtt_pw w;
+	struct mqtt_str props = {0};
+	const char *mp = c->l->conf->mount_point;
+
+	*out = NULL;
+	if (!mqtt_topic_name_valid(k->will_topic))
+		return MQTT_RC_TOPIC_NAME_INVALID; /* v5 MQTT-3.1.3-11? bad will topic */
+	if (k->will_qos > c->l->conf->max_qos)
+		return MQTT_RC_QOS_NOT_SUPPORTED; /* v5 MQTT-3.2.2-12 */
+	if (k->will_retain && !b->cfg->retain_available)
+		return 0x9A; /* Retain not supported, v5 MQTT-3.2.2-13 */
+	if (k->version == MQTT_V5 && k->will_props.raw.len) {
+		uint64_t drop = MQTT_PBIT(MQTT_PROP_WILL_DELAY) | MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY);
+		mqtt_pw_init(&w, pbuf, sizeof(pbuf));
+		mqtt_pw_copy_except(&w, k->will_props.raw, drop);
+		if (w.overflow) {
+			big = malloc(w.len);
+			if (!big)
+				return 0x97;
+			mqtt_pw_init(&w, big, w.len);
+			mqtt_pw_copy_except(&w, k->will_props.raw, drop);
+		}
+		props = (struct mqtt_str){w.buf, (uint32_t)w.len};
+		if ((k->will_props.present & MQTT_PBIT(MQTT_PROP_PAYLOAD_FORMAT)) && k->will_props.payload_format == 1 &&
+		    !mqtt_utf8_valid(k->will_payload.p, k->will_payload.len)) {
+			free(big);
+			return 0x99; /* Payload format invalid */
+		}
+	}
+	struct mqtt_str topic = k->will_topic;
+	char *full = NULL;
+	if (mp) {
+		size_t n = strlen(mp) + topic.len + 1;
+		full = malloc(n);
+		if (!full) {
+			free(big);
+			return 0x97;
+		}
+		snprintf(full, n, "%s%.*s", mp, (int)topic.len, (const char *)topic.p);
+		topic = mqtt_cstr(full);
+	}
+	struct will *wl = calloc(1, sizeof(*wl));
+	if (wl)
+		wl->msg = message_new(topic, k->will_payload, props, k->will_qos, k->will_retain);
+	free(big);
+	free(full);
+	if (!wl || !wl->msg) {
+		free(wl);
+		return 0x97;
+	}
+	if (k->will_props.present & MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY)) {
+		wl->has_expiry = true; /* counted from publication */
+		wl->expiry = k->will_props.message_expiry;
+	}
+	wl->delay = (k->will_props.present & MQTT_PBIT(MQTT_PROP_WILL_DELAY)) ? k->will_props.will_delay : 0;
+	*out = wl;
+	return 0;
+}
+
+static void free_will(struct will *w)
+{
+	if (!w)
+		return;
+	message_unref(&w->msg);
+	free(w);
+}
+
+int connect_handle(struct client *c, const struct mqtt_frame *f)
+{
+	struct broker *b = c->b;
+	const struct config *cfg = b->cfg;
+	const struct listener_conf *lc = c->l->conf;
+	struct mqtt_connect k;
+	struct will *will = NULL;
+	char *id = NULL, *username = NULL;
+	bool assigned = false;
+	int rc;
+
+	memset(&k, 0, sizeof(k));
+	rc = mqtt_connect_decode(f, &k);
+	if (rc == MQTT_RC_UNSUPPORTED_VERSION) {
+		/* v311 MQTT-3.1.2-2: CONNACK 0x01 then close; v5 0x84. */
+		return refuse(c, k.version == MQTT_V5 ? MQTT_V5 : MQTT_V311, V3_BAD_VERSION, 0x84,
+			      "unsupported protocol version");
+	}
+	if (rc) {
+		if (k.version == MQTT_V5) /* v5 MQTT-3.1.4-1 / 4.13: CONNACK with the reason, then close */
+			return refuse(c, MQTT_V5, 0, (uint8_t)rc, mqtt_rc_name((uint8_t)rc));
+		return rc; /* v311 MQTT-3.1.4-1: close without CONNACK */
+	}
+	c->version = k.version;
+
+	/* Enhanced authentication is not offered (v5 4.12). */
+	if (k.version == MQTT_V5 && (k.props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD)))
+		return refuse(c, MQTT_V5, 0, 0x8C, "unsupported authentication method");
+
+	/* ---- who is it? ---- */
+	if (k.has_username) {
+		username = str_dup(k.username);
+		if (!username)
+			goto nomem;
+	}
+	if (lc->use_identity_as_username || lc->use_subject_as_username) {
+		const char *u = lc->use_subject_as_username ? net_conn_cert_subject(c->conn)
+							    : net_conn_cert_cn(c->conn);
+		if (!u)
+			u = net_conn_psk_identity(c->conn);
+		free(username);
+		username = u ? strdup(u) : NULL;
+		if (!username) {
+			rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x87, "no certificate identity");
+			goto out;
+		}
+	} else {
+		const struct listener *l = c->l;
+		if (!username && !l->sec->allow_anonymous) {
+			rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x87, "anonymous access not allowed");
+			goto out;
+		}
+		if (username && l->pw) {
+			if (auth_pw_check(l->pw, username, k.password.p, k.has_password ? k.password.len : 0) != 0 ||
+			    !k.has_password) {
+				rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x86, "bad user name or password");
+				goto out;
+			}
+		}
+	}
+
+	/* ---- client identifier ---- */
+	if (lc->use_username_as_clientid && username) {
+		id = strdup(username);
+	} else if (k.client_id.len == 0) {
+		if (k.version == MQTT_V31) {
+			rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id (MQTT 3.1)");
+			goto out;
+		}
+		if (k.version == MQTT_V311 && !k.clean_start) {
+			/* v311 MQTT-3.1.3-8: zero-length id needs CleanSession=1. */
+			rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id without clean session");
+			goto out;
+		}
+		if (!c->l->sec->allow_zero_length_clientid) {
+			rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id not allowed");
+			goto out;
+		}
+		/* v311 MQTT-3.1.3-6, v5 MQTT-3.1.3-6: assign a unique id. */
+		id = make_auto_id(c->l->sec->auto_id_prefix ? c->l->sec->auto_id_prefix : "auto-");
+		assigned = true;
+	} else {
+		id = str_dup(k.client_id);
+	}
+	if (!id)
+		goto nomem;
+
+	/* ---- the will ---- */
+	if (k.will) {
+		rc = make_will(c, &k, &will);
+		if (rc) {
+			if (k.version == MQTT_V5) {
+				rc = refuse(c, MQTT_V5, 0, (uint8_t)rc, "invalid will");
+				goto out;
+			}
+			rc = MQTT_RC_PROTOCOL_ERROR; /* v3: close */
+			goto out;
+		}
+	}
+
+	/* ---- keepalive (v5 MQTT-3.2.2-21/22) ---- */
+	bool server_ka = false;
+	c->keepalive = k.keepalive;
+	if (k.version == MQTT_V5 && cfg->max_keepalive && (k.keepalive > cfg->max_keepalive || k.keepalive == 0)) {
+		/* compat: as mosquitto 2.0, v5 clients asking for 0 also get the cap. */
+		c->keepalive = (uint16_t)cfg->max_keepalive;
+		server_ka = true;
+	}
+	/* compat: v3.x clients above max_keepalive keep their value, as in
+	 * mosquitto 2.0.11 (there is no way to tell them otherwise). */
+
+	/* ---- v5 limits the client asked for ---- */
+	c->receive_max_out = 65535;
+	c->max_packet_out = 0;
+	if (k.version == MQTT_V5) {
+		if (k.props.present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM))
+			c->receive_max_out = k.props.receive_maximum;
+		if (k.props.present & MQTT_PBIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
+			c->max_packet_out = k.props.maximum_packet_size;
+		if (k.props.present & MQTT_PBIT(MQTT_PROP_REQUEST_PROBLEM_INFO))
+			c->request_problem_info = k.props.request_problem_info != 0;
+		c->alias_max_in = (uint16_t)lc->max_topic_alias;
+		if (c->alias_max_in) {
+			c->aliases = calloc((size_t)c->alias_max_in + 1, sizeof(char *));
+			if (!c->aliases)
+				goto nomem;
+		}
+	}
+
+	/* ---- session: takeover, resume or new ---- */
+	struct session *s = session_find(b, id);
+	if (s && s->client) {
+		struct client *old = s->client;
+		log_msg(b, LOG_F_NOTICE, "Client %s already connected, closing old connection.", id);
+		/* v5 MQTT-3.1.4-3: DISCONNECT 0x8E; the old connection's will is
+		 * published (v311 MQTT-3.1.2-8) unless the session resumes before
+		 * its will delay. */
+		client_close(old, 0x8E, true, false, "Session taken over");
+		s = session_find(b, id); /* detach may have ended it */
+	}
+	bool present = false;
+	uint32_t expiry;
+	if (k.version == MQTT_V5)
+		expiry = (k.props.present & MQTT_PBIT(MQTT_PROP_SESSION_EXPIRY)) ? k.props.session_expiry : 0;
+	else if (k.clean_start)
+		expiry = 0;
+	else
+		expiry = cfg->persistent_client_expiration < 0 ? UINT32_MAX
+							       : (uint32_t)(cfg->persistent_client_expiration > UINT32_MAX - 1
+										? UINT32_MAX - 1
+										: cfg->persistent_client_expiration);
+	if (s && k.clean_start) {
+		session_publish_will(s); /* a pending delayed will: the session ends now */
+		session_destroy(s);
+		s = NULL;
+	}
+	if (s) {
+		present = true; /* v311 MQTT-3.2.2-2, v5 MQTT-3.2.2-2 */
+		wheel_cancel(&b->wheel, &s->expiry_timer);
+		if (wheel_armed(&s->will_timer) || s->will) {
+			/* v5 MQTT-3.1.3-9: reconnected within the will delay. */
+			session_clear_will(s);
+		}
+	} else {
+		s = session_new(b, id);
+		if (!s)
+			goto nomem;
+	}
+	s->expiry = expiry;
+	s->version = k.version;
+	s->listener = c->l;
+	free(s->username);
+	s->username = username ? strdup(username) : NULL;
+	if (will) {
+		s->will = will;
+		will = NULL;
+		store_will_set(b, s);
+	}
+	s->client = c;
+	c->s = s;
+	c->id = id;
+	id = NULL;
+	c->username = username;
+	username = NULL;
+	c->clean_start = k.clean_start;
+	c->state = CS_CONNECTED;
+	c->connected_at = b->now;
+	b->st.clients_connected++;
+	b->st.clients_total++;
+
+	/* ---- CONNACK ---- */
+	uint8_t pbuf[512];
+	struct mqtt_pw w;
+	mqtt_pw_init(&w, pbuf, sizeof(pbuf));
+	if (k.version == MQTT_V5) {
+		if (lc->max_topic_alias > 0)
+			mqtt_pw_u16(&w, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, (uint16_t)lc->max_topic_alias);
+		if (server_ka)
+			mqtt_pw_u16(&w, MQTT_PROP_SERVER_KEEP_ALIVE, c->keepalive);
+		if (assigned)
+			mqtt_pw_str(&w, MQTT_PROP_ASSIGNED_CLIENT_ID, mqtt_cstr(c->id)); /* v5 MQTT-3.2.2-16 */
+		if (!cfg->retain_available)
+			mqtt_pw_byte(&w, MQTT_PROP_RETAIN_AVAILABLE, 0);
+		if (cfg->max_packet_size)
+			mqtt_pw_u32(&w, MQTT_PROP_MAXIMUM_PACKET_SIZE, cfg->max_packet_size);
+		if (cfg->max_inflight_messages > 0 && cfg->max_inflight_messages < 65535)
+			mqtt_pw_u16(&w, MQTT_PROP_RECEIVE_MAXIMUM, (uint16_t)cfg->max_inflight_messages);
+		if (lc->max_qos < 2)
+			mqtt_pw_byte(&w, MQTT_PROP_MAXIMUM_QOS, (uint8_t)lc->max_qos);
+	}
+	send_connack(c, k.version == MQTT_V31 ? MQTT_V311 : k.version, present, 0,
+		     (struct mqtt_str){pbuf, w.overflow ? 0 : (uint32_t)w.len});
+
+	if (cfg->connection_messages) {
+		char ubuf[300] = "";
+		if (c->username)
+			snprintf(ubuf, sizeof(ubuf), ", u'%s'", c->username);
+		log_msg(b, LOG_F_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u%s).",
+			net_conn_peer(c->conn), c->id, k.version == MQTT_V5 ? 5 : k.version == MQTT_V311 ? 2 : 1,
+			k.clean_start ? 1 : 0, k.keepalive, ubuf);
+	}
+	client_start_keepalive(c);
+	deliver_resume(s);
+	rc = 0;
+	goto out;
+
+nomem:
+	rc = refuse(c, k.version, 3 /* server unavailable */, 0x97, "out of memory");
+out:
+	free_will(will);
+	free(id);
+	free(username);
+	return rc;
+}

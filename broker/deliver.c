@@ -1,0 +1,314 @@
+/*
+ * broker/deliver.c — outbound messages: the in-flight window, the queue,
+ * encoding, acknowledgements and redelivery.
+ *
+ * Each session sends QoS 1/2 messages through a window no wider than
+ * max_inflight_messages and the client's Receive Maximum (v5 MQTT-3.3.4-9
+ * on our side as sender: never more unacknowledged than the client allows);
+ * the rest wait in a FIFO bounded by max_queued_messages / max_queued_bytes.
+ * In-flight messages are resent with DUP only when a session is resumed on a
+ * new connection, never on the same one (v5 MQTT-4.4.0-1, v311 MQTT-4.4.0-1).
+ * Encoding goes straight into the connection's output queue; the loop
+ * flushes every connection once per pass.
+ * Invariant: inflight holds only OUT_PUBLISH / OUT_PUBREL entries with
+ * distinct packet ids; queue holds only OUT_QUEUED ones.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+
+static void list_append(struct out_list *l, struct outmsg *o)
+{
+	o->next = NULL;
+	o->prev = l->tail;
+	if (l->tail)
+		l->tail->next = o;
+	else
+		l->head = o;
+	l->tail = o;
+	l->count++;
+	l->bytes += o->msg->payload.len;
+}
+
+static void list_remove(struct out_list *l, struct outmsg *o)
+{
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		l->head = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	else
+		l->tail = o->prev;
+	l->count--;
+	l->bytes -= o->msg->payload.len;
+	o->next = o->prev = NULL;
+}
+
+static void out_free(struct outmsg *o)
+{
+	message_unref(&o->msg);
+	free(o);
+}
+
+void out_list_clear(struct out_list *l)
+{
+	struct outmsg *o = l->head;
+	while (o) {
+		struct outmsg *n = o->next;
+		out_free(o);
+		o = n;
+	}
+	memset(l, 0, sizeof(*l));
+}
+
+static uint32_t window(const struct session *s)
+{
+	const struct config *cfg = s->b->cfg;
+	uint32_t w = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
+	if (s->client && s->client->receive_max_out < w)
+		w = s->client->receive_max_out;
+	return w;
+}
+
+static bool pid_in_use(const struct session *s, uint16_t pid)
+{
+	for (const struct outmsg *o = s->inflight.head; o; o = o->next)
+		if (o->pid == pid)
+			return true;
+	return false;
+}
+
+static uint16_t next_pid(struct session *s)
+{
+	for (unsigned tries = 0; tries < 65536; tries++) {
+		uint16_t pid = s->next_pid++;
+		if (s->next_pid == 0)
+			s->next_pid = 1;
+		if (pid && !pid_in_use(s, pid))
+			return pid;
+	}
+	return 0;
+}
+
+/* Encode one PUBLISH for client c. Returns false if it could not be sent
+ * (too big for the client: v5 MQTT-3.1.2-24 says discard it as if sent). */
+static bool send_publish(struct client *c, struct message *m, uint8_t qos, uint16_t pid, bool retain, bool dup,
+			 const uint32_t *sub_ids, uint8_t n_sub_ids)
+{
+	struct broker *b = c->b;
+	uint8_t pbuf[64];
+	uint8_t *props = NULL;
+	size_t plen = 0;
+	struct mqtt_str topic = m->topic;
+	const char *mp = c->l->conf->mount_point;
+
+	if (mp) {
+		size_t n = strlen(mp);
+		if (topic.len >= n && memcmp(topic.p, mp, n) == 0) {
+			topic.p += n;
+			topic.len -= (uint32_t)n;
+		}
+	}
+	if (c->version == MQTT_V5) {
+		struct mqtt_pw w;
+		size_t need = 5 + 5u * n_sub_ids + m->props.len;
+		props = need <= sizeof(pbuf) ? pbuf : malloc(need);
+		if (!props)
+			return false;
+		mqtt_pw_init(&w, props, need);
+		if (m->has_expiry) {
+			uint64_t left = m->expiry_at > b->now ? m->expiry_at - b->now : 0;
+			/* v5 MQTT-3.3.2-6: the remaining interval, rounded up. */
+			mqtt_pw_u32(&w, MQTT_PROP_MESSAGE_EXPIRY, (uint32_t)((left + 999) / 1000));
+		}
+		for (uint8_t i = 0; i < n_sub_ids; i++)
+			mqtt_pw_vbi(&w, MQTT_PROP_SUBSCRIPTION_ID, sub_ids[i]);
+		mqtt_pw_raw(&w, m->props.p, m->props.len);
+		plen = w.len;
+	}
+	struct mqtt_publish_out po = {
+		.qos = qos,
+		.dup = dup,
+		.retain = retain,
+		.packet_id = pid,
+		.topic = topic,
+		.props = {props, (uint32_t)plen},
+		.payload = m->payload,
+	};
+	bool ok = false;
+	size_t need = mqtt_publish_size(&po, c->version);
+	if (c->max_packet_out && need > c->max_packet_out) {
+		b->st.pub_dropped++;
+	} else if (c->state != CS_GONE) {
+		uint8_t *out = net_conn_reserve(c->conn, need);
+		if (out) {
+			mqtt_publish_encode(&po, c->version, out, need);
+			net_conn_commit(c->conn, need);
+			b->st.msgs_sent++;
+			b->st.bytes_sent += need;
+			ok = true;
+		}
+	}
+	if (props != pbuf)
+		free(props);
+	return ok;
+}
+
+static struct outmsg *out_new(struct message *m, uint8_t qos, bool retain, const uint32_t *sub_ids, uint8_t n)
+{
+	struct outmsg *o = calloc(1, sizeof(*o) + n * sizeof(uint32_t));
+	if (!o)
+		return NULL;
+	o->msg = message_ref(m);
+	o->qos = qos;
+	o->retain = retain;
+	o->n_sub_ids = n;
+	if (n)
+		memcpy(o->sub_ids, sub_ids, n * sizeof(uint32_t));
+	return o;
+}
+
+/* Put o in flight on the session's connection. */
+static void start_flight(struct session *s, struct outmsg *o)
+{
+	o->pid = next_pid(s);
+	o->state = OUT_PUBLISH;
+	list_append(&s->inflight, o);
+	o->sent = send_publish(s->client, o->msg, o->qos, o->pid, o->retain, false, o->sub_ids, o->n_sub_ids);
+	if (!o->sent) {
+		/* Too large for this client: treat as delivered (v5 MQTT-3.1.2-25). */
+		list_remove(&s->inflight, o);
+		store_msg_acked(s->b, s, o);
+		out_free(o);
+	}
+}
+
+void deliver_to_session(struct broker *b, struct session *s, struct message *m, uint8_t qos, bool retain,
+			const uint32_t *sub_ids, uint8_t n_sub_ids)
+{
+	const struct config *cfg = b->cfg;
+	if (message_expired(m, b->now))
+		return; /* v5 MQTT-3.3.2-5 */
+	struct client *c = s->client;
+	if (qos == 0 && c && c->state == CS_CONNECTED) {
+		send_publish(c, m, 0, 0, retain, false, sub_ids, n_sub_ids);
+		return;
+	}
+	if (qos == 0 && !cfg->queue_qos0_messages)
+		return;
+	if (c && c->state == CS_CONNECTED && qos > 0 && s->inflight.count < window(s) && !s->queue.head) {
+		struct outmsg *o = out_new(m, qos, retain, sub_ids, n_sub_ids);
+		if (!o) {
+			b->st.pub_dropped++;
+			return;
+		}
+		store_msg_queued(b, s, o);
+		start_flight(s, o);
+		return;
+	}
+	/* Queue: bounded by count and bytes (compat: mosquitto counts in-flight
+	 * messages separately, as here). */
+	if ((cfg->max_queued_messages && s->queue.count >= cfg->max_queued_messages) ||
+	    (cfg->max_queued_bytes && s->queue.bytes + m->payload.len > cfg->max_queued_bytes)) {
+		b->st.pub_dropped++;
+		return;
+	}
+	struct outmsg *o = out_new(m, qos, retain, sub_ids, n_sub_ids);
+	if (!o) {
+		b->st.pub_dropped++;
+		return;
+	}
+	o->state = OUT_QUEUED;
+	list_append(&s->queue, o);
+	store_msg_queued(b, s, o);
+}
+
+void deliver_drain(struct session *s)
+{
+	struct broker *b = s->b;
+	struct client *c = s->client;
+	while (c && c->state == CS_CONNECTED && s->queue.head && s->inflight.count < window(s)) {
+		struct outmsg *o = s->queue.head;
+		list_remove(&s->queue, o);
+		if (message_expired(o->msg, b->now)) {
+			store_msg_acked(b, s, o);
+			out_free(o);
+			continue;
+		}
+		if (o->qos == 0) {
+			send_publish(c, o->msg, 0, 0, o->retain, false, o->sub_ids, o->n_sub_ids);
+			store_msg_acked(b, s, o);
+			out_free(o);
+			continue;
+		}
+		start_flight(s, o);
+	}
+}
+
+void deliver_resume(struct session *s)
+{
+	struct client *c = s->client;
+	uint8_t buf[8];
+	for (struct outmsg *o = s->inflight.head; o; o = o->next) {
+		if (o->state == OUT_PUBLISH) {
+			/* v311 MQTT-4.4.0-1, v5 MQTT-4.4.0-1: resend with DUP on reconnect. */
+			send_publish(c, o->msg, o->qos, o->pid, o->retain, o->sent, o->sub_ids, o->n_sub_ids);
+			o->sent = true;
+		} else {
+			size_t n = mqtt_ack_encode(MQTT_PUBREL, o->pid, 0, (struct mqtt_str){0}, c->version, buf,
+						   sizeof(buf));
+			client_send(c, buf, n);
+		}
+	}
+	deliver_drain(s);
+}
+
+static struct outmsg *find_inflight(struct session *s, uint16_t pid)
+{
+	for (struct outmsg *o = s->inflight.head; o; o = o->next)
+		if (o->pid == pid)
+			return o;
+	return NULL;
+}
+
+static void finish(struct session *s, struct outmsg *o)
+{
+	list_remove(&s->inflight, o);
+	store_msg_acked(s->b, s, o);
+	out_free(o);
+	deliver_drain(s);
+}
+
+uint8_t deliver_puback(struct session *s, uint16_t pid)
+{
+	struct outmsg *o = find_inflight(s, pid);
+	if (!o || o->qos != 1 || o->state != OUT_PUBLISH)
+		return 0x92;
+	finish(s, o);
+	return 0;
+}
+
+uint8_t deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc)
+{
+	struct outmsg *o = find_inflight(s, pid);
+	if (!o || o->qos != 2)
+		return 0x92;
+	if (rc >= 0x80) {
+		/* v5 4.3.3: an error PUBREC ends the flow; no PUBREL. */
+		finish(s, o);
+		return rc;
+	}
+	o->state = OUT_PUBREL;
+	return 0;
+}
+
+uint8_t deliver_pubcomp(struct session *s, uint16_t pid)
+{
+	struct outmsg *o = find_inflight(s, pid);
+	if (!o || o->state != OUT_PUBREL)
+		return 0x92;
+	finish(s, o);
+	return 0;
+}

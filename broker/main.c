@@ -1,0 +1,217 @@
+/*
+ * broker/main.c — the composition root: command line, configuration,
+ * listeners, privileges, signals (through signalfd, handled in the loop),
+ * and the loop itself. Owns the one struct broker.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+
+struct app {
+	struct broker b;
+	int sigfd;
+	bool stop;
+	bool reload;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "vigil version %s\n\n"
+		   "vigil is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in replacement for mosquitto.\n\n"
+		   "Usage: vigil [-c config_file] [-d] [-h] [-p port] [-v]\n\n"
+		   " -c : specify the broker config file (mosquitto.conf syntax).\n"
+		   " -d : put the broker into the background after starting.\n"
+		   " -h, --help : display this help.\n"
+		   " -p : start the broker listening on the specified port.\n"
+		   "      Not recommended in conjunction with the -c option.\n"
+		   " -v : verbose mode - enable all logging types. This overrides\n"
+		   "      any logging options given in the config file.\n"
+		   " --version : print the version and exit.\n\n"
+		   "See https://mosquitto.org/ for the configuration file format.\n",
+		VIGIL_VERSION);
+}
+
+static void warn_cb(const char *msg, void *u)
+{
+	(void)u;
+	fprintf(stderr, "Warning: %s\n", msg);
+}
+
+static void on_signal(struct net_loop *loop, int fd, unsigned events, void *user)
+{
+	struct app *a = user;
+	struct signalfd_siginfo si;
+	(void)loop;
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			a->stop = true;
+		else if (si.ssi_signo == SIGHUP)
+			a->reload = true;
+		else if (si.ssi_signo == SIGUSR1)
+			sys_publish(&a->b);
+	}
+}
+
+static int drop_privileges(struct broker *b, const char *user)
+{
+	if (geteuid() != 0 || !user || strcmp(user, "root") == 0)
+		return 0;
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		log_msg(b, LOG_F_WARNING,
+			"Warning: unable to drop privileges to '%s' because this user does not exist; running as root.",
+			user);
+		return 0;
+	}
+	if (initgroups(user, pw->pw_gid) || setgid(pw->pw_gid) || setuid(pw->pw_uid)) {
+		log_msg(b, LOG_F_ERROR, "Error setting user to %s: %s.", user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int write_pid(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	static struct app app; /* large; not on the stack */
+	struct config cfg;
+	char err[1024];
+	const char *conf_file = NULL;
+	int cmd_port = 0;
+	int rc = 1;
+
+	config_init(&cfg);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-c") || !strcmp(a, "--config-file")) {
+			if (++i >= argc) {
+				fprintf(stderr, "Error: -c argument given, but no config file specified.\n");
+				goto out_cfg;
+			}
+			conf_file = argv[i];
+		} else if (!strcmp(a, "-p") || !strcmp(a, "--port")) {
+			char *end;
+			long p = ++i < argc ? strtol(argv[i], &end, 10) : -1;
+			if (p < 1 || p > 65535 || *end) {
+				fprintf(stderr, "Error: Invalid port specified.\n");
+				goto out_cfg;
+			}
+			cmd_port = (int)p;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			cfg.verbose = true;
+		} else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
+			cfg.daemon = true;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			rc = 0;
+			goto out_cfg;
+		} else if (!strcmp(a, "--version")) {
+			printf("vigil version %s\n", VIGIL_VERSION);
+			rc = 0;
+			goto out_cfg;
+		} else {
+			fprintf(stderr, "Error: Unknown option '%s'.\n", a);
+			usage(stderr);
+			goto out_cfg;
+		}
+	}
+	bool verbose = cfg.verbose, daemon_mode = cfg.daemon;
+	if (conf_file && config_parse_file(&cfg, conf_file, warn_cb, NULL, err, sizeof(err))) {
+		fprintf(stderr, "Error: %s\n", err);
+		goto out_cfg;
+	}
+	cfg.verbose = cfg.verbose || verbose;
+	cfg.daemon = cfg.daemon || daemon_mode;
+	bool local_only = cfg.n_listeners == 0 && cmd_port == 0;
+	if (config_finish(&cfg, cmd_port, err, sizeof(err))) {
+		fprintf(stderr, "Error: %s\n", err);
+		goto out_cfg;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	struct net_loop *loop = net_loop_new();
+	if (!loop || broker_init(&app.b, &cfg, loop)) {
+		fprintf(stderr, "Error: out of memory.\n");
+		goto out_loop;
+	}
+	struct broker *b = &app.b;
+	log_msg(b, LOG_F_NOTICE, "vigil version %s starting", VIGIL_VERSION);
+	if (conf_file)
+		log_msg(b, LOG_F_NOTICE, "Config loaded from %s.", conf_file);
+	if (local_only)
+		log_msg(b, LOG_F_NOTICE,
+			"No config file given: listening on localhost port 1883 only (local only mode; "
+			"use -c FILE with a 'listener' line to accept remote clients).");
+	if (broker_listen(b, err, sizeof(err))) {
+		log_msg(b, LOG_F_ERROR, "Error: %s", err);
+		goto out_broker;
+	}
+	if (cfg.daemon && daemon(0, 0)) {
+		log_msg(b, LOG_F_ERROR, "Error: unable to fork: %s.", strerror(errno));
+		goto out_broker;
+	}
+	if (cfg.pid_file && write_pid(cfg.pid_file))
+		log_msg(b, LOG_F_WARNING, "Warning: unable to write pid file %s.", cfg.pid_file);
+	if (drop_privileges(b, cfg.user))
+		goto out_broker;
+
+	app.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (app.sigfd < 0 || net_fd_add(loop, app.sigfd, NET_READ, on_signal, &app)) {
+		log_msg(b, LOG_F_ERROR, "Error: signalfd: %s.", strerror(errno));
+		goto out_broker;
+	}
+	sys_start(b);
+	log_msg(b, LOG_F_NOTICE, "vigil version %s running", VIGIL_VERSION);
+
+	while (!app.stop) {
+		broker_run_once(b);
+		if (app.reload) {
+			app.reload = false;
+			broker_reload(b);
+		}
+	}
+	/* SIGTERM/SIGINT: stop accepting, DISCONNECT 0x8B to v5 clients,
+	 * flush, close with FIN, exit within ~2 s. */
+	broker_shutdown(b);
+	uint64_t deadline = net_now_update(loop) + 2000;
+	while (b->clients && net_now_update(loop) < deadline)
+		net_loop_run_once(loop, 50);
+	net_fd_del(loop, app.sigfd);
+	close(app.sigfd);
+	rc = 0;
+out_broker:
+	broker_fini(b);
+	if (cfg.pid_file && rc == 0)
+		unlink(cfg.pid_file);
+out_loop:
+	net_loop_free(loop);
+out_cfg:
+	config_free(&cfg);
+	return rc;
+}

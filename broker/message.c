@@ -1,0 +1,54 @@
+/*
+ * broker/message.c — refcounted immutable application messages.
+ *
+ * One allocation holds the header, the topic (NUL-terminated), the payload
+ * and the forwardable v5 properties. A message is never changed after
+ * message_new; every receiver shares it. message_unref NULLs the caller's
+ * pointer so a dangling use faults at once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+
+struct message *message_new(struct mqtt_str topic, struct mqtt_str payload, struct mqtt_str props, uint8_t qos,
+			    bool retain)
+{
+	size_t n = sizeof(struct message) + (size_t)topic.len + 1 + payload.len + props.len;
+	struct message *m = malloc(n);
+	if (!m)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	m->refs = 1;
+	m->qos = qos;
+	m->retain = retain;
+	uint8_t *p = m->data;
+	if (topic.len)
+		memcpy(p, topic.p, topic.len);
+	p[topic.len] = 0;
+	m->topic = (struct mqtt_str){p, topic.len};
+	p += topic.len + 1;
+	if (payload.len)
+		memcpy(p, payload.p, payload.len);
+	m->payload = (struct mqtt_str){p, payload.len};
+	p += payload.len;
+	if (props.len)
+		memcpy(p, props.p, props.len);
+	m->props = (struct mqtt_str){p, props.len};
+	return m;
+}
+
+void message_unref(struct message **mp)
+{
+	struct message *m = *mp;
+	if (!m)
+		return;
+	*mp = NULL;
+	if (--m->refs == 0)
+		free(m);
+}
+
+bool message_expired(const struct message *m, uint64_t now)
+{
+	return m->has_expiry && now >= m->expiry_at;
+}
