@@ -624,6 +624,7 @@ class Client:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
+        self.pending = []  # whole packets received early (e.g. a PUBLISH before an awaited PUBREL)
         h._clients.append(self)
 
     def mid(self):
@@ -659,6 +660,8 @@ class Client:
 
     def recv_packet(self, timeout=None):
         """One whole packet (fixed header + body). Raises socket.timeout or Closed."""
+        if self.pending:
+            return self.pending.pop(0)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         hdr = self._read_exact(1, deadline)
         lenbytes = b""
@@ -690,6 +693,22 @@ class Client:
                  "  got:  %s\n        %s"
                  % (self.name, what, hexs(want), describe(want, self.proto), hexs(got),
                     describe(got, self.proto)))
+        return got
+
+    def await_packet(self, want, timeout=None):
+        """Like expect_packet, but PUBLISH packets arriving first are kept for later recv()."""
+        stash = []
+        while True:
+            got = self.recv(describe(want, self.proto), timeout)
+            if got == want:
+                break
+            if got[0] >> 4 != PUBLISH or len(stash) > 1000:
+                self.pending = stash + self.pending
+                fail("%s: unexpected packet while waiting for %s\n  want: %s\n  got:  %s (%s)"
+                     % (self.name, describe(want, self.proto), hexs(want),
+                        describe(got, self.proto), hexs(got)))
+            stash.append(got)
+        self.pending = stash + self.pending
         return got
 
     def expect_type(self, ptype, timeout=None):
@@ -760,7 +779,7 @@ class Client:
             return True
         except Closed:
             return False
-        self.buf = got + self.buf
+        self.pending.insert(0, got)
         return True
 
     def close(self):
@@ -837,7 +856,7 @@ class Client:
             self.send(puback(p["mid"], proto=self.proto))
         elif ack and qos == 2:
             self.send(pubrec(p["mid"], proto=self.proto))
-            self.expect_packet(pubrel(p["mid"], proto=self.proto))
+            self.await_packet(pubrel(p["mid"], proto=self.proto))
             self.send(pubcomp(p["mid"], proto=self.proto))
         return p
 
