@@ -1,7 +1,9 @@
 # vigil — build, test, bench.
 #
 #   make            build ./vigil (release flags, -Werror)
-#   make test       build and run every test (unit, broker black-box, interop)
+#   make run        install missing Debian packages, build, start on localhost:1883
+#   make check      install missing test packages, then `test` and `san` (CI runs this)
+#   make test       build and run every test (unit, broker black-box, interop, liveness)
 #   make san        same tests, AddressSanitizer + UndefinedBehaviorSanitizer build
 #   make bench      benchmarks against mosquitto (see bench/)
 #
@@ -35,7 +37,7 @@ BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all test unit san bench clean fuzz install
+.PHONY: all test unit san bench clean fuzz install deps deps-test run check
 all: vigil
 
 vigil: $(BUILD)/vigil
@@ -80,6 +82,20 @@ $(BUILD)/tests/%: tests/unit/%.c $$(or $$(LINK_$$*),$$(LINK_DEFAULT))
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -o $@ $< -lm
+
+deps:
+	@scripts/deps.sh
+deps-test:
+	@scripts/deps.sh --test
+	@if [ -x tests/interop/ws_browser/setup.sh ]; then tests/interop/ws_browser/setup.sh || true; fi
+
+run: deps
+	@$(MAKE) --no-print-directory vigil
+	./vigil $(if $(CONF),-c $(CONF),)
+
+check: deps-test
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory san
 
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Every test against one build directory: unit suites, black-box broker
+# tests over real sockets, interop with real clients, liveness tests.
+# Usage: tests/run-all.sh BUILD_DIR   (VIGIL_SAN=1 for a sanitizer build)
+set -u
+build=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+export VIGIL_BIN="$top/$build/vigil"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+PY=/usr/bin/python3
+fail=0
+step() { printf '\n==== %s (%s)\n' "$1" "$build"; }
+
+step "unit tests"
+tests/run-unit.sh "$build"/tests/test_* || fail=1
+
+step "broker black-box tests"
+$PY tests/broker/run.py -j 4 || fail=1
+
+if [ -d tests/interop ]; then
+	step "interop tests"
+	for t in tests/interop/test_*; do
+		case "$t" in
+		*.py) $PY "$t" || fail=1 ;;
+		*.sh) bash "$t" || fail=1 ;;
+		esac
+	done
+fi
+
+if [ -d tests/liveness ]; then
+	step "liveness tests"
+	for t in tests/liveness/test_*; do
+		case "$t" in
+		*.py) $PY "$t" || fail=1 ;;
+		*.sh) bash "$t" || fail=1 ;;
+		esac
+	done
+fi
+
+if [ "${VIGIL_SAN:-0}" != 1 ] && [ -x ../shared/conformance/coverage ]; then
+	step "conformance coverage"
+	$PY ../shared/conformance/coverage tests | tail -2
+fi
+if [ $fail -ne 0 ]; then
+	printf '\n==== FAILED (%s)\n' "$build"
+else
+	printf '\n==== all tests passed (%s)\n' "$build"
+fi
+exit $fail
