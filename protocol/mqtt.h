@@ -6,7 +6,9 @@
  * frame; they stay valid until the caller consumes the frame. Encoders write
  * into a caller buffer with snprintf semantics: they return the number of
  * bytes the whole packet needs and write nothing past `cap`; the caller
- * retries with a bigger buffer when the return value exceeds cap.
+ * retries with a bigger buffer when the return value exceeds cap. An encoder
+ * returns 0 when the packet cannot be represented at all (a string over
+ * 65 535 bytes or a remaining length over 268 435 455).
  *
  * Errors are `enum mqtt_rc` values equal to MQTT 5 reason codes, so the
  * broker maps them to the wire with no table (v3 CONNACK codes are separate).
@@ -91,15 +93,15 @@ int mqtt_frame_parse(const uint8_t *buf, size_t avail, uint32_t max_size, struct
  * -1 if malformed (more than 4 bytes or, v5 MQTT-1.5.5-1, not minimal). */
 int mqtt_vbi_decode(const uint8_t *p, size_t avail, uint32_t *value);
 int mqtt_vbi_size(uint32_t value); /* 1..4 */
-int mqtt_vbi_encode(uint32_t value, uint8_t *out); /* returns bytes written */
+int mqtt_vbi_encode(uint32_t value, uint8_t *out); /* returns bytes written; value <= 268 435 455 */
 
 /* UTF-8 rules for MQTT strings (v311 MQTT-1.5.3-1/2, v5 MQTT-1.5.4-1/2):
  * well-formed, no surrogates, no U+0000. Control characters and
  * non-characters are allowed. */
 bool mqtt_utf8_valid(const uint8_t *p, size_t len);
 
-/* Topic names (PUBLISH): non-empty unless allow_empty (v5 with alias), no
- * '+' or '#', valid UTF-8. */
+/* Topic names (PUBLISH): non-empty, no '+' or '#', valid UTF-8. (The v5
+ * empty topic with a Topic Alias is accepted by mqtt_publish_decode.) */
 bool mqtt_topic_name_valid(struct mqtt_str t);
 /* Topic filters: '#' only last and alone in its level, '+' alone in its
  * level, non-empty, valid UTF-8; "$share/<group>/<filter>" checked when
@@ -242,14 +244,19 @@ struct mqtt_connect {
 	struct mqtt_props will_props; /* v5 only */
 	struct mqtt_str will_topic, will_payload;
 	struct mqtt_str username, password;
+	bool bridge; /* level byte had bit 7 set (mosquitto bridge); version has it cleared */
 };
 /*
  * Decode CONNECT. Errors: MQTT_RC_UNSUPPORTED_VERSION (unknown protocol name
  * or level: v311 MQTT-3.1.2-2, v5 MQTT-3.1.2-2), MQTT_RC_MALFORMED (reserved
  * flag bit set: v311 MQTT-3.1.2-3; will flags inconsistent: MQTT-3.1.2-11..15;
  * password without username in 3.1.1: MQTT-3.1.2-22; bad UTF-8; trailing or
- * missing bytes), MQTT_RC_PROTOCOL_ERROR (bad property), MQTT_RC_QOS... no:
- * will QoS 3 is MALFORMED. Client id validity beyond UTF-8 is the broker's.
+ * missing bytes; will QoS 3), MQTT_RC_PROTOCOL_ERROR (bad property),
+ * MQTT_RC_TOPIC_NAME_INVALID (will topic empty or with wildcards; reported
+ * only once the whole packet parsed). On UNSUPPORTED_VERSION, version is 0
+ * (answer with the 3.1.1 CONNACK 0x01, as mosquitto does for a bad level).
+ * MALFORMED wins over PROTOCOL_ERROR. Client id validity beyond UTF-8 is
+ * the broker's.
  */
 int mqtt_connect_decode(const struct mqtt_frame *f, struct mqtt_connect *c);
 
@@ -278,8 +285,9 @@ struct mqtt_publish_out {
 	struct mqtt_str payload;
 };
 size_t mqtt_publish_encode(const struct mqtt_publish_out *p, uint8_t version, uint8_t *out, size_t cap);
-/* Bytes a PUBLISH would take, and the offset of its payload in the encoding
- * (for encoders that want to write header and payload separately). */
+/* Bytes a PUBLISH would take. The payload is always last, so its offset in
+ * the encoding is size - payload.len (for writing header and payload
+ * separately). */
 size_t mqtt_publish_size(const struct mqtt_publish_out *p, uint8_t version);
 
 /* PUBACK / PUBREC / PUBREL / PUBCOMP. */
