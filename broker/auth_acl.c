@@ -34,8 +34,8 @@
  * Deliberate leniencies (files mosquitto rejects are accepted): tabs count
  * as spaces; '#' comments may be indented.
  *
- * Invariant: each list holds valid filters; checks never allocate except
- * one buffer per pattern that uses %c or %u.
+ * Invariant: each list holds valid filters; a check allocates only for a
+ * substituted pattern longer than 255 bytes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -341,8 +341,9 @@ size_t auth_acl_count(const struct auth_acl *a)
 
 /* Substitute %c / %u in pattern topic t (mosquitto: anywhere, '%' followed
  * by 'c' or 'u'). *tainted is set when a substituted value is empty or
- * contains '/'. Returns a malloc'd string or NULL (out of memory). */
-static char *substitute(const char *t, const char *cid, const char *user, bool *tainted)
+ * contains '/'. The result goes to buf when it fits in cap bytes, else to
+ * a malloc'd string; NULL only when out of memory. */
+static char *substitute(const char *t, const char *cid, const char *user, bool *tainted, char *buf, size_t cap)
 {
 	size_t n = 0, i, cl = strlen(cid), ul = user ? strlen(user) : 0;
 	const char *v;
@@ -357,7 +358,7 @@ static char *substitute(const char *t, const char *cid, const char *user, bool *
 			n++;
 		}
 	}
-	out = o = malloc(n + 1);
+	out = o = n < cap ? buf : malloc(n + 1);
 	if (!out)
 		return NULL;
 	for (i = 0; t[i]; i++) {
@@ -384,7 +385,7 @@ static enum verdict check_list(const struct acl_list *l, bool pat, const char *c
 	int pass;
 	bool hit, tainted;
 	const struct acl_rule *r;
-	char *f;
+	char *f, buf[256];
 
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; i < l->n; i++) {
@@ -396,13 +397,14 @@ static enum verdict check_list(const struct acl_list *l, bool pat, const char *c
 			if (!pat || (!r->has_c && !r->has_u)) {
 				hit = topic_match(r->topic, topic);
 			} else {
-				if (r->has_u && !user)
+				if ((r->has_u && !user) || !cid)
 					continue; /* %u never matches anonymous clients */
-				f = substitute(r->topic, cid, user, &tainted);
+				f = substitute(r->topic, cid, user, &tainted, buf, sizeof(buf));
 				if (!f)
 					return V_DENY; /* out of memory: fail closed */
 				hit = topic_match(f, topic) && (pass == 0 || !tainted);
-				free(f);
+				if (f != buf)
+					free(f);
 			}
 			if (hit)
 				return pass == 0 ? V_DENY : V_ALLOW;

@@ -452,6 +452,18 @@ START_TEST(acl_patterns)
 	/* "pattern read pub/#" is not substituted; "pattern deny pub/%c" is */
 	ALLOW("z", "erin", "pub/q", R);
 	DENY("q", "erin", "pub/q", R);
+	{ /* a substitution longer than the check's stack buffer */
+		char cid[301], topic[400];
+
+		memset(cid, 'k', 300);
+		cid[300] = '\0';
+		snprintf(topic, sizeof(topic), "c/%s/t", cid);
+		ALLOW(cid, "erin", topic, W);
+		snprintf(topic, sizeof(topic), "c/%s/locked", cid);
+		DENY(cid, "erin", topic, W);
+		snprintf(topic, sizeof(topic), "c/%.299s/t", cid);
+		DENY(cid, "erin", topic, W);
+	}
 	auth_acl_free(a);
 	tmp_clean(&t);
 }
