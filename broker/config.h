@@ -1,14 +1,18 @@
 /*
  * broker/config.h — vigil's configuration: mosquitto.conf syntax, parsed
- * through a keyword table (see config.c). Every option mosquitto 2.0 knows is
- * either implemented, or accepted with a warning naming it (listed in
- * mosquitto-compat.md), never silently ignored. An unknown keyword or a bad
- * value stops start-up with "file:line: reason".
+ * through a keyword table (see config.c). Every option mosquitto 2.0.11 knows
+ * is either implemented (parsed into a field below), accepted with a warning
+ * naming it, or refused at start-up when ignoring it would lose messages or
+ * weaken security (bridges, plugins, clientid_prefixes, TLS engines); the
+ * list is in mosquitto-compat.md. Nothing is silently ignored. An unknown
+ * keyword or a bad value stops start-up with "file:line: reason".
  *
  * Global options live in struct config; per-listener ones in struct
  * listener_conf. With per_listener_settings false (the default) the
- * security options (allow_anonymous, password_file, acl_file, ...) given in
- * any section apply to all listeners, as mosquitto does.
+ * security options (allow_anonymous, password_file, acl_file, psk_file,
+ * allow_zero_length_clientid, auto_id_prefix) given in any section apply to
+ * all listeners; with true they apply to the listener being configured, as
+ * mosquitto does. Use config_security() rather than choosing yourself.
  */
 #ifndef VIGIL_CONFIG_H
 #define VIGIL_CONFIG_H
@@ -19,16 +23,17 @@
 
 /* Security options: global, or per listener with per_listener_settings. */
 struct security_conf {
-	int allow_anonymous;      /* -1 unset (means: false when any listener is configured, as mosquitto 2.0) */
+	int allow_anonymous;      /* -1 unset; config_finish resolves it: false when any listener is
+				   * configured, true in local-only mode (as mosquitto 2.0) */
 	char *password_file;
 	char *acl_file;
 	char *psk_file;
-	bool allow_zero_length_clientid;
-	char *auto_id_prefix;     /* default "auto-" */
+	bool allow_zero_length_clientid; /* default true */
+	char *auto_id_prefix;     /* default "auto-" (filled in by config_finish when unset) */
 };
 
 struct listener_conf {
-	int port;                 /* 0 with unix_path */
+	int port;                 /* 1..65535; 0 with unix_path */
 	char *bind_address;       /* NULL = all addresses */
 	char *bind_interface;     /* SO_BINDTODEVICE, or NULL */
 	char *unix_path;          /* "listener 0 /path/sock" */
@@ -40,7 +45,7 @@ struct listener_conf {
 	int max_qos;              /* 0..2, default 2 */
 	int max_topic_alias;      /* default 10 */
 	bool use_username_as_clientid;
-	/* TLS */
+	/* TLS: enabled when certfile+keyfile (certificates) or psk_hint (PSK) is set */
 	char *cafile, *capath, *certfile, *keyfile, *tls_version, *ciphers, *ciphers_tls13, *crlfile,
 		*dhparamfile, *psk_hint;
 	bool require_certificate, use_identity_as_username, use_subject_as_username;
@@ -49,9 +54,13 @@ struct listener_conf {
 	unsigned tcp_user_timeout_ms; /* default 0 = kernel default; see compat */
 	/* Used only when per_listener_settings is true. */
 	struct security_conf security;
-	/* Where the listener line was, for error messages. */
+	/* Where the listener line was, for error messages (NULL/0 for the
+	 * default and local-only listeners). */
 	char *file;
 	int line;
+	/* Added by config: a failure to bind this listener is logged, not fatal
+	 * (local-only mode's ::1 listener on a host without IPv6, as mosquitto). */
+	bool bind_optional;
 };
 
 enum log_flags {
@@ -72,12 +81,13 @@ enum log_dest_flags {
 	LOG_D_FILE = 1 << 2,
 	LOG_D_SYSLOG = 1 << 3,
 	LOG_D_TOPIC = 1 << 4,
-	LOG_D_NONE = 1 << 5,
+	LOG_D_NONE = 1 << 5,      /* "log_dest none" given (alone: no logging at all) */
 };
 
 struct config {
-	/* listeners, in file order; listeners[0] may be the default one from -p
-	 * or "port". */
+	/* listeners, in file order; config_finish appends mosquitto's default
+	 * listener (from "port", "bind_address" or listener options given before
+	 * the first "listener" line) after them, or the two local-only ones. */
 	struct listener_conf *listeners;
 	size_t n_listeners;
 
@@ -95,55 +105,90 @@ struct config {
 	bool queue_qos0_messages;
 	bool retain_available;       /* default true */
 	int64_t persistent_client_expiration; /* seconds, -1 = never */
-	int max_connections;         /* global default for listeners, -1 */
-	bool set_tcp_nodelay;        /* default true */
+	int max_connections;         /* unused, always -1: max_connections is per listener in mosquitto 2.0 */
+	bool set_tcp_nodelay;        /* default true (mosquitto: false; see compat) */
 	bool upgrade_outgoing_qos;
-	bool check_retain_source;
+	bool check_retain_source;    /* default true */
 	unsigned connect_timeout;    /* seconds before CONNECT must arrive; default 10 */
 	unsigned sys_interval;       /* $SYS period in seconds; default 10; 0 off */
 	uint64_t memory_limit;       /* bytes, 0 = none */
-	unsigned retry_interval;     /* accepted for compatibility (deprecated) */
+	unsigned retry_interval;     /* accepted for compatibility, no effect (as mosquitto 2.0) */
 
 	/* process */
 	char *pid_file;
-	char *user;                  /* default "mosquitto" when started as root */
-	bool daemon;
+	char *user;                  /* default "mosquitto" (used only when started as root) */
+	bool daemon;                 /* -d (not a config-file option in mosquitto) */
 
 	/* persistence (a later issue implements the store) */
 	bool persistence;
-	char *persistence_file, *persistence_location;
-	unsigned autosave_interval;
+	char *persistence_file, *persistence_location; /* file default "mosquitto.db" */
+	unsigned autosave_interval;  /* default 1800 */
 
 	/* logging */
-	unsigned log_dest;           /* LOG_D_* */
+	unsigned log_dest;           /* LOG_D_*; default stderr (none with -d) */
 	char *log_file;
-	unsigned log_type;           /* LOG_F_* */
+	unsigned log_type;           /* LOG_F_*; default error|warning|notice|information */
 	bool log_timestamp;          /* default true */
 	char *log_timestamp_format;
 	bool connection_messages;    /* default true */
-	bool verbose;                /* -v: log_type all, to stderr */
+	bool verbose;                /* -v: config_finish sets log_type to all (log_dest unchanged, as mosquitto) */
+
+	/* Added by config. Options given before the first "listener" line of a
+	 * file: mosquitto's default listener. config_finish moves it into
+	 * listeners[] when it is used, else frees it. */
+	struct listener_conf default_listener;
+	/* Set by config_finish: no listener was configured, so vigil listens on
+	 * 127.0.0.1 and ::1 only, with anonymous access (mosquitto 2.0). */
+	bool local_only;
 };
 
-/* Defaults as mosquitto 2.0's. */
+/* Defaults as mosquitto 2.0's (vigil's where mosquitto-compat.md says so). */
 void config_init(struct config *c);
+/* Frees every string and listener; leaves c as config_init would. NULL ok. */
 void config_free(struct config *c);
+
+/* Warnings: known mosquitto options vigil ignores, deprecated forms, and
+ * risky constructs, each as "file:line: ...". warn may be NULL. */
+typedef void (*config_warn_fn)(const char *msg, void *u);
 
 /*
  * Parse a file (following include_dir). Appends listeners, sets options.
- * Returns 0, or -1 with err set to "file:line: reason". Warnings (known
- * mosquitto options vigil does not implement) go through warn().
+ * Returns 0, or -1 with err set to "file:line: reason" (or "file: reason"
+ * when the file cannot be read).
  */
 int config_parse_file(struct config *c, const char *path, void (*warn)(const char *msg, void *u), void *u,
 		      char *err, size_t errlen);
 /* Same for a string (tests). `name` is used in messages. */
 int config_parse_string(struct config *c, const char *name, const char *text,
 			void (*warn)(const char *msg, void *u), void *u, char *err, size_t errlen);
-/* After parsing and command-line overrides: add the default listener when
- * none is configured (localhost:1883, or all addresses on -p PORT as
- * mosquitto), resolve allow_anonymous, check cross-option rules (e.g. TLS
- * certfile without keyfile). Returns 0 or -1 with err. */
+/*
+ * After parsing and command-line overrides (daemon, verbose): add
+ * mosquitto's default listener when options were given for it; when no
+ * listener results, enter local-only mode: listeners on 127.0.0.1 and ::1 at
+ * cmdline_port (or 1883 when cmdline_port is 0) with allow_anonymous true.
+ * As mosquitto 2.0.11, -p is ignored when the file configures a listener.
+ * Resolve allow_anonymous and the other unset defaults; check cross-option
+ * rules (certfile without keyfile, require_certificate without cafile/capath,
+ * TLS options on a listener without TLS, ...). Returns 0 or -1 with err.
+ */
 int config_finish(struct config *c, int cmdline_port, char *err, size_t errlen);
 /* The security options that apply to listener l. */
 const struct security_conf *config_security(const struct config *c, const struct listener_conf *l);
+
+/*
+ * SIGHUP. `fresh` is a newly parsed and finished configuration. The options
+ * mosquitto reloads (security options and the password/ACL/PSK file paths,
+ * limits, logging, persistence settings, connect_timeout) are moved from
+ * fresh into live; per-listener security options are moved to the live
+ * listener with the same port, address and socket path. Every option that
+ * differs but cannot be reloaded (listeners, TLS paths, user, pid_file, ...)
+ * is reported through warn ("option 'X' changed; restart vigil to apply it").
+ * Afterwards the caller frees fresh with config_free (it holds the old
+ * values). The caller then reloads the password/ACL files and TLS
+ * certificates itself. Returns the number of options changed in live.
+ */
+int config_reload(struct config *live, struct config *fresh, void (*warn)(const char *msg, void *u), void *u);
+/* Is this configuration keyword reloaded on SIGHUP? false for unknown ones. */
+bool config_option_reloadable(const char *name);
 
 #endif
