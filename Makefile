@@ -70,7 +70,8 @@ LINK_test_net      = $(BUILD)/libnet.a
 LINK_test_wheel    = $(BUILD)/broker/wheel.o
 LINK_test_subtree  = $(BUILD)/broker/subtree.o $(BUILD)/libprotocol.a
 LINK_test_config   = $(BUILD)/broker/config.o
-LINK_test_auth     = $(BUILD)/broker/auth.o
+LINK_test_auth     = $(BUILD)/broker/auth.o $(BUILD)/broker/auth_pw.o $(BUILD)/broker/auth_acl.o
+LINK_test_broker   = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 
 .SECONDEXPANSION:
