@@ -31,6 +31,7 @@ enum kw_flag {
 	F_NEGMIN = 4,  /* a negative value means the minimum (mosquitto clamps) */
 	F_STRF = 8,    /* T_FN row whose field is a string */
 	F_ALIAS = 16,  /* another name for the row above it (skipped when comparing fields) */
+	F_NOTYET = 32, /* parsed, but the broker does not act on it yet: warn when not the default */
 };
 
 struct pfile;
@@ -236,6 +237,8 @@ static int set_string(struct pfile *f, const char *name, char **dst, const char 
 
 /* ---- lines and files ---------------------------------------------------------- */
 
+static bool field_differs(const struct kw *k, const char *a, const char *b);
+
 static char *target(struct pfile *f, const struct kw *k)
 {
 	struct config *c = f->p->c;
@@ -270,19 +273,21 @@ static int parse_line(struct pfile *f, char *line)
 	char *w;
 	long long v;
 	bool b;
+	int rc = 0;
 	switch (k->type) {
 	case T_BOOL:
 		if (!(w = one_word(f, k, &args)) || parse_bool(f, k, w, &b))
 			return -1;
 		store_int(target(f, k), k, b);
-		return 0;
+		break;
 	case T_INT:
 		if (!(w = one_word(f, k, &args)) || parse_int(f, k, w, &v))
 			return -1;
 		store_int(target(f, k), k, v);
-		return 0;
+		break;
 	case T_STR:
-		return set_string(f, k->name, (char **)(void *)(target(f, k) + k->off), args);
+		rc = set_string(f, k->name, (char **)(void *)(target(f, k) + k->off), args);
+		break;
 	case T_FN:
 		return k->fn(f, k, args);
 	case T_WARN:
@@ -291,6 +296,14 @@ static int parse_line(struct pfile *f, char *line)
 	default:
 		return perr(f, "option '%s' %s", name, k->why);
 	}
+	if (!rc && (k->flags & F_NOTYET)) {
+		struct config d; /* the defaults; config_init allocates nothing */
+		config_init(&d);
+		const char *def = k->scope == S_GLOBAL ? (const char *)&d : (const char *)&d.default_listener;
+		if (field_differs(k, target(f, k), def))
+			pwarn(f, "option '%s' is not supported by vigil yet and is ignored", name);
+	}
+	return rc;
 }
 
 static int parse_fd(struct pctx *p, FILE *fp, const char *name, int level)
