@@ -42,6 +42,7 @@ struct tls_conn {
 	SSL *ssl;
 	int (*psk_lookup)(const char *identity, uint8_t *key, size_t cap, void *user);
 	void *psk_user;
+	char *psk_identity; /* accepted by psk_lookup (TLS 1.3 does not keep it) */
 };
 
 static void tls_err(char *err, size_t errlen, const char *what, const char *arg)
@@ -61,7 +62,15 @@ static unsigned int tls_psk_cb(SSL *ssl, const char *identity, unsigned char *ps
 	if (!t || !t->psk_lookup || !identity)
 		return 0;
 	int n = t->psk_lookup(identity, psk, max_psk_len, t->psk_user);
-	return n > 0 && (unsigned)n <= max_psk_len ? (unsigned)n : 0;
+	if (n <= 0 || (unsigned)n > max_psk_len)
+		return 0;
+	free(t->psk_identity);
+	t->psk_identity = strdup(identity);
+	if (!t->psk_identity) {
+		OPENSSL_cleanse(psk, max_psk_len);
+		return 0;
+	}
+	return (unsigned)n;
 }
 
 static int tls_min_version(const char *v, int *out)
@@ -318,7 +327,10 @@ static int tls_handshake(struct net_conn *c)
 		c->cert_cn = x509_name_cn(name);
 		c->cert_subject = x509_name_rfc2253(name);
 	}
+	struct tls_conn *tc = c->tp_state;
 	const char *id = SSL_get_psk_identity(ssl);
+	if (!id)
+		id = tc->psk_identity;
 	if (id)
 		c->psk_identity = strdup(id);
 	return 1;
@@ -374,6 +386,7 @@ static void tls_close(struct net_conn *c, bool abort_)
 	if (abort_)
 		SSL_set_quiet_shutdown(tc->ssl, 1);
 	SSL_free(tc->ssl);
+	free(tc->psk_identity);
 	free(tc);
 	c->tp_state = NULL;
 }
