@@ -52,20 +52,24 @@ int mqtt_disconnect_decode(const struct mqtt_frame *f, uint8_t version, struct m
 	return MQTT_OK;
 }
 
-/* Shared by DISCONNECT and AUTH in v5: rc and props, shortest form. */
+/* Shared by DISCONNECT and AUTH in v5: rc and props, shortest form. Only
+ * DISCONNECT may carry a reason code without a property length (v5
+ * 3.14.2.2.1), as mosquitto sends it. */
 static size_t rc_props_encode(uint8_t type, uint8_t rc, struct mqtt_str props, uint8_t *out, size_t cap)
 {
 	size_t rl = 0;
-	if (rc != 0 || props.len)
+	if (props.len || (rc != 0 && type == MQTT_AUTH))
 		rl = 1 + mqtt_props_wire(props);
+	else if (rc != 0)
+		rl = 1;
 	if (rl > MQTT_VBI_MAX)
 		return 0;
 	struct mqtt_wr w = {out, cap, 0};
 	size_t total = mqtt_wr_header(&w, (uint8_t)(type << 4), rl);
-	if (rl) {
+	if (rl)
 		mqtt_wr_u8(&w, rc);
+	if (rl > 1)
 		mqtt_wr_props(&w, props);
-	}
 	return total;
 }
 

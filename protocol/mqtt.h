@@ -345,9 +345,14 @@ struct mqtt_disconnect {
 	struct mqtt_props props;
 };
 int mqtt_disconnect_decode(const struct mqtt_frame *f, uint8_t version, struct mqtt_disconnect *d);
-/* v5: omits rc/props when rc == 0 and no props; v3 always 2 bytes. */
+/* v5: omits rc/props when rc == 0 and no props, and the property length
+ * when there are no props (as mosquitto); v3 always 2 bytes. */
 size_t mqtt_disconnect_encode(uint8_t rc, struct mqtt_str props, uint8_t version, uint8_t *out, size_t cap);
 int mqtt_auth_decode(const struct mqtt_frame *f, struct mqtt_disconnect *a);
+/* AUTH is MQTT 5 only: the framer cannot know the version, so the broker
+ * calls mqtt_auth_decode only on v5 connections (AUTH on 3.x is a protocol
+ * violation it handles). Remaining length 0 means Success, no properties;
+ * otherwise reason code and property length are both required. */
 size_t mqtt_auth_encode(uint8_t rc, struct mqtt_str props, uint8_t *out, size_t cap);
 
 /* PINGREQ / PINGRESP (and any other empty packet): 2 bytes. Remaining length
