@@ -239,6 +239,21 @@ static int set_string(struct pfile *f, const char *name, char **dst, const char 
 
 static bool field_differs(const struct kw *k, const char *a, const char *b);
 
+/* The surprising case of mosquitto's per-file default listener: a listener
+ * option at the top of an included file (or after listeners of an earlier
+ * parse) goes to port 1883, not to the listener the reader sees above. */
+static void note_default_listener(struct pfile *f, const struct kw *k)
+{
+	struct config *c = f->p->c;
+	bool to_listener = k->scope == S_LISTENER || (k->scope == S_SECURITY && c->per_listener_settings);
+	if (!to_listener || f->cur >= 0 || f->p->default_warned || (f->level == 0 && c->n_listeners == 0))
+		return;
+	f->p->default_warned = true;
+	pwarn(f, "'%s' comes before any 'listener' line of this file, so it configures mosquitto's default "
+		 "listener (port 1883 on all addresses unless 'port'/'bind_address' say otherwise), as "
+		 "mosquitto 2.0 does", k->name);
+}
+
 static char *target(struct pfile *f, const struct kw *k)
 {
 	struct config *c = f->p->c;
@@ -246,12 +261,6 @@ static char *target(struct pfile *f, const struct kw *k)
 		return (char *)c;
 	if (k->scope == S_SECURITY && !c->per_listener_settings)
 		return (char *)&c->security;
-	if (f->cur < 0 && !f->p->default_warned && (f->level > 0 || c->n_listeners > 0)) {
-		f->p->default_warned = true;
-		pwarn(f, "'%s' comes before any 'listener' line of this file, so it configures mosquitto's default "
-			 "listener (port 1883 on all addresses unless 'port'/'bind_address' say otherwise), as "
-			 "mosquitto 2.0 does", k->name);
-	}
 	struct listener_conf *l = cur_listener(f);
 	return k->scope == S_LISTENER ? (char *)l : (char *)&l->security;
 }
@@ -270,6 +279,7 @@ static int parse_line(struct pfile *f, char *line)
 		return perr(f, "unknown configuration option '%s'", name);
 	if (k->scope == S_SECURITY)
 		f->p->security_seen = true;
+	note_default_listener(f, k);
 	char *w;
 	long long v;
 	bool b;

@@ -137,6 +137,13 @@ static int h_tls_keyform(struct pfile *f, const struct kw *k, char *args)
 	return r < 0 ? -1 : 0;
 }
 
+static int h_mount_point(struct pfile *f, const struct kw *k, char *args)
+{
+	if (strpbrk(args, "+#"))
+		return perr(f, "mount_point: invalid value '%s' (a topic prefix cannot contain '+' or '#')", args);
+	return set_string(f, k->name, &cur_listener(f)->mount_point, args);
+}
+
 static int h_per_listener(struct pfile *f, const struct kw *k, char *args)
 {
 	char *w = one_word(f, k, &args);
@@ -407,7 +414,7 @@ static const struct kw KW[] = {
 	FNF("socket_domain", S_LISTENER, LF(family), h_socket_domain, 0, 0, 0),
 	FNF("protocol", S_LISTENER, LF(websockets), h_protocol, 0, 0, 0),
 	STR("http_dir", S_LISTENER, LF(http_dir), 0),
-	STR("mount_point", S_LISTENER, LF(mount_point), 0),
+	FNF("mount_point", S_LISTENER, LF(mount_point), h_mount_point, 0, 0, F_STRF),
 	INT("max_connections", S_LISTENER, LF(max_connections), -1, INT_MAX, F_NEGMIN),
 	INT("max_qos", S_LISTENER, LF(max_qos), 0, 2, 0),
 	INT("maximum_qos", S_LISTENER, LF(max_qos), 0, 2, F_ALIAS), /* undocumented alias in 2.0 */

@@ -432,6 +432,8 @@ static const struct {
 	{"listener 1\nmax_qos 3\n", "t.conf:2: max_qos: invalid value '3' (expected an integer 0..2)"},
 	{"listener 1\nmax_topic_alias 70000\n",
 	 "t.conf:2: max_topic_alias: invalid value '70000' (expected an integer 0..65535)"},
+	{"listener 1\nmount_point a/#\n",
+	 "t.conf:2: mount_point: invalid value 'a/#' (a topic prefix cannot contain '+' or '#')"},
 	{"listener 1\nsocket_domain ipv5\n", "t.conf:2: socket_domain: invalid value 'ipv5' (expected ipv4 or ipv6)"},
 	{"listener 1\nprotocol http\n", "t.conf:2: protocol: invalid value 'http' (expected mqtt or websockets)"},
 	{"listener 1\ntls_version tlsv1.0\n",
