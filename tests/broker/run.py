@@ -7,7 +7,7 @@ child process (own broker, own free port, own process group, hard timeout), prin
 What it deliberately does not: no fixtures beyond the Harness object `h` (see mqtt_test.py).
 Invariant: a hung test is killed (with its broker) at its timeout; the suite always terminates.
 
-Usage: run.py [--broker vigil|mosquitto] [-k SUBSTR] [-j N] [-v] [--list]
+Usage: run.py [--broker vigil|mosquitto] [-k SUBSTR] [-j N] [-v] [--list] [--run-differs]
 mqtt-spec: both
 """
 
@@ -91,6 +91,8 @@ def main():
     ap.add_argument("-j", type=int, default=max(4, 2 * (os.cpu_count() or 2)))
     ap.add_argument("-v", action="store_true", help="show details of skipped tests too")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--run-differs", action="store_true",
+                    help="on mosquitto, run the mosquitto-differs tests too (they should FAIL)")
     ap.add_argument("--one", nargs=2, metavar=("FILE", "TEST"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ["VIGIL_BROKER"] = args.broker
@@ -135,7 +137,7 @@ def main():
                 if hasattr(f, "vigil_only"):
                     report(full, "SKIP", 0, "vigil-only: " + f.vigil_only)
                     continue
-                if hasattr(f, "mosquitto_differs"):
+                if hasattr(f, "mosquitto_differs") and not args.run_differs:
                     report(full, "SKIP", 0, "mosquitto-differs: " + f.mosquitto_differs)
                     continue
             limit = getattr(f, "timeout", DEFAULT_TIMEOUT)
