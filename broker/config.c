@@ -85,7 +85,8 @@ static void pwarn(struct pfile *f, const char *fmt, ...)
 	if (!f->p->warn)
 		return;
 	char msg[1024];
-	int n = snprintf(msg, sizeof(msg), "%s:%d: ", f->name, f->line);
+	int n = f->line ? snprintf(msg, sizeof(msg), "%s:%d: ", f->name, f->line)
+			: snprintf(msg, sizeof(msg), "%s: ", f->name);
 	va_list ap;
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(msg))
@@ -332,6 +333,32 @@ static int parse_fd(struct pctx *p, FILE *fp, const char *name, int level)
 	return rc;
 }
 
+static bool default_listener_used(const struct config *c);
+
+/* Options that went to mosquitto's default listener, which is then not
+ * started (max_topic_alias, http_dir, or with per_listener_settings true
+ * acl_file, allow_anonymous, auto_id_prefix): mosquitto drops them without a
+ * word; vigil says so. */
+static void warn_unused_default(struct pfile *f)
+{
+	struct config *c = f->p->c;
+	struct listener_conf d;
+	listener_defaults(&d);
+	if (default_listener_used(c))
+		return;
+	for (size_t i = 0; i < N_KW; i++) {
+		const struct kw *k = &KW[i];
+		if (k->scope == S_GLOBAL || !k->size || (k->flags & F_ALIAS))
+			continue;
+		const char *a = k->scope == S_LISTENER ? (const char *)&c->default_listener
+						       : (const char *)&c->default_listener.security;
+		const char *b = k->scope == S_LISTENER ? (const char *)&d : (const char *)&d.security;
+		if (field_differs(k, a, b))
+			pwarn(f, "option '%s' comes before any 'listener' line and applies to no listener (mosquitto "
+				 "ignores it too); move it below a 'listener' line", k->name);
+	}
+}
+
 int config_parse_file(struct config *c, const char *path, void (*warn)(const char *msg, void *u), void *u,
 		      char *err, size_t errlen)
 {
@@ -344,6 +371,10 @@ int config_parse_file(struct config *c, const char *path, void (*warn)(const cha
 	}
 	int rc = parse_fd(&p, fp, path, 0);
 	fclose(fp);
+	if (!rc) {
+		struct pfile f = {&p, path, 0, 0, -1};
+		warn_unused_default(&f);
+	}
 	return rc;
 }
 
@@ -366,6 +397,9 @@ int config_parse_string(struct config *c, const char *name, const char *text,
 		rc = parse_line(&f, line);
 	}
 	free(copy);
+	f.line = 0;
+	if (!rc)
+		warn_unused_default(&f);
 	return rc;
 }
 

@@ -20,6 +20,8 @@ static int h_listener(struct pfile *f, const struct kw *k, char *args)
 	struct config *c = f->p->c;
 	char *w = word(&args), *addr = word(&args);
 	long long port;
+	if (addr && addr[0] == '#') /* "listener 1883 # comment" */
+		addr = NULL, args = "";
 	if (!w)
 		return perr(f, "%s: missing port", k->name);
 	if (parse_int(f, &port_kw, w, &port))

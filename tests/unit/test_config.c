@@ -177,10 +177,24 @@ START_TEST(some_options_do_not_start_default_listener)
 	ck_assert(C.local_only);
 	ck_assert_uint_eq(C.n_listeners, 2);
 	ck_assert_int_eq(C.listeners[0].max_topic_alias, 10);
+	ck_assert_int_eq(W.n, 2); /* both lost, as in mosquitto, but not silently */
 	/* and max_connections -1 is its default value */
 	config_free(&C);
 	LOAD_OK("max_connections -1\n");
 	ck_assert(C.local_only);
+}
+END_TEST
+
+START_TEST(options_lost_with_the_default_listener_warn)
+{
+	LOAD_OK("per_listener_settings true\nacl_file /acl\nmax_topic_alias 3\nlistener 1883 # main\n");
+	ck_assert_uint_eq(C.n_listeners, 1);
+	ck_assert_ptr_null(C.listeners[0].bind_address);
+	ck_assert_ptr_null(C.listeners[0].security.acl_file);
+	ck_assert_int_eq(W.n, 2);
+	ck_assert(has_warning(&W, "t.conf: option 'max_topic_alias' comes before any 'listener' line and applies "
+				  "to no listener"));
+	ck_assert(has_warning(&W, "t.conf: option 'acl_file' comes before any 'listener' line"));
 }
 END_TEST
 
@@ -732,6 +746,7 @@ static Suite *config_suite(void)
 	tcase_add_test(t, port_and_bind_address_are_the_default_listener);
 	tcase_add_test(t, some_options_do_not_start_default_listener);
 	tcase_add_test(t, port_after_a_listener_is_still_the_default_listener);
+	tcase_add_test(t, options_lost_with_the_default_listener_warn);
 	tcase_add_test(t, every_global_option);
 	tcase_add_test(t, every_listener_option);
 	tcase_add_test(t, not_yet_options_at_default_values_are_quiet);
