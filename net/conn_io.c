@@ -57,6 +57,7 @@ static ssize_t tcp_writev(struct net_conn *c, const struct iovec *iov, int iovcn
 const struct net_transport net_tcp_transport = {
 	.name = "tcp",
 	.proto_reason = NET_CLOSED_ERROR,
+	.short_read_drains = true,
 	.read = tcp_read,
 	.writev = tcp_writev,
 };
@@ -148,7 +149,7 @@ void net_conn_read(struct net_conn *c)
 		if (n > 0) {
 			c->in_end += (size_t)n;
 			got = true;
-			if ((size_t)n < avail && !(c->tp->pending && c->tp->pending(c)))
+			if ((size_t)n < avail && c->tp->short_read_drains)
 				break; /* drained the socket */
 			continue;
 		}

@@ -122,6 +122,14 @@ void net_loop_set_before_flush(struct net_loop *loop, net_hook_cb cb, void *user
 	loop->before_flush_user = user;
 }
 
+size_t net_loop_lingering(const struct net_loop *loop)
+{
+	size_t n = 0;
+	for (const struct net_link *l = loop->linger.next; l != &loop->linger; l = l->next)
+		n++;
+	return n;
+}
+
 int net_loop_ctl(struct net_loop *loop, int fd, struct net_handle *h, uint32_t cur, uint32_t want)
 {
 	if (cur == want)

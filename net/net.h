@@ -58,6 +58,10 @@ int net_loop_run_once(struct net_loop *loop, int timeout_ms);
 /* Hook run at the start of every pass before pending output is flushed
  * (the broker encodes queued messages there). */
 void net_loop_set_before_flush(struct net_loop *loop, net_hook_cb cb, void *user);
+/* Connections past their on_close that are still finishing an orderly
+ * close (flushing queued output, waiting for the peer's FIN). A shutdown
+ * can run passes until this is 0; each is bounded by the linger time. */
+size_t net_loop_lingering(const struct net_loop *loop);
 
 /* ---- connections -------------------------------------------------------------- */
 

@@ -148,6 +148,10 @@ struct net_transport {
 	const char *name;
 	/* Close reason used when read/writev return -EPROTO. */
 	enum net_close_reason proto_reason;
+	/* A read shorter than asked means the kernel buffer is empty (plain
+	 * sockets): stop without the extra read that would return EAGAIN.
+	 * False for record-based transports (TLS returns one record per read). */
+	bool short_read_drains;
 	/* Drive the handshake: 1 done, 0 in progress (c->tp_want set to
 	 * NET_READ/NET_WRITE), or -errno (-EPROTO: handshake failed). NULL: none. */
 	int (*handshake)(struct net_conn *c);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -465,6 +466,106 @@ START_TEST(t_pause_resume)
 }
 END_TEST
 
+/* Partial frames left in the buffer across reads: scratch -> own buffer,
+ * growth, compaction; the stream stays in order. */
+START_TEST(t_partial_frames_in_order)
+{
+	struct srv s;
+	srv_init(&s);
+	s.mode = M_FRAMES;
+	ck_assert_ptr_nonnull(srv_listen(&s, "127.0.0.1", AF_INET, NULL));
+	int fd = cli_connect(AF_INET, "127.0.0.1", net_listener_port(s.l));
+	const size_t total = 3000000; /* a multiple of the frame size */
+	uint8_t *out = malloc(total);
+	pattern(out, 0, total);
+	size_t sent = 0;
+	uint64_t end = mono_ms() + 10000;
+	while (s.got < total && mono_ms() < end) {
+		if (sent < total) {
+			size_t chunk = 1 + (sent * 13) % 7001; /* odd sizes, frames straddle reads */
+			if (chunk > total - sent)
+				chunk = total - sent;
+			ssize_t w = send(fd, out + sent, chunk, MSG_NOSIGNAL);
+			if (w > 0)
+				sent += (size_t)w;
+		}
+		net_loop_run_once(s.loop, 0);
+	}
+	ck_assert_uint_eq(s.got, total);
+	ck_assert_int_eq(s.bad_frames, 0);
+	ck_assert_ptr_null(s.c->in_own); /* all consumed: no buffer kept */
+	free(out);
+	close(fd);
+	srv_done(&s);
+}
+END_TEST
+
+/* The accept callback may close at once (max_connections): before setting
+ * callbacks (no on_close, RST) or after (on_close once, bytes flushed). */
+START_TEST(t_close_in_accept_cb)
+{
+	struct srv s;
+	srv_init(&s);
+	s.close_at_accept = 1;
+	ck_assert_ptr_nonnull(srv_listen(&s, "127.0.0.1", AF_INET, NULL));
+	int fd = cli_connect(AF_INET, "127.0.0.1", net_listener_port(s.l));
+	uint8_t b[8];
+	int eof, err;
+	cli_recv(&s, fd, b, sizeof b, &eof, &err, 2000);
+	ck_assert_int_eq(err, ECONNRESET);
+	ck_assert_int_eq(s.closes, 0);
+	close(fd);
+	s.close_at_accept = 2;
+	fd = cli_connect(AF_INET, "127.0.0.1", net_listener_port(s.l));
+	ck_assert_uint_eq(cli_recv(&s, fd, b, sizeof b, &eof, &err, 2000), 3);
+	ck_assert_mem_eq(b, "bye", 3);
+	ck_assert_int_eq(eof, 1);
+	ck_assert_int_eq(s.closes, 1);
+	ck_assert_int_eq(s.why, NET_CLOSED_LOCAL);
+	close(fd);
+	PUMP_UNTIL(s.loop, net_loop_lingering(s.loop) == 0, 1000);
+	ck_assert_uint_eq(net_loop_lingering(s.loop), 0);
+	srv_done(&s);
+}
+END_TEST
+
+/* EMFILE: the listener stops accepting for a while instead of spinning on a
+ * readable listening socket, then accepts the waiting connection. */
+START_TEST(t_accept_emfile_pauses)
+{
+	struct srv s;
+	srv_init(&s);
+	ck_assert_ptr_nonnull(srv_listen(&s, "127.0.0.1", AF_INET, NULL));
+	int fd = cli_connect(AF_INET, "127.0.0.1", net_listener_port(s.l));
+	struct rlimit old, lim;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)fd + 1;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	int dups[1024], nd = 0;
+	while (nd < 1024 && (dups[nd] = dup(0)) >= 0)
+		nd++;
+	net_loop_run_once(s.loop, 0);
+	ck_assert_int_eq(s.accepts, 0);
+	ck_assert(s.l->paused_until != 0);
+	int spins = 0;
+	uint64_t t0 = mono_ms();
+	while (mono_ms() - t0 < 40) {
+		net_loop_run_once(s.loop, 20);
+		spins++;
+	}
+	ck_assert_int_le(spins, 5); /* waited, did not spin */
+	for (int i = 0; i < nd; i++)
+		close(dups[i]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	PUMP_UNTIL(s.loop, s.accepts == 1, 2000);
+	ck_assert_int_eq(s.accepts, 1);
+	ck_assert(s.l->paused_until == 0);
+	close(fd);
+	srv_done(&s);
+}
+END_TEST
+
 START_TEST(t_ipv6_loopback)
 {
 	int probe = socket(AF_INET6, SOCK_STREAM, 0);
@@ -600,6 +701,9 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, t_flush_close_bounded);
 	tcase_add_test(tc, t_input_limit_pauses);
 	tcase_add_test(tc, t_pause_resume);
+	tcase_add_test(tc, t_partial_frames_in_order);
+	tcase_add_test(tc, t_close_in_accept_cb);
+	tcase_add_test(tc, t_accept_emfile_pauses);
 	tcase_add_test(tc, t_ipv6_loopback);
 	tcase_add_test(tc, t_unspec_localhost_both_families);
 	tcase_add_test(tc, t_unix_listener);

@@ -28,6 +28,7 @@ enum srv_mode {
 	M_CLOSE_ABORT,    /* on first data: close ABORT */
 	M_CLOSE_TWICE,    /* on first data: close FLUSH twice, then ABORT */
 	M_ECHO_RESERVE,   /* echo through reserve/commit */
+	M_FRAMES,         /* consume whole 1000-byte "frames" only, check order */
 };
 
 struct srv {
@@ -41,6 +42,8 @@ struct srv {
 	int err;
 	size_t got, last_len, limit, bigwrite;
 	int sndbuf;
+	int close_at_accept; /* 1: ABORT before setting callbacks, 2: FLUSH after */
+	int bad_frames;
 	char log[512];
 	char cn[128], subject[256], psk_id[64];
 };
@@ -92,6 +95,15 @@ static void on_data(struct net_conn *c, void *user)
 	}
 	case M_HOLD:
 		break;
+	case M_FRAMES: {
+		size_t n = len / 1000 * 1000;
+		for (size_t i = 0; i < n; i++)
+			if (in[i] != (uint8_t)((s->got + i) * 7 + ((s->got + i) >> 13)))
+				s->bad_frames++;
+		net_conn_consume(c, n);
+		s->got += n;
+		break;
+	}
 	case M_SINK:
 		s->got += len;
 		net_conn_consume(c, len);
@@ -144,7 +156,16 @@ static void on_accept(struct net_listener *l, struct net_conn *c, void *user)
 	s->accepts++;
 	s->c = c;
 	s->ready_at_accept = net_conn_ready(c);
+	if (s->close_at_accept == 1) {
+		net_conn_close(c, NET_CLOSE_ABORT);
+		return;
+	}
 	net_conn_set_cbs(c, &cbs, s);
+	if (s->close_at_accept == 2) {
+		net_conn_write(c, "bye", 3);
+		net_conn_close(c, NET_CLOSE_FLUSH);
+		return;
+	}
 	ck_assert_ptr_eq(net_conn_user(c), s);
 	if (s->limit)
 		net_conn_set_input_limit(c, s->limit);
