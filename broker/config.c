@@ -9,7 +9,10 @@
  * resolve host names, or log; warnings go to the caller's warn().
  * Invariant: every option mosquitto 2.0.11 accepts has a table row here
  * (implemented, warned about, or refused); nothing is silently dropped.
- * The list and the reasons are in mosquitto-compat.md.
+ * The list and the reasons are in mosquitto-compat.md; the table itself and
+ * the option handlers are in config_kw.h (included once, below). An option
+ * the broker does not act on yet carries F_NOTYET: drop the flag (and update
+ * mosquitto-compat.md) when it does.
  */
 #include <ctype.h>
 #include <dirent.h>
