@@ -155,6 +155,11 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 			.ws_http_dir = lc->http_dir,
 		};
 		l->nl = net_listen(b->loop, &lo, client_accept, l, err, errlen);
+		if (!l->nl && lc->bind_optional) {
+			/* e.g. ::1 in local only mode on a host without IPv6 */
+			log_msg(b, LOG_F_WARNING, "Warning: %s (optional listener skipped).", err);
+			continue;
+		}
 		if (!l->nl)
 			return -1;
 		if (lc->unix_path)

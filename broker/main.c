@@ -18,6 +18,8 @@
 
 struct app {
 	struct broker b;
+	const char *conf_file;
+	int cmd_port;
 	int sigfd;
 	bool stop;
 	bool reload;
@@ -60,6 +62,31 @@ static void on_signal(struct net_loop *loop, int fd, unsigned events, void *user
 		else if (si.ssi_signo == SIGUSR1)
 			sys_publish(&a->b);
 	}
+}
+
+/* SIGHUP: re-read the configuration file, move the reloadable options into
+ * the live configuration, then reload password/ACL/TLS files. */
+static void reload(struct app *a)
+{
+	struct broker *b = &a->b;
+	if (a->conf_file) {
+		struct config fresh;
+		char err[1024];
+		config_init(&fresh);
+		fresh.verbose = b->cfg->verbose;
+		fresh.daemon = b->cfg->daemon;
+		if (config_parse_file(&fresh, a->conf_file, warn_cb, NULL, err, sizeof(err)) ||
+		    config_finish(&fresh, a->cmd_port, err, sizeof(err))) {
+			log_msg(b, LOG_F_ERROR, "Error reloading %s: %s; keeping the running configuration.",
+				a->conf_file, err);
+		} else {
+			config_reload(b->cfg, &fresh, warn_cb, NULL);
+			log_close(b);
+			log_init(b);
+		}
+		config_free(&fresh);
+	}
+	broker_reload(b);
 }
 
 static int drop_privileges(struct broker *b, const char *user)
@@ -134,13 +161,14 @@ int main(int argc, char **argv)
 		}
 	}
 	bool verbose = cfg.verbose, daemon_mode = cfg.daemon;
+	app.conf_file = conf_file;
+	app.cmd_port = cmd_port;
 	if (conf_file && config_parse_file(&cfg, conf_file, warn_cb, NULL, err, sizeof(err))) {
 		fprintf(stderr, "Error: %s\n", err);
 		goto out_cfg;
 	}
 	cfg.verbose = cfg.verbose || verbose;
 	cfg.daemon = cfg.daemon || daemon_mode;
-	bool local_only = cfg.n_listeners == 0 && cmd_port == 0;
 	if (config_finish(&cfg, cmd_port, err, sizeof(err))) {
 		fprintf(stderr, "Error: %s\n", err);
 		goto out_cfg;
@@ -164,10 +192,11 @@ int main(int argc, char **argv)
 	log_msg(b, LOG_F_NOTICE, "vigil version %s starting", VIGIL_VERSION);
 	if (conf_file)
 		log_msg(b, LOG_F_NOTICE, "Config loaded from %s.", conf_file);
-	if (local_only)
+	if (cfg.local_only)
 		log_msg(b, LOG_F_NOTICE,
-			"No config file given: listening on localhost port 1883 only (local only mode; "
-			"use -c FILE with a 'listener' line to accept remote clients).");
+			"Starting in local only mode: listening on localhost port %d only, anonymous clients allowed "
+			"(configure a 'listener' with -c FILE to accept remote clients).",
+			cfg.n_listeners ? cfg.listeners[0].port : 1883);
 	if (broker_listen(b, err, sizeof(err))) {
 		log_msg(b, LOG_F_ERROR, "Error: %s", err);
 		goto out_broker;
@@ -193,7 +222,7 @@ int main(int argc, char **argv)
 		broker_run_once(b);
 		if (app.reload) {
 			app.reload = false;
-			broker_reload(b);
+			reload(&app);
 		}
 	}
 	/* SIGTERM/SIGINT: stop accepting, DISCONNECT 0x8B to v5 clients,
