@@ -17,6 +17,11 @@
  * that close(2) does not turn into an RST that could destroy our last
  * bytes in flight; all bounded by NET_LINGER_MS, after which they are
  * aborted. The owner never sees a lingering conn.
+ *
+ * Not here: buffer management and the owner-facing API (conn.c), TLS
+ * (tls.c). Invariant: on_close runs exactly once per conn that had
+ * callbacks set, from net_conn_reap_all only, and the conn is freed only
+ * there (or by net_loop_free).
  */
 #include "net_internal.h"
 
@@ -177,6 +182,8 @@ void net_conn_read(struct net_conn *c)
 	net_conn_update_events(c);
 }
 
+static void linger_step(struct net_conn *c);
+
 /* ---- flushing ---------------------------------------------------------------------------- */
 
 void net_conn_flush(struct net_conn *c)
@@ -235,13 +242,15 @@ void net_conn_flush(struct net_conn *c)
 	if (c->out_bytes == 0) {
 		c->flags &= ~NET_CF_WBLOCKED;
 		c->tp_want &= ~NET_READ;
+		if ((c->flags & NET_CF_CLOSED_CB) && !(c->flags & NET_CF_WR_SHUT)) {
+			linger_step(c); /* drained while lingering: send FIN */
+			return;
+		}
 	}
 	net_conn_update_events(c);
 }
 
 /* ---- events ------------------------------------------------------------------------------- */
-
-static void linger_step(struct net_conn *c);
 
 void net_conn_event(struct net_conn *c, uint32_t events)
 {
@@ -284,14 +293,9 @@ static void linger_step(struct net_conn *c)
 		return;
 	}
 	if (!(c->flags & NET_CF_WR_SHUT)) {
-		if (c->out_bytes)
-			net_conn_flush(c);
-		if (c->flags & (NET_CF_DONE | NET_CF_ABORT)) {
-			c->flags |= NET_CF_DONE;
-			return;
-		}
 		if (c->out_bytes) {
-			net_conn_update_events(c);
+			/* Comes back here (from net_conn_flush) once drained. */
+			net_conn_flush(c);
 			return;
 		}
 		if (c->tp->shutdown)

@@ -35,7 +35,9 @@ typedef void (*net_fd_cb)(struct net_loop *loop, int fd, unsigned events, void *
 typedef void (*net_hook_cb)(struct net_loop *loop, void *user);
 
 struct net_loop *net_loop_new(void);
-/* Frees the loop; closes (abortively) any connection and listener still open. */
+/* Frees the loop; closes (abortively) any connection and listener still open.
+ * on_close is not called for them (the owner is tearing down); raw fds
+ * registered with net_fd_add are forgotten, not closed. */
 void net_loop_free(struct net_loop *loop);
 
 /* Raw fd registration (signalfd, timerfd, ...). events: NET_READ|NET_WRITE. */

@@ -17,39 +17,46 @@
  * errno they return to a close reason (net_conn_fail_errno).
  *
  * ---- How a WebSocket (libwebsockets, external poll) transport plugs in ---
- * lws owns its fds and its reads/writes. A ws.c would:
- *  - at net_listen time with kind NET_WEBSOCKETS: create the lws context with
- *    LWS_SERVER_OPTION_... and foreign-loop/external-poll callbacks; lws asks
- *    us to watch fds through LWS_CALLBACK_ADD_POLL_FD / DEL_POLL_FD /
- *    CHANGE_MODE_POLL_FD: answer them with net_fd_add / net_fd_del /
- *    net_fd_mod (raw fds), and in the net_fd_cb call lws_service_fd().
- *    (Either lws listens itself, or listen.c accepts and ws.c adopts the
- *    socket with lws_adopt_socket_vhost(); the second keeps accept, EMFILE
- *    handling and peer strings in one place: listen.c would call a ws.c
- *    function instead of net_tls_attach for kind NET_WEBSOCKETS.)
- *  - create the net_conn with net_conn_new(loop, -1 or the fd, listener,
- *    &ws_transport, peer) and set NET_CF_TP_OWNS_IO: the conn then never
- *    registers its fd with epoll and never calls tp->read; tp_state = wsi.
- *  - on LWS_CALLBACK_ESTABLISHED: net_conn_set_ready(c) (net_conn_ready
- *    becomes true; the accept callback has already run at adoption).
- *  - on LWS_CALLBACK_RECEIVE (binary frames only; text -> fail with
- *    NET_CLOSED_PROTOCOL): net_conn_feed(c, in, len) appends the payload to
- *    the input buffer (returns -ENOBUFS past the input limit: then use
- *    lws_rx_flow_control to stop), then net_conn_deliver(c) runs on_data.
- *  - flushing: conn calls tp->writev(c, iov, n) once per pass when output is
- *    pending. ws writev copies what it accepts into its own LWS_PRE-padded
- *    buffer and returns the count, or returns -EAGAIN and calls
- *    lws_callback_on_writable(wsi). When LWS_CALLBACK_SERVER_WRITEABLE fires,
- *    it lws_write()s its buffer and calls net_conn_flush(c) to pull more.
+ * lws owns its fds and does its own reads/writes. A net/ws.c would:
+ *  - listener: in net_listen (listen.c), kind NET_WEBSOCKETS currently fails
+ *    with "not supported yet"; replace that with a ws.c init that creates the
+ *    lws context/vhost (external poll: LWS_CALLBACK_ADD_POLL_FD /
+ *    DEL_POLL_FD / CHANGE_MODE_POLL_FD answered with net_fd_add /
+ *    net_fd_del / net_fd_mod on raw fds, whose net_fd_cb calls
+ *    lws_service_fd(); lws timeouts serviced from a hook or a timerfd) and
+ *    keeps it in net_listener.ws. Keep accepting in listen.c and hand each
+ *    accepted fd to lws with lws_adopt_socket_vhost() where listen.c now
+ *    calls net_tls_attach: accept, EMFILE handling and peer strings stay in
+ *    one place (TLS for wss can be lws's own, configured from l->tls opts).
+ *  - conn: net_conn_new(loop, fd, listener, &ws_transport, peer), then
+ *    c->flags |= NET_CF_TP_OWNS_IO and c->flags &= ~NET_CF_READY: the conn
+ *    never registers its fd with epoll, never calls tp->read, never closes
+ *    the fd. tp_state = the wsi; the wsi's user pointer = c.
+ *  - LWS_CALLBACK_ESTABLISHED: net_conn_set_ready(c) (net_conn_ready()
+ *    turns true; queued output becomes flushable).
+ *  - LWS_CALLBACK_RECEIVE: binary frames only (text ->
+ *    net_conn_fail(c, NET_CLOSED_PROTOCOL, 0)); net_conn_feed(c, in, len)
+ *    appends to the input buffer (-ENOBUFS past the input limit), then
+ *    net_conn_deliver(c) runs on_data (it does nothing when closing/paused).
+ *  - output: once per pass (and whenever ws calls net_conn_flush) the conn
+ *    calls tp->writev(c, iov, n). ws copies what it accepts into its own
+ *    LWS_PRE-padded buffer and returns the count, or returns -EAGAIN after
+ *    lws_callback_on_writable(wsi) (the conn is then "write blocked" and
+ *    waits). On LWS_CALLBACK_SERVER_WRITEABLE ws lws_write()s its buffer and
+ *    calls net_conn_flush(c) to pull more; when a lingering (closed, FLUSH)
+ *    conn drains, net_conn_flush continues the orderly close by itself.
  *  - tp->update(c, want_read, want_write) is called whenever the conn's
- *    interest changes (pause/resume, input limit, output pending): ws maps it
+ *    interest changes (pause/resume, input limit, output pending): map it
  *    to lws_rx_flow_control() and lws_callback_on_writable().
- *  - on LWS_CALLBACK_CLOSED: net_conn_fail(c, NET_CLOSED_EOF, 0); protocol
- *    errors: net_conn_fail(c, NET_CLOSED_PROTOCOL, 0). tp->close(c, abort)
- *    is called once when the conn is finally freed (after on_close ran): ws
- *    returns -1 from its lws callback / lws_set_timeout to make lws drop the
- *    wsi, and must not touch c afterwards (clear the wsi's user pointer).
- *    tp->shutdown(c) is called for an orderly close once output drained.
+ *  - LWS_CALLBACK_CLOSED: net_conn_fail(c, NET_CLOSED_EOF, 0) (or RESET /
+ *    PROTOCOL as fits) and clear the wsi user pointer's notion of c only in
+ *    tp->close. tp->shutdown(c) (orderly close, output drained) sends a
+ *    close frame; tp->close(c, abort) is called exactly once when net frees
+ *    the conn (after on_close ran): make lws drop the wsi (lws_set_timeout(
+ *    wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC) or return -1 from
+ *    its next callback) and never touch c again.
+ *  - errors returned by tp->read/writev as -EPROTO close with
+ *    tp->proto_reason (NET_CLOSED_PROTOCOL for ws).
  */
 #ifndef VIGIL_NET_INTERNAL_H
 #define VIGIL_NET_INTERNAL_H
@@ -290,6 +297,7 @@ struct net_listener {
 	int refs;   /* 1 while open + 1 per conn that names it */
 	int closed;
 	uint64_t paused_until; /* accept pause after EMFILE (0 = not paused) */
+	void *ws; /* WebSockets state (ws.c), NULL otherwise */
 	int nsocks;
 	struct net_lsock socks[NET_LISTEN_MAX_SOCKS];
 	struct net_link link; /* loop->listeners while open, loop->dead_lsock when freed */

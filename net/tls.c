@@ -18,6 +18,8 @@
  * Reload (SIGHUP) builds a fresh SSL_CTX and swaps it in for new
  * connections; live SSL objects hold a reference to the old one.
  * Not here: SNI, OCSP, certificate-based ACLs, client-side TLS.
+ * Invariant: OpenSSL's error queue is empty whenever control returns to
+ * the loop, so one conn's failure never shows up as another's.
  */
 #include "net_internal.h"
 
