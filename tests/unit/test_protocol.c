@@ -203,8 +203,10 @@ END_TEST
 
 /* ---- framing ------------------------------------------------------------- */
 
-/* v311 MQTT-2.2.2-1/2, v5 MQTT-2.1.3-1, v311/v5 MQTT-3.6.1-1, MQTT-3.8.1-1,
- * MQTT-3.10.1-1, v5 MQTT-3.15.1-1: flags per type; type 0 reserved. */
+/* v311 MQTT-2.2.2-1, v311 MQTT-2.2.2-2, v5 MQTT-2.1.3-1, v311 MQTT-3.6.1-1,
+ * v5 MQTT-3.6.1-1, v311 MQTT-3.8.1-1, v5 MQTT-3.8.1-1, v311 MQTT-3.10.1-1,
+ * v5 MQTT-3.10.1-1, v311 MQTT-3.14.1-1, v5 MQTT-3.14.1-1, v5 MQTT-3.15.1-1:
+ * flags per type; type 0 reserved. */
 START_TEST(frame_flags_table)
 {
 	for (int type = 0; type < 16; type++) {
@@ -293,7 +295,8 @@ END_TEST
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
-/* v311 MQTT-1.5.3-1/2/3, v5 MQTT-1.5.4-1/2/3. */
+/* v311 MQTT-1.5.3-1, v311 MQTT-1.5.3-2, v311 MQTT-1.5.3-3,
+ * v5 MQTT-1.5.4-1, v5 MQTT-1.5.4-2, v5 MQTT-1.5.4-3. */
 START_TEST(utf8_table)
 {
 	static const struct {
@@ -322,7 +325,8 @@ END_TEST
 
 /* ---- topics -------------------------------------------------------------- */
 
-/* v311 MQTT-4.7.1-1, MQTT-4.7.3-1/2/3; v5 MQTT-4.7.0-1, MQTT-4.7.3-1/2/3. */
+/* v311 MQTT-4.7.1-1, v311 MQTT-4.7.3-1, v311 MQTT-4.7.3-2, v311 MQTT-4.7.3-3;
+ * v5 MQTT-4.7.0-1, v5 MQTT-4.7.3-1, v5 MQTT-4.7.3-2, v5 MQTT-4.7.3-3. */
 START_TEST(topic_name_table)
 {
 	static const struct {
@@ -347,7 +351,8 @@ START_TEST(topic_name_table)
 }
 END_TEST
 
-/* v311 MQTT-4.7.1-2/3, v5 MQTT-4.7.1-1/2, v5 4.8.2 shared subscriptions. */
+/* v311 MQTT-4.7.1-2, v311 MQTT-4.7.1-3, v5 MQTT-4.7.1-1, v5 MQTT-4.7.1-2,
+ * v5 4.8.2 shared subscriptions. */
 START_TEST(topic_filter_table)
 {
 	static const struct {
@@ -386,7 +391,8 @@ START_TEST(share_split)
 }
 END_TEST
 
-/* v311/v5 4.7.1.2-3 examples, v311/v5 MQTT-4.7.2-1 ('$' topics), MQTT-4.7.3-4. */
+/* Spec examples of 4.7.1.2-3; v311 MQTT-4.7.2-1, v5 MQTT-4.7.2-1 ('$' topics);
+ * v311 MQTT-4.7.3-4, v5 MQTT-4.7.3-4 (no normalisation). */
 START_TEST(topic_match_table)
 {
 	static const struct {

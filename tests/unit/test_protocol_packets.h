@@ -19,7 +19,7 @@ static struct mqtt_connect_out connect_full(uint8_t version)
 	};
 }
 
-/* Round trip in all three versions; v311/v5 MQTT-3.1.3-1 field order. */
+/* Round trip in all three versions; v311 MQTT-3.1.3-1, v5 MQTT-3.1.3-1 field order. */
 START_TEST(connect_roundtrip)
 {
 	static const uint8_t versions[] = {MQTT_V31, MQTT_V311, MQTT_V5};
@@ -89,6 +89,9 @@ START_TEST(connect_errors)
 		{"0004 4d515458 04 02 003c 0001 61", MQTT_RC_UNSUPPORTED_VERSION, 0, "v311 MQTT-3.1.2-1 name"},
 		{"0004 4d515454 06 02 003c 0001 61", MQTT_RC_UNSUPPORTED_VERSION, 0, "v311 MQTT-3.1.2-2 level 6"},
 		{"0004 4d515454 03 02 003c 0001 61", MQTT_RC_UNSUPPORTED_VERSION, 0, "MQTT level 3"},
+		{"0004 4d515458 05 02 003c 00 0001 61", MQTT_RC_UNSUPPORTED_VERSION, 0, "v5 MQTT-3.1.2-1 name"},
+		{"0004 4d515454 07 02 003c 00 0001 61", MQTT_RC_UNSUPPORTED_VERSION, 0, "v5 MQTT-3.1.2-2 level 7"},
+		{"0004 4d515454 00 02 003c 0001 61", MQTT_RC_UNSUPPORTED_VERSION, 0, "level 0"},
 		{"0006 4d5149736470 04 02 003c 0001 61", MQTT_RC_UNSUPPORTED_VERSION, 0, "MQIsdp level 4"},
 		{"0004 6d717474 04 02 003c 0001 61", MQTT_RC_UNSUPPORTED_VERSION, 0, "name is case sensitive"},
 		{V311HDR "02 003c 0001 61 00", MQTT_RC_MALFORMED, 4, "trailing byte"},
@@ -321,7 +324,7 @@ START_TEST(ack_roundtrip)
 			{"00", MQTT_V311, MQTT_RC_MALFORMED},        {"", MQTT_V5, MQTT_RC_MALFORMED},
 			{"0001 00", MQTT_V311, MQTT_RC_MALFORMED},   {"0001 00 00 00", MQTT_V5, MQTT_RC_MALFORMED},
 			{"0001 00 05 1f", MQTT_V5, MQTT_RC_MALFORMED}, {"0001 00 03 230001", MQTT_V5, MQTT_RC_PROTOCOL_ERROR},
-			{"0001 01", MQTT_V5, MQTT_RC_PROTOCOL_ERROR}, /* v5 MQTT-3.4.2-1 / MQTT-3.6.2-1 */
+			{"0001 01", MQTT_V5, MQTT_RC_PROTOCOL_ERROR}, /* v5 MQTT-3.4.2-1, v5 MQTT-3.6.2-1 */
 		};
 		for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 			p = mk(b0, bad[i].body);
@@ -334,7 +337,7 @@ START_TEST(ack_roundtrip)
 		p = mk(b0, "0001 92");
 		ck_assert_int_eq(decode_pkt(&p, MQTT_V5), type >= MQTT_PUBREL ? MQTT_OK : MQTT_RC_PROTOCOL_ERROR);
 	}
-	/* PUBREL with flags 0 never reaches the decoder: v311/v5 MQTT-3.6.1-1. */
+	/* PUBREL with flags 0 never reaches the decoder: v311 MQTT-3.6.1-1, v5 MQTT-3.6.1-1. */
 	struct pkt p = mk(0x60, "0001");
 	ck_assert_int_eq(decode_pkt(&p, MQTT_V311), MQTT_RC_MALFORMED);
 	p = mk(0x42, "0001");
