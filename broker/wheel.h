@@ -34,6 +34,7 @@ struct wheel {
 	uint64_t count; /* armed entries */
 	uint64_t occupied[WHEEL_LEVELS]; /* bit per non-empty slot */
 	struct wheel_entry *slots[WHEEL_LEVELS][WHEEL_SLOTS];
+	struct wheel_entry *far; /* deadlines beyond the current 2^42 ms block */
 };
 
 void wheel_init(struct wheel *w, uint64_t now);
@@ -44,19 +45,33 @@ static inline void wheel_entry_init(struct wheel_entry *e, wheel_cb cb)
 	e->deadline = 0;
 	e->cb = cb;
 }
-/* Arm (or re-arm) e for `deadline`. A deadline in the past fires at the next wheel_run. */
+/* Arm (or re-arm) e for `deadline` (any uint64_t; UINT64_MAX is fine for
+ * "never"). A deadline <= w->now fires at the next wheel_run, also when it is
+ * added from a callback inside wheel_run (never in the same run, so a
+ * callback re-adding itself in the past cannot loop). Re-arming an entry
+ * that waits in wheel_run's due list takes it out of that list. */
 void wheel_add(struct wheel *w, struct wheel_entry *e, uint64_t deadline);
-/* Disarm e; harmless if it is not armed. */
+/* Disarm e; harmless if it is not armed. Inside wheel_run, cancelling an
+ * entry that is due but not yet fired prevents it from firing. An armed entry
+ * must be cancelled before its memory is freed. */
 void wheel_cancel(struct wheel *w, struct wheel_entry *e);
 static inline bool wheel_armed(const struct wheel_entry *e)
 {
 	return e->pprev != 0;
 }
 /* The earliest time at which wheel_run may have work: a lower bound on the
- * earliest deadline (exact for the first level), or UINT64_MAX when empty. */
+ * earliest deadline, exact when the earliest entry sits in level 0 (deadline
+ * within the current 64 ms block) or is already past (then it is <= now);
+ * otherwise the start of the earliest occupied slot, so a loop sleeping until
+ * wheel_next wakes needlessly at most once per level cascade. UINT64_MAX when
+ * empty. */
 uint64_t wheel_next(const struct wheel *w);
-/* Fire every entry whose deadline <= now, in deadline order within the
- * same millisecond-agnostic batch. Returns the number fired. */
+/* Fire every entry whose deadline <= now and none other, in deadline order
+ * (ties in no particular order); cb gets this `now`. Entries are disarmed
+ * (wheel_armed false) before their callback runs. A `now` far ahead costs
+ * O(entries), not O(ms); a `now` behind w->now only fires past-due entries
+ * and does not move the wheel back. Not re-entrant: never call wheel_run
+ * from a callback. Returns the number fired. */
 unsigned wheel_run(struct wheel *w, uint64_t now);
 
 #endif
