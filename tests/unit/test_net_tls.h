@@ -31,11 +31,28 @@ static int certs_make(struct certs *k)
 
 static void certs_free(struct certs *k)
 {
-	unlink(k->scert);
-	unlink(k->skey);
-	unlink(k->ccert);
-	unlink(k->ckey);
-	rmdir(k->dir);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", k->dir); /* our own mkdtemp directory */
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* An empty CRL, a CRL (issued by the self-signed client cert acting as its
+ * own CA) that revokes the client cert, and FFDHE parameters. */
+static int certs_make_crl_dh(const struct certs *k)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s' && printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=%s/index.txt\\n"
+		 "crlnumber=%s/crlnumber\\ndefault_md=sha256\\ndefault_crl_days=1\\n' > ca.cnf && "
+		 "touch index.txt && echo 01 > crlnumber && "
+		 "openssl ca -config ca.cnf -keyfile ckey.pem -cert ccert.pem -gencrl -out empty.crl && "
+		 "openssl ca -config ca.cnf -keyfile ckey.pem -cert ccert.pem -revoke ccert.pem && "
+		 "openssl ca -config ca.cnf -keyfile ckey.pem -cert ccert.pem -gencrl -out revoked.crl && "
+		 "openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 -out dh.pem",
+		 k->dir, k->dir, k->dir);
+	char full[2100];
+	snprintf(full, sizeof full, "(%s) >/dev/null 2>&1", cmd);
+	return system(full) == 0 ? 0 : -1;
 }
 
 struct tcli {
@@ -386,8 +403,89 @@ START_TEST(t_tls_psk)
 }
 END_TEST
 
+/* Orderly close over TLS: queued bytes arrive, then close_notify (EOF). */
+START_TEST(t_tls_flush_close)
+{
+	struct certs k;
+	ck_assert_int_eq(certs_make(&k), 0);
+	struct srv s;
+	srv_init(&s);
+	s.mode = M_CLOSE_FLUSH;
+	s.bigwrite = 300000;
+	s.sndbuf = 8192;
+	struct net_tls *tls = tls_make(&k, false, NULL);
+	ck_assert_ptr_nonnull(srv_listen(&s, "127.0.0.1", AF_INET, tls));
+	struct tcli t;
+	ck_assert_int_eq(tcli_open(&s, &t, net_listener_port(s.l), NULL, 0, false), 1);
+	tcli_write_all(&s, &t, "go", 2);
+	uint8_t *buf = malloc(s.bigwrite + 10), *exp = malloc(s.bigwrite);
+	pattern(exp, 0, s.bigwrite);
+	int eof;
+	size_t n = tcli_read(&s, &t, buf, s.bigwrite + 10, &eof, 5000);
+	ck_assert_uint_eq(n, s.bigwrite);
+	ck_assert(memcmp(buf, exp, n) == 0);
+	ck_assert_int_eq(eof, 1);
+	ck_assert_int_eq(SSL_get_shutdown(t.ssl) & SSL_RECEIVED_SHUTDOWN, SSL_RECEIVED_SHUTDOWN);
+	ck_assert_int_eq(s.closes, 1);
+	free(buf);
+	free(exp);
+	tcli_close(&t);
+	PUMP_UNTIL(s.loop, net_loop_lingering(s.loop) == 0, 2000);
+	ck_assert_uint_eq(net_loop_lingering(s.loop), 0);
+	srv_done(&s);
+	net_tls_free(tls);
+	certs_free(&k);
+}
+END_TEST
+
+/* crlfile: a revoked client certificate is refused; dhparamfile loads. */
+START_TEST(t_tls_crl_and_dhparam)
+{
+	struct certs k;
+	ck_assert_int_eq(certs_make(&k), 0);
+	ck_assert_int_eq(certs_make_crl_dh(&k), 0);
+	char empty[128], revoked[128], dh[128];
+	snprintf(empty, sizeof empty, "%s/empty.crl", k.dir);
+	snprintf(revoked, sizeof revoked, "%s/revoked.crl", k.dir);
+	snprintf(dh, sizeof dh, "%s/dh.pem", k.dir);
+	struct net_tls_opts o = { .certfile = k.scert, .keyfile = k.skey, .cafile = k.ccert,
+				  .require_certificate = true, .crlfile = empty, .dhparamfile = k.scert };
+	char err[256] = "";
+	ck_assert_ptr_null(net_tls_new(&o, err, sizeof err)); /* not DH parameters */
+	ck_assert(strstr(err, "dhparamfile") != NULL);
+	o.dhparamfile = dh;
+	struct net_tls *tls = net_tls_new(&o, err, sizeof err);
+	ck_assert_msg(tls != NULL, "%s", err);
+	struct srv s;
+	srv_init(&s);
+	ck_assert_ptr_nonnull(srv_listen(&s, "127.0.0.1", AF_INET, tls));
+	int port = net_listener_port(s.l);
+	struct tcli t;
+	ck_assert_int_eq(tcli_open(&s, &t, port, &k, TLS1_2_VERSION, false), 1); /* DHE-capable 1.2 too */
+	tcli_write_all(&s, &t, "ok", 2);
+	uint8_t b[2];
+	int eof;
+	ck_assert_uint_eq(tcli_read(&s, &t, b, 2, &eof, 2000), 2);
+	tcli_close(&t);
+	PUMP_UNTIL(s.loop, s.closes == 1, 2000);
+	o.crlfile = revoked;
+	ck_assert_int_eq(net_tls_reload(tls, &o, err, sizeof err), 0);
+	s.closes = 0;
+	tcli_open(&s, &t, port, &k, 0, false);
+	PUMP_UNTIL(s.loop, s.closes == 1, 2000);
+	ck_assert_int_eq(s.why, NET_CLOSED_TLS);
+	ck_assert_int_eq(s.datas, 1);
+	tcli_close(&t);
+	srv_done(&s);
+	net_tls_free(tls);
+	certs_free(&k);
+}
+END_TEST
+
 static void tls_add_tests(TCase *tc)
 {
+	tcase_add_test(tc, t_tls_flush_close);
+	tcase_add_test(tc, t_tls_crl_and_dhparam);
 	tcase_add_test(tc, t_tls_handshake_echo);
 	tcase_add_test(tc, t_tls_plain_client_closed);
 	tcase_add_test(tc, t_tls_client_certificate);
