@@ -114,7 +114,8 @@ def main():
 
     results = []
     lock = threading.Lock()
-    queue = list(tests)
+    # Longest tests first, so that they overlap with the many short ones.
+    queue = sorted(tests, key=lambda t: -getattr(t[3], "timeout", DEFAULT_TIMEOUT))
     start = time.monotonic()
 
     def report(full, status, secs, detail):
