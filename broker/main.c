@@ -229,7 +229,7 @@ int main(int argc, char **argv)
 	 * flush, close with FIN, exit within ~2 s. */
 	broker_shutdown(b);
 	uint64_t deadline = net_now_update(loop) + 2000;
-	while (b->clients && net_now_update(loop) < deadline)
+	while ((b->clients || net_loop_lingering(loop)) && net_now_update(loop) < deadline)
 		net_loop_run_once(loop, 50);
 	net_fd_del(loop, app.sigfd);
 	close(app.sigfd);

@@ -349,6 +349,16 @@ void net_conn_reap_all(struct net_loop *loop)
 		c->in_start = c->in_end = c->in_cap = 0;
 		if ((c->flags & NET_CF_ABORT) || c->why == NET_CLOSED_TLS || c->why == NET_CLOSED_PROTOCOL ||
 		    !(c->flags & NET_CF_READY) || (c->fd < 0 && !(c->flags & NET_CF_TP_OWNS_IO))) {
+			if ((c->flags & NET_CF_ABORT) && c->why == NET_CLOSED_LOCAL && c->out_bytes &&
+			    (c->flags & NET_CF_READY) && !(c->flags & NET_CF_TP_OWNS_IO)) {
+				/* A local abort (peer presumed dead): one nonblocking
+				 * attempt to send what is queued (e.g. MQTT DISCONNECT
+				 * 0x8D) so a peer that is alive after all still reads it
+				 * before the RST. Nothing waits: a dead peer costs nothing. */
+				c->flags &= ~(unsigned)NET_CF_ABORT;
+				net_conn_flush(c);
+				c->flags |= NET_CF_ABORT;
+			}
 			if (c->flags & NET_CF_ABORT)
 				net_conn_free_out(c);
 			net_conn_destroy(c);
