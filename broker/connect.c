@@ -138,6 +138,17 @@ static int make_will(struct client *c, const struct mqtt_connect *k, struct will
 	return 0;
 }
 
+/* "MQTT" or "MQIsdp" at the start of CONNECT's variable header. */
+static bool known_protocol_name(const struct mqtt_frame *f)
+{
+	if (f->len < 2)
+		return false;
+	size_t n = ((size_t)f->body[0] << 8) | f->body[1];
+	if (f->len < 2 + n)
+		return false;
+	return (n == 4 && memcmp(f->body + 2, "MQTT", 4) == 0) || (n == 6 && memcmp(f->body + 2, "MQIsdp", 6) == 0);
+}
+
 static void free_will(struct will *w)
 {
 	if (!w)
@@ -159,6 +170,11 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 
 	memset(&k, 0, sizeof(k));
 	rc = mqtt_connect_decode(f, &k);
+	if (rc == MQTT_RC_UNSUPPORTED_VERSION && !known_protocol_name(f)) {
+		/* compat: as mosquitto, an unknown protocol name gets no CONNACK. */
+		log_msg(c->b, LOG_F_NOTICE, "Client %s refused: unknown protocol name.", net_conn_peer(c->conn));
+		return MQTT_RC_PROTOCOL_ERROR;
+	}
 	if (rc == MQTT_RC_UNSUPPORTED_VERSION) {
 		/* v311 MQTT-3.1.2-2: CONNACK 0x01 then close; v5 0x84. */
 		return refuse(c, k.version == MQTT_V5 ? MQTT_V5 : MQTT_V311, V3_BAD_VERSION, 0x84,
