@@ -101,6 +101,68 @@ static bool topic_match(const char *f, const char *t)
 	}
 }
 
+/* Level-by-level walk of two filters. The first level of a '$' topic is
+ * never matched by a wildcard (v311 MQTT-4.7.2-1, v5 MQTT-4.7.2-1). */
+static bool level_is(const char *p, const char *e, char w)
+{
+	return e - p == 1 && p[0] == w;
+}
+
+/* Can some topic name match both filters a and b? */
+static bool filters_intersect(const char *a, const char *b)
+{
+	bool first = true;
+	for (;;) {
+		const char *ae = strchrnul(a, '/'), *be = strchrnul(b, '/');
+		bool aw = level_is(a, ae, '+') || level_is(a, ae, '#');
+		bool bw = level_is(b, be, '+') || level_is(b, be, '#');
+		if (first && ((aw && b[0] == '$') || (bw && a[0] == '$')))
+			return false;
+		first = false;
+		if (level_is(a, ae, '#') || level_is(b, be, '#'))
+			return true;
+		if (!aw && !bw && (ae - a != be - b || memcmp(a, b, (size_t)(ae - a))))
+			return false;
+		if (!*ae && !*be)
+			return true;
+		if (!*ae)
+			return !strcmp(be, "/#");
+		if (!*be)
+			return !strcmp(ae, "/#");
+		a = ae + 1;
+		b = be + 1;
+	}
+}
+
+/* Does every topic matching filter f also match filter d? */
+static bool filter_covers(const char *d, const char *f)
+{
+	bool first = true;
+	for (;;) {
+		const char *de = strchrnul(d, '/'), *fe = strchrnul(f, '/');
+		if (first && d[0] != '$' && f[0] == '$')
+			return false;
+		first = false;
+		if (level_is(d, de, '#'))
+			return true;
+		if (level_is(f, fe, '#'))
+			return false;
+		if (level_is(d, de, '+')) {
+			/* any single level of f is covered */
+		} else if (level_is(f, fe, '+') || de - d != fe - f || memcmp(d, f, (size_t)(de - d))) {
+			return false;
+		}
+		if (!*de && !*fe)
+			return true;
+		if (!*fe)
+			return !strcmp(de, "/#");
+		if (!*de)
+			return false;
+		d = de + 1;
+		f = fe + 1;
+	}
+}
+
 /* A valid topic filter: '+' and '#' fill a whole level, '#' only last. */
 static bool filter_valid(const char *s)
 {
@@ -376,6 +438,45 @@ static char *substitute(const char *t, const char *cid, const char *user, bool *
 	return out;
 }
 
+/* SUBSCRIBE: a deny rule covering the whole filter refuses it; a read rule
+ * that some topic of the filter can match grants it (what is actually
+ * delivered is still checked per message with READ). */
+static enum verdict check_sub(const struct acl_list *l, bool pat, const char *cid, const char *user,
+			      const char *filter)
+{
+	bool allow = false, tainted;
+	char *f, buf[256];
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct acl_rule *r = &l->r[i];
+		if (r->access != ACL_DENY && !(r->access & AUTH_READ))
+			continue;
+		const char *t = r->topic;
+		f = NULL;
+		tainted = false;
+		if (pat && (r->has_c || r->has_u)) {
+			if ((r->has_u && !user) || !cid)
+				continue;
+			f = substitute(r->topic, cid, user, &tainted, buf, sizeof(buf));
+			if (!f)
+				return V_DENY;
+			t = f;
+		}
+		if (r->access == ACL_DENY) {
+			if (filter_covers(t, filter)) {
+				if (f && f != buf)
+					free(f);
+				return V_DENY;
+			}
+		} else if (!tainted && filters_intersect(t, filter)) {
+			allow = true;
+		}
+		if (f && f != buf)
+			free(f);
+	}
+	return allow ? V_ALLOW : V_NOMATCH;
+}
+
 /* One pass over list l: deny rules first (any match denies), then allow
  * rules with the access bit. Patterns are substituted when pat is set. */
 static enum verdict check_list(const struct acl_list *l, bool pat, const char *cid, const char *user,
@@ -424,7 +525,7 @@ bool auth_acl_check(const struct auth_acl *a, const char *clientid, const char *
 		return false;
 	if (!auth_dollar_check(topic, access))
 		return false;
-	if (!a || access == AUTH_SUBSCRIBE)
+	if (!a)
 		return true;
 	if (username) {
 		HASH_FIND_STR(a->users, username, u);
@@ -432,6 +533,22 @@ bool auth_acl_check(const struct auth_acl *a, const char *clientid, const char *
 			own = &u->rules;
 	} else {
 		own = &a->anon;
+	}
+	if (access == AUTH_SUBSCRIBE) {
+		/* compat: mosquitto 2.0.11 grants every subscription and filters at
+		 * delivery; vigil refuses a filter that could never deliver anything
+		 * readable, or that a deny rule covers (SUBACK 0x80 / 0x87). */
+		v = own ? check_sub(own, false, NULL, NULL, topic) : V_NOMATCH;
+		if (v == V_DENY)
+			return false;
+		bool ok = v == V_ALLOW;
+		if (a->patterns.n && clientid && !((username && strpbrk(username, "+#")) || strpbrk(clientid, "+#"))) {
+			enum verdict pv = check_sub(&a->patterns, true, clientid, username, topic);
+			if (pv == V_DENY)
+				return false;
+			ok = ok || pv == V_ALLOW;
+		}
+		return ok;
 	}
 	if (own) {
 		v = check_list(own, false, NULL, NULL, topic, (int)access);

@@ -281,8 +281,9 @@ uint8_t deliver_pubcomp(struct session *s, uint16_t pid);
 void out_list_clear(struct out_list *l);
 
 /* route.c */
-/* Deliver msg to every matching subscription (policy second loop). */
-void route_message(struct broker *b, struct message *m);
+/* Deliver msg to every matching subscription (policy second loop).
+ * Returns the number of sessions it matched (0: "no matching subscribers"). */
+size_t route_message(struct broker *b, struct message *m);
 /* Set or clear a retained message (store notified). */
 void route_retain(struct broker *b, struct message *m);
 

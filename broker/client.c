@@ -158,8 +158,9 @@ void client_send_disconnect(struct client *c, uint8_t rc, const char *reason)
 	if (c->state == CS_GONE || c->version != MQTT_V5)
 		return;
 	mqtt_pw_init(&w, pbuf, sizeof(pbuf));
-	if (reason && c->request_problem_info)
-		mqtt_pw_str(&w, MQTT_PROP_REASON_STRING, mqtt_cstr(reason));
+	/* compat: no Reason String, so the bytes are mosquitto's (E0 01 rc);
+	 * the reason is in our log instead. */
+	(void)reason;
 	struct mqtt_str props = {pbuf, w.overflow ? 0 : (uint32_t)w.len};
 	CLIENT_ENCODE(c, mqtt_disconnect_encode(rc, props, MQTT_V5, out, cap));
 }

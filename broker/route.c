@@ -96,14 +96,14 @@ static const struct sub_entry *pick_member(struct sub_group *g)
 	return &g->members[k];
 }
 
-void route_message(struct broker *b, struct message *m)
+size_t route_message(struct broker *b, struct message *m)
 {
 	struct route_ctx rc = {0};
 	struct target stack[16];
 	rc.t = stack;
 	rc.cap = 16;
 	if (subtree_match(b->subs, m->topic, &b->match))
-		return;
+		return 0;
 	uint64_t gen = ++b->next_serial;
 	for (size_t i = 0; i < b->match.n; i++) {
 		const struct sub_entry *e = b->match.subs[i];
@@ -123,6 +123,7 @@ void route_message(struct broker *b, struct message *m)
 	}
 	if (rc.heap)
 		free(rc.t);
+	return rc.n;
 }
 
 void route_retain(struct broker *b, struct message *m)

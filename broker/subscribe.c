@@ -127,20 +127,20 @@ int subscribe_handle(struct client *c, const struct mqtt_frame *f)
 			rcs[i++] = c->version == MQTT_V5 ? 0x97 : 0x80;
 			continue;
 		}
-		if (!security_acl(c, s, full, AUTH_SUBSCRIBE)) {
+		char group[256];
+		const char *tf;
+		split_share(full, group, sizeof(group), &tf);
+		if (!security_acl(c, s, tf, AUTH_SUBSCRIBE)) {
 			log_msg(b, LOG_F_DEBUG, "Denied SUBSCRIBE from %s to '%s'.", c->id, full);
 			rcs[i++] = c->version == MQTT_V5 ? 0x87 : 0x80;
 			free(fbig);
 			continue;
 		}
 		if (qos > c->l->conf->max_qos)
-			qos = (uint8_t)c->l->conf->max_qos; /* grant less (v311 MQTT-3.9.3-2? SUBACK may downgrade) */
+			qos = (uint8_t)c->l->conf->max_qos; /* the server may grant less (v311 3.9.3, v5 3.9.3) */
 		uint8_t stored = (uint8_t)((opts & ~0x03) | qos);
 		if (c->version != MQTT_V5)
 			stored = qos;
-		char group[256];
-		const char *tf;
-		split_share(full, group, sizeof(group), &tf);
 		bool replaced = false, existed = false;
 		if (subtree_add(b->subs, mqtt_cstr(tf), group[0] ? group : NULL, s, stored, sub_id, &replaced) ||
 		    session_sub_add(s, full, stored, sub_id, &existed)) {
