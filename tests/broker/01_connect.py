@@ -1,6 +1,5 @@
 """CONNECT / CONNACK: versions, byte-exact CONNACKs (as mosquitto 2.0 sends them), refusals,
 client identifiers, takeover, user name / password flags.
-mqtt-spec: both
 """
 from mqtt_test import (connect, connack, publish, pingreq, subscribe, disconnect, check, fail,
                        check_eq, parse, CONNACK, TOPIC_ALIAS_MAXIMUM, RECEIVE_MAXIMUM,
@@ -31,7 +30,7 @@ def test_connack_v31(h):
 
 
 def test_connack_v5_bytes_v5_MQTT_3_1_4_5(h):
-    # v5 MQTT-3.1.4-5, MQTT-3.2.2-2: CONNACK 0x00, session present 0, byte-exact as mosquitto 2.0.
+    # v5 MQTT-3.1.4-5, v5 MQTT-3.2.2-2: CONNACK 0x00, session present 0, byte-exact as mosquitto 2.0.
     b = h.broker()
     c = h.client(b, proto=5)
     c.send(connect("c5", proto=5))
@@ -164,7 +163,7 @@ def test_wrong_protocol_name_v5_MQTT_3_1_2_1(h):
 
 
 def test_reserved_flag_v311_MQTT_3_1_2_3(h):
-    # v311 MQTT-3.1.2-3 / MQTT-3.1.4-1: reserved connect flag set -> close without CONNACK.
+    # v311 MQTT-3.1.2-3 / v311 MQTT-3.1.4-1: reserved connect flag set -> close without CONNACK.
     b = h.broker()
     c = h.client(b)
     c.send(connect("r", proto=4, reserved=True))
@@ -180,7 +179,7 @@ def test_reserved_flag_v5_MQTT_3_1_2_3(h):
 
 
 def test_first_packet_must_be_connect_v311_MQTT_3_1_0_1(h):
-    # v311 MQTT-3.1.0-1 (and MQTT-3.1.4-1): a PINGREQ before CONNECT closes the connection, unanswered.
+    # v311 MQTT-3.1.0-1 (and v311 MQTT-3.1.4-1): a PINGREQ before CONNECT closes the connection, unanswered.
     b = h.broker()
     c = h.client(b)
     c.send(pingreq())
@@ -282,7 +281,7 @@ def test_username_only_accepted_v5(h):
 
 
 def test_password_without_username_v311_MQTT_3_1_2_22(h):
-    # v311 MQTT-3.1.2-22 (client rule), enforced through MQTT-3.1.4-1: password flag without the
+    # v311 MQTT-3.1.2-22 (client rule), enforced through v311 MQTT-3.1.4-1: password flag without the
     # user name flag is invalid: the connection is closed (no successful CONNACK).
     b = h.broker()
     c = h.client(b)

@@ -1,6 +1,5 @@
 """SUBSCRIBE / UNSUBSCRIBE / routing: QoS downgrade, wildcards, $-topics, overlapping
 subscriptions, subscribe replaces, SUBACK / UNSUBACK codes.
-mqtt-spec: both
 """
 from mqtt_test import (subscribe, suback, unsubscribe, unsuback, publish, check, check_eq, parse,
                        PUBLISH, SUBACK, sleep, mosquitto_differs)
@@ -24,7 +23,7 @@ def _qos_matrix(h, proto):
 
 def test_qos_downgrade_v311_MQTT_3_8_4_6(h):
     # v311 MQTT-3.8.4-6: delivered QoS = min(published QoS, granted QoS); flows complete both ways
-    # (v311 MQTT-3.3.4-1, MQTT-4.3.2-1, MQTT-4.3.3-1).
+    # (v311 MQTT-3.3.4-1, v311 MQTT-4.3.2-1, v311 MQTT-4.3.3-1).
     _qos_matrix(h, 4)
 
 
@@ -91,13 +90,13 @@ def _wildcards(h, proto):
 
 def test_wildcards_v311_MQTT_4_7_1_2_MQTT_4_7_1_3(h):
     # v311 MQTT-4.7.1-2 ('#' incl. parent level), MQTT-4.7.1-3 ('+' one whole level, may be
-    # empty), MQTT-4.7.2-1 ($-topics not matched by leading wildcards), MQTT-4.7.3-4 (no
-    # normalisation, case-sensitive), MQTT-3.3.2-3 (topic name as published).
+    # empty), v311 MQTT-4.7.2-1 ($-topics not matched by leading wildcards), v311 MQTT-4.7.3-4 (no
+    # normalisation, case-sensitive), v311 MQTT-3.3.2-3 (topic name as published).
     _wildcards(h, 4)
 
 
-def test_wildcards_v5_MQTT_4_7_1_1_MQTT_4_7_1_2(h):
-    # v5 MQTT-4.7.1-1, MQTT-4.7.1-2, MQTT-4.7.2-1, MQTT-4.7.3-4.
+def test_wildcards_v5_MQTT_4_7_1_1_v5_MQTT_4_7_1_2(h):
+    # v5 MQTT-4.7.1-1, v5 MQTT-4.7.1-2, v5 MQTT-4.7.2-1, v5 MQTT-4.7.3-4.
     _wildcards(h, 5)
 
 
@@ -191,8 +190,8 @@ def test_subscribe_replaces_v5_MQTT_3_8_4_3(h):
     s.expect_no_packet(0.3)
 
 
-def test_suback_multiple_codes_v311_MQTT_3_8_4_5_MQTT_3_9_3_1(h):
-    # v311 MQTT-3.8.4-4/-5, MQTT-3.9.3-1: one SUBACK, codes in filter order; MQTT-3.8.4-2 same id.
+def test_suback_multiple_codes_v311_MQTT_3_8_4_5_v311_MQTT_3_9_3_1(h):
+    # v311 MQTT-3.8.4-4/-5, v311 MQTT-3.9.3-1: one SUBACK, codes in filter order; v311 MQTT-3.8.4-2 same id.
     b = h.broker()
     c = h.connect(b, "sm")
     c.send(subscribe(0x1234, [("a", 2), ("b", 0), ("c/#", 1)]))
@@ -200,7 +199,7 @@ def test_suback_multiple_codes_v311_MQTT_3_8_4_5_MQTT_3_9_3_1(h):
 
 
 def test_suback_multiple_codes_v5_MQTT_3_9_3_1(h):
-    # v5 MQTT-3.8.4-5/-6, MQTT-3.9.3-1, MQTT-3.8.4-2.
+    # v5 MQTT-3.8.4-5/-6, v5 MQTT-3.9.3-1, v5 MQTT-3.8.4-2.
     b = h.broker()
     c = h.connect(b, "sm5", proto=5)
     c.send(subscribe(0xFFFF, [("a", 1), ("b", 2), ("c/#", 0)], proto=5))
@@ -301,7 +300,7 @@ def test_unsubscribe_multi_v311_MQTT_3_10_4_6(h):
     c.expect_no_packet(0.3)
 
 
-def test_fanout_MQTT_4_5_0_1(h):
+def test_fanout_v311_MQTT_4_5_0_1(h):
     # v311 MQTT-4.5.0-1: the message goes to every matching subscriber's session.
     b = h.broker()
     subs = [h.connect(b, "f%d" % i) for i in range(10)]
@@ -369,7 +368,7 @@ def test_empty_payload_delivered(h):
 
 
 def test_utf8_topic_passthrough_v311_MQTT_1_5_3_3(h):
-    # v311 MQTT-1.5.3-3: a BOM (EF BB BF) in a topic is kept, not stripped; MQTT-4.7.3-4 exact.
+    # v311 MQTT-1.5.3-3: a BOM (EF BB BF) in a topic is kept, not stripped; v311 MQTT-4.7.3-4 exact.
     b = h.broker()
     s = h.connect(b, "bs")
     s.subscribe("\ufeffbom/\u00e9")

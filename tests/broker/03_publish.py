@@ -1,13 +1,12 @@
 """PUBLISH flows: QoS 1 and 2 acknowledgements byte-exact, QoS 2 duplicate suppression, packet id
 reuse, DUP flag rules, redelivery on reconnect only.
-mqtt-spec: both
 """
 from mqtt_test import (publish, puback, pubrec, pubrel, pubcomp, check, check_eq, parse, PUBLISH,
                        connect, connack)
 
 
 def test_puback_v311_MQTT_3_3_4_1(h):
-    # v311 MQTT-3.3.4-1, MQTT-4.3.2-2: QoS 1 -> PUBACK with the same Packet Identifier.
+    # v311 MQTT-3.3.4-1, v311 MQTT-4.3.2-2: QoS 1 -> PUBACK with the same Packet Identifier.
     b = h.broker()
     c = h.connect(b, "pa")
     c.send(publish("t", "x", qos=1, mid=0x0A0B))
@@ -25,7 +24,8 @@ def test_puback_v5_MQTT_4_3_2_4(h):
 
 
 def test_puback_v5_no_subscribers_MQTT_3_4_2_1(h):
-    # v5 MQTT-3.4.2-1: PUBACK reason 0x10 (No matching subscribers), as mosquitto 2.0 sends it.
+    # v5 MQTT-3.4.2-1: PUBACK reason 0x10 (No matching subscribers), as mosquitto 2.0 sends it
+    # (byte-exact compatibility; the spec also allows 0x00).
     b = h.broker()
     c = h.connect(b, "pa5", proto=5)
     c.send(publish("nobody/listens", "x", qos=1, mid=78, proto=5))
@@ -175,12 +175,12 @@ def _redeliver(h, proto):
 
 
 def test_redelivery_dup_on_reconnect_v311_MQTT_4_4_0_1(h):
-    # v311 MQTT-4.4.0-1 (resend with original id on reconnect), MQTT-3.3.1-1 (DUP 1 on resend).
+    # v311 MQTT-4.4.0-1 (resend with original id on reconnect), v311 MQTT-3.3.1-1 (DUP 1 on resend).
     _redeliver(h, 4)
 
 
 def test_redelivery_dup_on_reconnect_v5_MQTT_3_3_1_1(h):
-    # v5 MQTT-4.4.0-1, MQTT-3.3.1-1.
+    # v5 MQTT-4.4.0-1, v5 MQTT-3.3.1-1.
     _redeliver(h, 5)
 
 

@@ -1,13 +1,12 @@
 """Retained messages: set, replace, clear, RETAIN flag at subscribe time vs live, QoS of retained
 messages, retain_available false.
-mqtt-spec: both
 """
 from mqtt_test import (connect, connack, publish, disconnect, check_eq, RETAIN_AVAILABLE,
                        TOPIC_ALIAS_MAXIMUM, RECEIVE_MAXIMUM, sleep)
 
 
-def test_retained_set_v311_MQTT_3_3_1_5_MQTT_3_3_1_8(h):
-    # v311 MQTT-3.3.1-5 (stored), MQTT-3.3.1-6 (sent to new subscription), MQTT-3.3.1-8 (RETAIN 1).
+def test_retained_set_v311_MQTT_3_3_1_5_v311_MQTT_3_3_1_8(h):
+    # v311 MQTT-3.3.1-5 (stored), v311 MQTT-3.3.1-6 (sent to new subscription), v311 MQTT-3.3.1-8 (RETAIN 1).
     b = h.broker()
     p = h.connect(b, "rp")
     p.publish("ret/a", "hello", qos=1, retain=True)
@@ -49,8 +48,8 @@ def test_retained_replace_v311_MQTT_3_3_1_7(h):
     s.expect_no_packet(0.3)
 
 
-def test_retained_clear_v311_MQTT_3_3_1_10_MQTT_3_3_1_11(h):
-    # v311 MQTT-3.3.1-10: empty retained payload is forwarded (live) and clears; MQTT-3.3.1-11:
+def test_retained_clear_v311_MQTT_3_3_1_10_v311_MQTT_3_3_1_11(h):
+    # v311 MQTT-3.3.1-10: empty retained payload is forwarded (live) and clears; v311 MQTT-3.3.1-11:
     # it is not stored.
     b = h.broker()
     live = h.connect(b, "rl")
@@ -65,8 +64,8 @@ def test_retained_clear_v311_MQTT_3_3_1_10_MQTT_3_3_1_11(h):
     s.expect_no_packet(0.4)
 
 
-def test_retained_clear_v5_MQTT_3_3_1_6_MQTT_3_3_1_7(h):
-    # v5 MQTT-3.3.1-6, MQTT-3.3.1-7.
+def test_retained_clear_v5_MQTT_3_3_1_6_v5_MQTT_3_3_1_7(h):
+    # v5 MQTT-3.3.1-6, v5 MQTT-3.3.1-7.
     b = h.broker()
     p = h.connect(b, "rp5", proto=5)
     p.publish("ret/c", "x", retain=True)
@@ -89,7 +88,7 @@ def test_non_retained_leaves_retained_v311_MQTT_3_3_1_12(h):
 
 
 def test_retained_qos_downgrade_v311_MQTT_3_8_4_6(h):
-    # v311 MQTT-3.3.1-5 (QoS stored) and MQTT-3.8.4-6: retained QoS 2 message to a QoS 1
+    # v311 MQTT-3.3.1-5 (QoS stored) and v311 MQTT-3.8.4-6: retained QoS 2 message to a QoS 1
     # subscriber arrives at QoS 1, to a QoS 2 subscriber at QoS 2.
     b = h.broker()
     p = h.connect(b, "rp")

@@ -1,13 +1,12 @@
 """Sessions: clean session / clean start, session present, offline queueing of QoS 1/2, v5 session
 expiry (incl. changed at DISCONNECT), max_queued_messages.
-mqtt-spec: both
 """
-from mqtt_test import (connect, connack, disconnect, check, SESSION_EXPIRY, sleep, timeout)
+from mqtt_test import (connect, connack, disconnect, SESSION_EXPIRY, NOSUB, sleep, timeout)
 
 
 def test_session_present_v311_MQTT_3_2_2_2(h):
-    # v311 MQTT-3.2.2-1 (clean -> SP 0), MQTT-3.2.2-2 (CleanSession 0 with stored session -> SP 1),
-    # MQTT-3.1.2-4 (session kept after disconnect).
+    # v311 MQTT-3.2.2-3 (no stored session -> SP 0), v311 MQTT-3.2.2-2 (stored session -> SP 1),
+    # v311 MQTT-3.1.2-4 (session kept after disconnect).
     b = h.broker()
     c = h.client(b)
     c.send(connect("sp", clean=False))
@@ -67,7 +66,7 @@ def test_offline_queue_v311_MQTT_3_1_2_5(h):
 
 
 def test_offline_queue_v5_MQTT_3_1_2_23(h):
-    # v5 MQTT-3.1.2-23 (session kept while expiry > 0), MQTT-3.1.2-5 (resumed), MQTT-3.2.2-3 (SP 1).
+    # v5 MQTT-3.1.2-23 (session kept while expiry > 0), v5 MQTT-3.1.2-5 (resumed), v5 MQTT-3.2.2-3 (SP 1).
     b = h.broker()
     props = [(SESSION_EXPIRY, 60)]
     c = h.connect(b, "oq5", proto=5, clean=False, properties=props)
@@ -83,7 +82,7 @@ def test_offline_queue_v5_MQTT_3_1_2_23(h):
 
 
 def test_session_expiry_zero_v5_MQTT_3_1_2_23(h):
-    # v5 3.1.2.11.2 / MQTT-4.1.0-2: Session Expiry 0 (absent) -> the session ends with the
+    # v5 3.1.2.11.2 / v5 MQTT-4.1.0-2: Session Expiry 0 (absent) -> the session ends with the
     # connection even with Clean Start 0.
     b = h.broker()
     c = h.connect(b, "se0", proto=5, clean=False)
@@ -92,12 +91,12 @@ def test_session_expiry_zero_v5_MQTT_3_1_2_23(h):
     sleep(0.1)
     c2 = h.connect(b, "se0", proto=5, clean=False, session_present=False)
     p = h.connect(b, "se0p", proto=5)
-    p.publish("se0/t", "x", qos=1, rc=0x10)
+    p.publish("se0/t", "x", qos=1, rc=NOSUB)
     c2.expect_no_packet(0.3)
 
 
 def test_clean_start_discards_v5_MQTT_3_1_2_4(h):
-    # v5 MQTT-3.1.2-4, MQTT-3.2.2-2: Clean Start 1 discards the stored session, SP 0.
+    # v5 MQTT-3.1.2-4, v5 MQTT-3.2.2-2: Clean Start 1 discards the stored session, SP 0.
     b = h.broker()
     props = [(SESSION_EXPIRY, 60)]
     c = h.connect(b, "cs5", proto=5, clean=False, properties=props)
@@ -105,7 +104,7 @@ def test_clean_start_discards_v5_MQTT_3_1_2_4(h):
     c.disconnect()
     c2 = h.connect(b, "cs5", proto=5, clean=True, properties=props, session_present=False)
     p = h.connect(b, "cs5p", proto=5)
-    p.publish("cs5/t", "x", qos=1, rc=0x10)
+    p.publish("cs5/t", "x", qos=1, rc=NOSUB)
     c2.expect_no_packet(0.3)
 
 
@@ -206,4 +205,3 @@ def test_inflight_window_then_queue(h):
     s.expect_publish("iw/t", "2", qos=1)
     s.send(bytes([0x40, 2]) + d1["mid"].to_bytes(2, "big"))
     s.expect_publish("iw/t", "3", qos=1)
-    check(True, "")

@@ -1,7 +1,6 @@
 """Will messages: on EOF, on RST, on protocol error, not after DISCONNECT, after v5 DISCONNECT 0x04,
 will retain, will QoS, v5 will delay (incl. cancel on reconnect, bounded by session expiry), will
 properties forwarded.
-mqtt-spec: both
 """
 import time
 
@@ -17,7 +16,7 @@ def _will(topic="will/t", payload=b"gone", qos=0, retain=False, properties=None)
 
 def test_will_on_eof_v311_MQTT_3_1_2_8(h):
     # v311 MQTT-3.1.2-8: the Will is published when the connection closes without DISCONNECT;
-    # MQTT-3.1.2-12: a client without a Will publishes nothing.
+    # v311 MQTT-3.1.2-12: a client without a Will publishes nothing.
     b = h.broker()
     s = h.connect(b, "ws")
     s.subscribe("will/#")
@@ -51,7 +50,7 @@ def test_will_on_eof_v5_MQTT_3_1_2_8(h):
 
 def test_will_on_protocol_error_v311(h):
     # v311 3.1.2.5: the Server closing the connection because of a protocol error publishes the
-    # Will (here: a PUBLISH with QoS 3, MQTT-3.3.1-4).
+    # Will (here: a PUBLISH with QoS 3, v311 MQTT-3.3.1-4).
     b = h.broker()
     s = h.connect(b, "ws")
     s.subscribe("will/t")
@@ -62,7 +61,7 @@ def test_will_on_protocol_error_v311(h):
 
 
 def test_no_will_after_disconnect_v311_MQTT_3_14_4_3(h):
-    # v311 MQTT-3.14.4-3, MQTT-3.1.2-10: DISCONNECT discards the Will.
+    # v311 MQTT-3.14.4-3, v311 MQTT-3.1.2-10: DISCONNECT discards the Will.
     b = h.broker()
     s = h.connect(b, "ws")
     s.subscribe("will/t")
@@ -72,7 +71,7 @@ def test_no_will_after_disconnect_v311_MQTT_3_14_4_3(h):
 
 
 def test_no_will_after_disconnect_v5_MQTT_3_14_4_3(h):
-    # v5 MQTT-3.14.4-3, MQTT-3.1.2-10: DISCONNECT with reason 0x00 discards the Will.
+    # v5 MQTT-3.14.4-3, v5 MQTT-3.1.2-10: DISCONNECT with reason 0x00 discards the Will.
     b = h.broker()
     s = h.connect(b, "ws5", proto=5)
     s.subscribe("will/t")
@@ -93,7 +92,7 @@ def test_will_after_disconnect_0x04_v5_MQTT_3_1_2_8(h):
 
 def test_will_retain_v311_MQTT_3_1_2_17(h):
     # v311 MQTT-3.1.2-17: Will Retain 1 -> published as retained (a later subscriber gets it with
-    # RETAIN 1); MQTT-3.1.2-16: the live subscriber sees RETAIN 0 (MQTT-3.3.1-9).
+    # RETAIN 1); v311 MQTT-3.1.2-16: the live subscriber sees RETAIN 0 (v311 MQTT-3.3.1-9).
     b = h.broker()
     live = h.connect(b, "wl")
     live.subscribe("will/r")
@@ -117,7 +116,7 @@ def test_will_not_retained_v5_MQTT_3_1_2_14(h):
 
 
 def test_will_qos_v311(h):
-    # v311 3.1.2.6 + MQTT-3.8.4-6: a QoS 1 Will reaches a QoS 2 subscriber at QoS 1 and a QoS 0
+    # v311 3.1.2.6 + v311 MQTT-3.8.4-6: a QoS 1 Will reaches a QoS 2 subscriber at QoS 1 and a QoS 0
     # subscriber at QoS 0.
     b = h.broker()
     s2 = h.connect(b, "wq2")
@@ -231,7 +230,7 @@ def test_will_delay_zero_session_expiry_immediate_v5(h):
 
 
 def test_will_topic_wildcard_rejected_v311(h):
-    # v311 MQTT-3.1.4-1 / MQTT-4.7.1-1: a Will Topic with a wildcard makes the CONNECT invalid:
+    # v311 MQTT-3.1.4-1 / v311 MQTT-4.7.1-1: a Will Topic with a wildcard makes the CONNECT invalid:
     # the connection is closed (a refusing CONNACK may come first) and no will is ever sent.
     b = h.broker()
     s = h.connect(b, "wws")

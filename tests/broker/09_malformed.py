@@ -1,7 +1,6 @@
 """Malformed packets and protocol errors after a successful CONNECT: the connection is closed
 (v5: DISCONNECT 0x81 Malformed Packet / 0x82 Protocol Error / a more specific code first, which
 vigil always sends and the spec says SHOULD), and nothing in or after the bad packet is processed.
-mqtt-spec: both
 """
 from mqtt_test import (connect, publish, subscribe, unsubscribe, mstr, u16, packet, props,
                        disconnect, pingreq, PAYLOAD_FORMAT, TOPIC_ALIAS, mosquitto_differs)
@@ -104,9 +103,9 @@ _case("test_topic_surrogate_v311_MQTT_1_5_3_1", 4, packet(0x30, mstr(b"a/\xed\xa
 _case("test_topic_overlong_utf8_v5_MQTT_1_5_4_1", 5, packet(0x30, mstr(b"a/\xc0\xaf") + b"\x00"),
       0x81, alt=(0x90,), comment="v5 MQTT-1.5.4-1: overlong encoding is ill-formed")
 _case("test_topic_nul_v311_MQTT_1_5_3_2", 4, packet(0x30, mstr(b"a\x00b") + b"x"),
-      comment="v311 MQTT-1.5.3-2, MQTT-4.7.3-2: U+0000 -> close")
+      comment="v311 MQTT-1.5.3-2, v311 MQTT-4.7.3-2: U+0000 -> close")
 _case("test_topic_nul_v5_MQTT_1_5_4_2", 5, packet(0x30, mstr(b"a\x00b") + b"\x00x"), 0x81,
-      alt=(0x90,), comment="v5 MQTT-1.5.4-2, MQTT-4.7.3-2")
+      alt=(0x90,), comment="v5 MQTT-1.5.4-2, v5 MQTT-4.7.3-2")
 _case("test_subscribe_filter_bad_utf8_v311_MQTT_1_5_3_1", 4,
       packet(0x82, u16(1) + mstr(b"a/\xff") + b"\x00"), comment="v311 MQTT-1.5.3-1")
 _case("test_user_property_bad_utf8_v5_MQTT_1_5_7_1", 5,

@@ -1,7 +1,6 @@
 """Authentication (password_file made by mosquitto_passwd) and authorisation (acl_file incl.
 patterns %c and %u): CONNACK refusals, denied publish dropped (v5 PUBACK 0x87), denied subscribe
 (SUBACK 0x80 / 0x87), '#' receives only readable topics.
-mqtt-spec: both
 """
 import os
 import subprocess
@@ -61,7 +60,8 @@ def test_password_ok_v5_MQTT_3_1_4_5(h):
 
 def test_wrong_password_v311_0x05(h):
     # v311 3.2.2.3: bad user name or password -> CONNACK 0x05 (Not authorized, as mosquitto)
-    # then close (MQTT-3.2.2-5 session present 0 with a non-zero code).
+    # then close (v311 MQTT-3.2.2-4: session present 0 with a non-zero code; v311 MQTT-3.2.2-5:
+    # close after it).
     b = _auth_broker(h)
     c = h.client(b)
     c.send(connect("wp", username="alice", password="wrong"))
@@ -154,7 +154,7 @@ def test_acl_denied_publish_v5_0x87(h):
             "(allowed by the spec); vigil refuses it in the SUBACK")
 def test_acl_denied_subscribe_v311_0x80(h):
     # v311 MQTT-3.9.3-2: a subscription the ACL forbids gets return code 0x80; the allowed one in
-    # the same SUBSCRIBE is granted (MQTT-3.8.4-4).
+    # the same SUBSCRIBE is granted (v311 MQTT-3.8.4-4).
     b = _auth_broker(h)
     a = h.connect(b, "alice", username="alice", password="apass")
     a.send(subscribe(2, [("secret/#", 1), ("public/#", 1)]))

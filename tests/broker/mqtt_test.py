@@ -8,7 +8,6 @@ What it deliberately does not: no MQTT client logic beyond the tiny helpers (con
 publish flows); tests spell out the packets they expect.
 Invariant: no read blocks longer than its timeout, every broker started is stopped by cleanup().
 
-mqtt-spec: both
 """
 
 import os
@@ -614,6 +613,9 @@ class Closed(Exception):
     pass
 
 
+NOSUB = "success-or-no-subscribers"
+
+
 class Client:
     def __init__(self, h, port, proto=4, timeout=3.0, name="client"):
         self.h = h
@@ -819,10 +821,23 @@ class Client:
         self.expect_packet(unsuback(mid, codes, proto=self.proto))
 
     def publish(self, topic, payload=b"", qos=0, retain=False, properties=None, rc=None):
-        """Publish and complete the QoS flow as sender. Returns the packet id used."""
+        """Publish and complete the QoS flow as sender. Returns the packet id used.
+        rc: the PUBACK / PUBREC reason expected (None: success); NOSUB: success or 0x10 (No
+        matching subscribers), for tests that are not about that code."""
         mid = self.mid() if qos else None
         self.send(publish(topic, payload, qos=qos, retain=retain, mid=mid, proto=self.proto,
                           properties=properties))
+        if rc == NOSUB:
+            ok = [f(mid, r, proto=self.proto) for f in (puback if qos == 1 else pubrec,)
+                  for r in (None, 0x10)]
+            got = self.recv("PUBACK/PUBREC") if qos else None
+            if qos and got not in ok:
+                fail("%s: want one of %s, got %s" % (self.name, [hexs(x) for x in ok],
+                                                      describe(got, self.proto)))
+            if qos == 2:
+                self.send(pubrel(mid, proto=self.proto))
+                self.expect_packet(pubcomp(mid, proto=self.proto))
+            return mid
         if qos == 1:
             self.expect_packet(puback(mid, rc, proto=self.proto))
         elif qos == 2:

@@ -8,7 +8,6 @@ What it deliberately does not: no fixtures beyond the Harness object `h` (see mq
 Invariant: a hung test is killed (with its broker) at its timeout; the suite always terminates.
 
 Usage: run.py [--broker vigil|mosquitto] [-k SUBSTR] [-j N] [-v] [--list] [--run-differs]
-mqtt-spec: both
 """
 
 import argparse
