@@ -8,7 +8,6 @@ file, v5 properties. Prints PASS / FAIL per case; exit status 1 if any failed.
 What it deliberately does not: no packet-level assertions (tests/broker does those).
 Invariant: every client runs with a timeout (-W / subprocess timeout); every broker is stopped.
 Usage: test_clients.py [-k SUBSTR]
-mqtt-spec: both
 """
 import os
 import signal
@@ -31,8 +30,10 @@ class Sub:
     def __init__(self, port, topic, version="mqttv311", qos=0, count=1, fmt="%t %p", extra=()):
         args = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-V", version, "-t", topic,
                 "-q", str(qos), "-C", str(count), "-W", "8", "-d", "-F", fmt] + list(extra)
+        # Unbuffered: communicate() with a timeout reads the raw pipe, so no read-ahead may hide
+        # lines in a buffer.
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, bufsize=0)
         self.lines = []
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

@@ -8,7 +8,6 @@ status 1 if any failed.
 What it deliberately does not: no packet-level assertions (tests/broker does those).
 Invariant: every wait is bounded; clients and brokers are stopped at the end of each case.
 Usage: test_paho.py [-k SUBSTR]
-mqtt-spec: both
 """
 import os
 import queue
