@@ -94,7 +94,8 @@ void net_listener_event(struct net_lsock *s, uint32_t events)
 		}
 		if (s->family == AF_UNIX)
 			c->flags |= NET_CF_UNIX;
-		if (l->tls && net_tls_attach(l->tls, c) < 0) {
+		if (l->kind == NET_WEBSOCKETS ? net_ws_attach(l, c) < 0 /* ws.c: lws adopts the fd */
+					      : l->tls && net_tls_attach(l->tls, c) < 0) {
 			net_conn_destroy(c);
 			continue;
 		}
@@ -232,11 +233,6 @@ static int listen_inet(struct net_listener *l, const struct net_listen_opts *o, 
 struct net_listener *net_listen(struct net_loop *loop, const struct net_listen_opts *o, net_accept_cb cb,
 				void *user, char *err, size_t errlen)
 {
-	if (o->kind == NET_WEBSOCKETS) {
-		/* ws.c (libwebsockets) is not written yet; see net_internal.h. */
-		set_err(err, errlen, "%sWebSockets listeners are not supported yet%s", NULL, 0);
-		return NULL;
-	}
 	struct net_listener *l = calloc(1, sizeof *l);
 	if (!l) {
 		set_err(err, errlen, "%sout of memory%s", NULL, 0);
@@ -258,6 +254,8 @@ struct net_listener *net_listen(struct net_loop *loop, const struct net_listen_o
 		if (r < 0)
 			set_err(err, errlen, "%sepoll: %s", NULL, -r);
 	}
+	if (r == 0 && o->kind == NET_WEBSOCKETS) /* ws.c: lws context for this listener */
+		r = net_ws_listener_init(l, o, err, errlen);
 	if (r != 0) {
 		for (int i = 0; i < l->nsocks; i++)
 			close(l->socks[i].fd); /* close also drops it from epoll */
@@ -289,8 +287,11 @@ void net_listener_close(struct net_listener *l)
 
 void net_listener_unref(struct net_listener *l)
 {
-	if (--l->refs == 0)
-		net_list_add_tail(&l->loop->dead_lsock, &l->link);
+	if (--l->refs != 0)
+		return;
+	if (l->ws)
+		net_ws_listener_free(l); /* ws.c: destroy the lws context */
+	net_list_add_tail(&l->loop->dead_lsock, &l->link);
 }
 
 void *net_listener_user(const struct net_listener *l)

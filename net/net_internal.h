@@ -312,5 +312,21 @@ uint64_t net_listener_tick(struct net_loop *loop);
 
 /* Attach a new SSL (from t's current SSL_CTX) to an accepted conn. */
 int net_tls_attach(struct net_tls *t, struct net_conn *c);
+/* The options t was last built from (deep copy kept by tls.c): ws.c hands
+ * the file names to libwebsockets, which does TLS itself for WS listeners. */
+const struct net_tls_opts *net_tls_opts_of(const struct net_tls *t);
+
+/* ---- WebSockets (ws.c, libwebsockets; the only file including its header) ---- */
+
+struct net_ws;
+/* net_listen, kind NET_WEBSOCKETS, once the sockets are bound: create the
+ * lws context / vhost (TLS from l->tls, static files from o->ws_http_dir). */
+int net_ws_listener_init(struct net_listener *l, const struct net_listen_opts *o, char *err, size_t errlen);
+/* Instead of net_tls_attach for a conn accepted on a WS listener: adopt its
+ * fd into lws (c->tp becomes the ws transport, NET_CF_TP_OWNS_IO). On error
+ * the caller destroys c (c->fd is -1 if lws closed the fd already). */
+int net_ws_attach(struct net_listener *l, struct net_conn *c);
+/* The listener struct is being freed (refs 0): destroy the lws context. */
+void net_ws_listener_free(struct net_listener *l);
 
 #endif

@@ -37,6 +37,7 @@ struct net_tls {
 	SSL_CTX *ctx;
 	int (*psk_lookup)(const char *identity, uint8_t *key, size_t cap, void *user);
 	void *psk_user;
+	struct net_tls_opts opts; /* deep copy, for ws.c (net_tls_opts_of) */
 };
 
 /* Per-connection state (conn->tp_state). */
@@ -186,6 +187,38 @@ fail:
 	return NULL;
 }
 
+/* ---- a copy of the options, for WebSocket listeners (ws.c) ----------------------------- */
+
+static void tls_opts_clear(struct net_tls_opts *o)
+{
+	const char *f[] = {o->cafile,	   o->capath,	      o->certfile, o->keyfile,	   o->tls_version,
+			   o->ciphers,	   o->ciphers_tls13, o->crlfile,  o->dhparamfile, o->psk_hint};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		free((char *)f[i]);
+	memset(o, 0, sizeof *o);
+}
+
+static int tls_opts_copy(struct net_tls_opts *d, const struct net_tls_opts *s)
+{
+	*d = *s;
+	const char **f[] = {&d->cafile,	 &d->capath,	    &d->certfile, &d->keyfile,	   &d->tls_version,
+			    &d->ciphers, &d->ciphers_tls13, &d->crlfile,  &d->dhparamfile, &d->psk_hint};
+	int bad = 0;
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		if (*f[i] && !(*f[i] = strdup(*f[i])))
+			bad = 1;
+	if (bad)
+		tls_opts_clear(d);
+	return bad ? -1 : 0;
+}
+
+const struct net_tls_opts *net_tls_opts_of(const struct net_tls *t)
+{
+	return &t->opts;
+}
+
+/* ---- struct net_tls ----------------------------------------------------------------------- */
+
 struct net_tls *net_tls_new(const struct net_tls_opts *o, char *err, size_t errlen)
 {
 	struct net_tls *t = calloc(1, sizeof *t);
@@ -199,6 +232,13 @@ struct net_tls *net_tls_new(const struct net_tls_opts *o, char *err, size_t errl
 		free(t);
 		return NULL;
 	}
+	if (tls_opts_copy(&t->opts, o) < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "out of memory");
+		SSL_CTX_free(t->ctx);
+		free(t);
+		return NULL;
+	}
 	t->psk_lookup = o->psk_lookup;
 	t->psk_user = o->psk_user;
 	return t;
@@ -209,6 +249,15 @@ int net_tls_reload(struct net_tls *t, const struct net_tls_opts *o, char *err, s
 	SSL_CTX *ctx = tls_ctx_build(o, err, errlen);
 	if (!ctx)
 		return -1;
+	struct net_tls_opts copy;
+	if (tls_opts_copy(&copy, o) < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "out of memory");
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	tls_opts_clear(&t->opts);
+	t->opts = copy;
 	SSL_CTX_free(t->ctx); /* live SSLs keep their own reference */
 	t->ctx = ctx;
 	t->psk_lookup = o->psk_lookup;
@@ -221,6 +270,7 @@ void net_tls_free(struct net_tls *t)
 	if (!t)
 		return;
 	SSL_CTX_free(t->ctx);
+	tls_opts_clear(&t->opts);
 	free(t);
 }
 

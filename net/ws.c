@@ -1,0 +1,826 @@
+/*
+ * net/ws.c — WebSocket listeners (MQTT over WebSockets, plain or TLS) with
+ * libwebsockets 4.1, driven by our epoll loop. The only file that includes
+ * <libwebsockets.h>.
+ *
+ * Accept: listen.c binds and accepts as for TCP (bind address honoured,
+ * IPv4+IPv6, SO_REUSEADDR, EMFILE pause, peer string) and calls
+ * net_ws_attach, which adopts the fd into lws (lws_adopt_descriptor_vhost_via_
+ * info, opaque = our session); lws does the TLS handshake (vhost built from
+ * the listener's net_tls file names), the HTTP upgrade (subprotocol "mqtt" or
+ * "mqttv3.1"; none offered = "mqtt") and the framing. Binary frame payloads
+ * are appended to the conn's input as a raw byte stream (packets split across
+ * frames or packed in one frame are the broker's framing business; fragments
+ * are streamed as they come). Text frames close the connection (v5/v311
+ * MQTT-6.0.0-1). Output: the conn's queue is copied, at most WS_FRAME_MAX per
+ * binary frame, into one LWS_PRE-headed buffer per session and lws_write()n in
+ * LWS_CALLBACK_SERVER_WRITEABLE, which then pulls the next frame.
+ *
+ * Polling without LWS_WITH_EXTERNAL_POLL: Debian's lws 4.1 is built without
+ * it, so the ADD/DEL/CHANGE_MODE_POLL_FD callbacks never come. We know every
+ * fd lws serves (we adopted it), so each is registered here with net_fd_add
+ * and serviced with lws_service_fd; the interest mask is ours to compute after
+ * every entry into lws for each session lws called back about: READ unless rx
+ * is flow-controlled; WRITE while we hold an unsent frame or a close request,
+ * lws holds a partial write (lws_partial_buffered) or OpenSSL wants to write.
+ * Writes lws decides on its own (pong, close reply) are caught by offering an
+ * established session one POLLOUT right after each read service.
+ * Forced service and timers: lws_service(ctx, -1) never blocks: it runs lws's
+ * ripe timers (its sul list: close-ack, shutdown and handshake timeouts, our
+ * own drain bound), polls lws's fds with timeout 0 at their true interest and
+ * services buffered rx/TLS data. We call it from one timerfd per listener
+ * that is (a) kicked to fire at once when lws_service_adjust_timeout reports
+ * pending work or rx was resumed, and (b) ticks every WS_TICK_MS only while
+ * some session is "unsettled" (handshaking, closing, holding output or
+ * overflow input): an idle broker or idle established sessions cost nothing.
+ *
+ * Not here: listening/accepting (listen.c), the conn's buffers and reaping
+ * (conn.c, conn_io.c), PSK over WebSockets (lws cannot; config refuses it),
+ * per-message deflate, TLS reload for WS listeners (new files need a restart).
+ *
+ * Invariant: a session lives while its wsi lives or its conn names it; the
+ * conn never sees lws, and lws never sees a conn after tp->close (the session
+ * is detached and lws finishes the close on its own, bounded in time).
+ */
+#include "net_internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#define WS_FRAME_MAX ((size_t)128 * 1024) /* payload bytes per binary frame we send */
+#define WS_RX_BUFFER 16384                /* lws per-session rx chunk */
+#define WS_SERV_BUF 32768                 /* lws per-thread read buffer */
+#define WS_TICK_MS 1000                   /* timer service period while sessions are unsettled */
+#define WS_CLOSE_SECS 3                   /* bound on drain + close once the conn is gone */
+#define WS_LWS_TIMEOUT_SECS 10            /* lws's own handshake / shutdown timeouts */
+
+enum { WS_TIMER_OFF = 0, WS_TIMER_TICK = 1, WS_TIMER_KICK = 2 };
+
+struct net_ws {
+	struct net_loop *loop;
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	int tfd;          /* timerfd: kick (fire now) and tick */
+	int timer;        /* WS_TIMER_* as armed */
+	unsigned nsess;   /* sessions whose wsi is alive */
+	bool tls;
+	const struct net_tls_opts *init_tls; /* only while the vhost is being created */
+	struct net_link touched; /* sessions lws called back about since the last sync */
+	struct net_link pend;    /* sessions with overflow input waiting for room */
+	struct net_link all;     /* every session (for the unsettled check) */
+	char *http_dir;
+	struct lws_http_mount mount;
+};
+
+struct ws_sess {
+	struct net_ws *ws;
+	struct lws *wsi;     /* NULL before the first callback and after WSI_DESTROY */
+	struct net_conn *c;  /* NULL once detached (the conn was freed) */
+	int fd;
+	unsigned mask;       /* NET_READ|NET_WRITE registered with the loop */
+	bool registered;     /* fd is in the loop */
+	bool gone;           /* lws destroyed the wsi (and closed the fd) */
+	bool established;    /* WebSocket upgrade done */
+	bool lws_closing;    /* lws is closing it (we returned -1, or it said CLOSED) */
+	bool close_req;      /* detached: close once the output is written */
+	bool rx_off;         /* lws rx flow control applied by us */
+	bool c_paused;       /* the conn does not want input now */
+	uint8_t *out;        /* LWS_PRE headroom + payload [out_off, out_len) */
+	size_t out_off, out_len;
+	uint8_t *ovf;        /* received payload that did not fit the conn's input */
+	size_t ovf_len;
+	struct net_link touch, pend, all;
+};
+
+static const struct net_transport ws_transport;
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *msg, const char *arg)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "%s%s%s", msg, arg ? ": " : "", arg ? arg : "");
+}
+
+static struct ws_sess *sess_of(struct lws *wsi)
+{
+	return wsi ? lws_get_opaque_user_data(wsi) : NULL;
+}
+
+static size_t conn_room(const struct net_conn *c)
+{
+	size_t used = c->in_end - c->in_start;
+	return used < c->in_limit ? c->in_limit - used : 0;
+}
+
+static bool ssl_wants_write(struct lws *wsi)
+{
+	SSL *ssl = lws_get_ssl(wsi);
+	return ssl && SSL_want_write(ssl);
+}
+
+static bool sess_unsettled(const struct ws_sess *s)
+{
+	return !s->established || !s->c || s->lws_closing || s->out_len > s->out_off || s->ovf_len;
+}
+
+/* ---- the timerfd: kick and tick -------------------------------------------------------- */
+
+static void ws_timer_set(struct net_ws *ws, int want)
+{
+	if (want == ws->timer || (ws->timer == WS_TIMER_KICK && want == WS_TIMER_TICK))
+		return; /* a pending kick fires first and re-evaluates */
+	struct itimerspec its;
+	memset(&its, 0, sizeof its);
+	struct timespec tick = {.tv_sec = WS_TICK_MS / 1000, .tv_nsec = (WS_TICK_MS % 1000) * 1000000L};
+	if (want == WS_TIMER_KICK)
+		its.it_value.tv_nsec = 1;
+	else if (want == WS_TIMER_TICK)
+		its.it_value = tick;
+	if (want != WS_TIMER_OFF)
+		its.it_interval = tick;
+	if (timerfd_settime(ws->tfd, 0, &its, NULL) == 0)
+		ws->timer = want;
+}
+
+static void sess_sync(struct ws_sess *s);
+
+/* After every entry into lws: re-sync the epoll interest of the sessions lws
+ * called back about, then decide whether lws needs service soon. */
+static void ws_after(struct net_ws *ws)
+{
+	while (!net_list_empty(&ws->touched)) {
+		struct ws_sess *s = net_container_of(ws->touched.next, struct ws_sess, touch);
+		net_list_del(&s->touch);
+		sess_sync(s);
+	}
+	int want = WS_TIMER_OFF;
+	if (!lws_service_adjust_timeout(ws->ctx, 1, 0)) {
+		want = WS_TIMER_KICK;
+	} else {
+		for (struct net_link *k = ws->all.next; k != &ws->all; k = k->next)
+			if (sess_unsettled(net_container_of(k, struct ws_sess, all))) {
+				want = WS_TIMER_TICK;
+				break;
+			}
+	}
+	ws_timer_set(ws, want);
+}
+
+static void ws_kick(struct net_ws *ws)
+{
+	ws_timer_set(ws, WS_TIMER_KICK);
+}
+
+/* ---- session state ----------------------------------------------------------------------- */
+
+static void sess_touch(struct ws_sess *s)
+{
+	if (!net_link_linked(&s->touch))
+		net_list_add_tail(&s->ws->touched, &s->touch);
+}
+
+static void sess_out_free(struct ws_sess *s)
+{
+	free(s->out);
+	s->out = NULL;
+	s->out_off = s->out_len = 0;
+}
+
+static void sess_free(struct ws_sess *s)
+{
+	if (s->registered)
+		net_fd_del(s->ws->loop, s->fd);
+	net_list_del(&s->touch);
+	net_list_del(&s->pend);
+	net_list_del(&s->all);
+	sess_out_free(s);
+	free(s->ovf);
+	free(s);
+}
+
+/* The epoll interest this session needs now (see the header comment). */
+static void sess_sync(struct ws_sess *s)
+{
+	if (!s->registered || s->gone || !s->wsi)
+		return;
+	unsigned want = 0;
+	if (!s->rx_off)
+		want |= NET_READ;
+	if (s->out_len > s->out_off || (s->close_req && !s->lws_closing) || lws_partial_buffered(s->wsi) ||
+	    ssl_wants_write(s->wsi))
+		want |= NET_WRITE;
+	if (want != s->mask && net_fd_mod(s->ws->loop, s->fd, want) == 0)
+		s->mask = want;
+}
+
+/* Apply lws rx flow control: off while the conn is paused or overflow input
+ * waits; always on once detached (lws must read the close handshake). */
+static void sess_rx_apply(struct ws_sess *s)
+{
+	if (s->gone || !s->wsi || !s->established)
+		return;
+	bool off = s->c && !s->lws_closing && (s->c_paused || s->ovf_len > 0);
+	if (off == s->rx_off)
+		return;
+	s->rx_off = off;
+	lws_rx_flow_control(s->wsi, (off ? 0 : 1) | LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
+	if (!off)
+		ws_kick(s->ws); /* lws may hold buffered rx: serve it without waiting for epoll */
+	sess_touch(s);
+}
+
+/* Move overflow input into the conn as room allows, and deliver. */
+static void sess_feed_overflow(struct ws_sess *s)
+{
+	struct net_conn *c = s->c;
+	if (!c || !s->ovf_len || s->c_paused || net_conn_closing(c))
+		return;
+	size_t n = conn_room(c);
+	if (n > s->ovf_len)
+		n = s->ovf_len;
+	if (n && net_conn_feed(c, s->ovf, n) < 0) {
+		net_conn_fail(c, NET_CLOSED_ERROR, ENOMEM);
+		return;
+	}
+	memmove(s->ovf, s->ovf + n, s->ovf_len - n);
+	s->ovf_len -= n;
+	if (!s->ovf_len) {
+		free(s->ovf);
+		s->ovf = NULL;
+		net_list_del(&s->pend);
+	}
+	net_conn_deliver(c);
+	sess_rx_apply(s);
+}
+
+/* ---- lws callbacks ------------------------------------------------------------------------- */
+
+static char *x509_rfc2253(X509_NAME *name)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *out = NULL, *p;
+	if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+		long n = BIO_get_mem_data(b, &p);
+		out = n >= 0 ? strndup(p, (size_t)n) : NULL;
+	}
+	BIO_free(b);
+	return out;
+}
+
+static char *x509_cn(X509_NAME *name)
+{
+	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+	unsigned char *u = NULL;
+	int n = i < 0 ? -1 : ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+	char *out = NULL;
+	if (n >= 0 && !memchr(u, '\0', (size_t)n)) /* embedded NUL: refuse the name */
+		out = strndup((const char *)u, (size_t)n);
+	OPENSSL_free(u);
+	return out;
+}
+
+/* WSS with a client certificate: the same CN / subject as a TLS conn. */
+static void sess_peer_cert(struct ws_sess *s)
+{
+	SSL *ssl = lws_get_ssl(s->wsi);
+	X509 *x = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+	if (!x)
+		return;
+	X509_NAME *n = X509_get_subject_name(x);
+	s->c->cert_subject = x509_rfc2253(n);
+	s->c->cert_cn = x509_cn(n);
+	X509_free(x);
+}
+
+static int cb_established(struct ws_sess *s)
+{
+	if (!s)
+		return -1;
+	s->established = true;
+	if (s->c) {
+		sess_peer_cert(s);
+		net_conn_set_ready(s->c);
+	}
+	return 0;
+}
+
+static int cb_receive(struct ws_sess *s, struct lws *wsi, const uint8_t *in, size_t len)
+{
+	if (!s)
+		return -1;
+	if (!lws_frame_is_binary(wsi)) {
+		/* v5 MQTT-6.0.0-1, v311 MQTT-6.0.0-1: MQTT travels in binary
+		 * frames; any other data frame closes the connection. */
+		if (s->c)
+			net_conn_fail(s->c, NET_CLOSED_PROTOCOL, EPROTO);
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, NULL, 0);
+		s->lws_closing = true;
+		return -1;
+	}
+	struct net_conn *c = s->c;
+	if (!c || net_conn_closing(c) || len == 0)
+		return 0; /* detached or closing: discard */
+	size_t n = s->ovf_len ? 0 : conn_room(c);
+	if (n > len)
+		n = len;
+	if (n && net_conn_feed(c, in, n) < 0) {
+		net_conn_fail(c, NET_CLOSED_ERROR, ENOMEM);
+		return 0;
+	}
+	if (n < len) {
+		/* No room (the owner has not consumed): keep the rest and stop
+		 * lws reading until the conn asks for more. Bounded by the
+		 * input limit; beyond it the peer is flooding us. */
+		size_t rest = len - n;
+		uint8_t *nb = s->ovf_len + rest <= c->in_limit ? realloc(s->ovf, s->ovf_len + rest) : NULL;
+		if (!nb) {
+			net_conn_fail(c, NET_CLOSED_ERROR, ENOBUFS);
+			return 0;
+		}
+		memcpy(nb + s->ovf_len, in + n, rest);
+		s->ovf = nb;
+		s->ovf_len += rest;
+		if (!net_link_linked(&s->pend))
+			net_list_add_tail(&s->ws->pend, &s->pend);
+		sess_rx_apply(s);
+	}
+	if (n)
+		net_conn_deliver(c);
+	return 0;
+}
+
+static int cb_writeable(struct ws_sess *s, struct lws *wsi)
+{
+	if (!s)
+		return 0;
+	if (s->out_len > s->out_off) {
+		size_t n = s->out_len - s->out_off;
+		if (n > WS_FRAME_MAX)
+			n = WS_FRAME_MAX;
+		/* Successive frames reuse the bytes before them as LWS_PRE
+		 * headroom: those were sent already (lws copies what the kernel
+		 * does not take). */
+		int w = lws_write(wsi, s->out + LWS_PRE + s->out_off, n, LWS_WRITE_BINARY);
+		if (w < (int)n) {
+			if (s->c)
+				net_conn_fail(s->c, NET_CLOSED_ERROR, EIO);
+			s->lws_closing = true;
+			return -1;
+		}
+		s->out_off += n;
+		if (s->out_off < s->out_len) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		sess_out_free(s);
+	}
+	if (s->c) {
+		if (s->c->out_bytes)
+			net_conn_flush(s->c); /* hands us the next frame (ws_writev) */
+		return 0;
+	}
+	if (s->close_req) {
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+		s->lws_closing = true;
+		return -1; /* lws sends the close frame and finishes the handshake */
+	}
+	return 0;
+}
+
+static void cb_wsi_destroy(struct ws_sess *s)
+{
+	if (!s || s->gone)
+		return;
+	struct net_ws *ws = s->ws;
+	s->gone = true;
+	s->wsi = NULL;
+	ws->nsess--;
+	if (s->registered) {
+		net_fd_del(ws->loop, s->fd); /* lws has closed it already */
+		s->registered = false;
+	}
+	net_list_del(&s->touch);
+	if (!s->c) {
+		sess_free(s);
+		return;
+	}
+	s->c->fd = -1;
+	net_conn_fail(s->c, NET_CLOSED_EOF, 0); /* no-op if already closing */
+}
+
+/* lws leaves the vhost's SSL_CTX to us for what it has no option for. */
+static int cb_tls_extra(struct lws *wsi, SSL_CTX *ctx)
+{
+	struct lws_context *lc = wsi ? lws_get_context(wsi) : NULL;
+	struct net_ws *ws = lc ? lws_context_user(lc) : NULL;
+	const struct net_tls_opts *o = ws ? ws->init_tls : NULL;
+	if (!o || !ctx)
+		return 0;
+	/* compat: tls_version sets the minimum version, as in tls.c. */
+	int v = TLS1_2_VERSION;
+	if (o->tls_version && !strcmp(o->tls_version, "tlsv1.3"))
+		v = TLS1_3_VERSION;
+	else if (o->tls_version && !strcmp(o->tls_version, "tlsv1.1"))
+		v = TLS1_1_VERSION;
+	SSL_CTX_set_min_proto_version(ctx, v);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+	if (o->capath && SSL_CTX_load_verify_locations(ctx, NULL, o->capath) != 1)
+		return 1;
+	if (o->crlfile) {
+		X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+		X509_LOOKUP *lk = st ? X509_STORE_add_lookup(st, X509_LOOKUP_file()) : NULL;
+		if (!lk || X509_load_crl_file(lk, o->crlfile, X509_FILETYPE_PEM) < 1)
+			return 1;
+		X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+	}
+	return 0;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct ws_sess *s = sess_of(wsi);
+	if (s && !s->gone) {
+		if (!s->wsi)
+			s->wsi = wsi;
+		sess_touch(s);
+	}
+	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+		/* lws: 0 accepts. Keep OpenSSL's verdict (len = preverify_ok);
+		 * the default would accept any certificate. */
+		return len ? 0 : 1;
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		return cb_tls_extra(wsi, user);
+	case LWS_CALLBACK_ESTABLISHED:
+		return cb_established(s);
+	case LWS_CALLBACK_RECEIVE:
+		return cb_receive(s, wsi, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return cb_writeable(s, wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (s)
+			s->lws_closing = true;
+		return 0; /* lws echoes the close */
+	case LWS_CALLBACK_CLOSED:
+		if (s) {
+			s->lws_closing = true;
+			if (s->c)
+				net_conn_fail(s->c, NET_CLOSED_EOF, 0);
+		}
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		cb_wsi_destroy(s);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+/* protocols[0] also serves the HTTP phase and is chosen when the client
+ * offers no subprotocol (lenient; v5 MQTT-6.0.0-3 binds the client). */
+static const struct lws_protocols ws_protocols[] = {
+	{"mqtt", ws_callback, 0, WS_RX_BUFFER, 0, NULL, 0},
+	{"mqttv3.1", ws_callback, 0, WS_RX_BUFFER, 0, NULL, 0}, /* compat: mosquitto accepts it */
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- loop callbacks ---------------------------------------------------------------------- */
+
+static void ws_fd_cb(struct net_loop *loop, int fd, unsigned ev, void *user);
+
+static bool sess_alive(struct net_loop *loop, int fd, const struct ws_sess *s)
+{
+	return fd < loop->nfds && loop->fds[fd] && loop->fds[fd]->cb == ws_fd_cb && loop->fds[fd]->user == s;
+}
+
+static void ws_fd_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
+{
+	struct ws_sess *s = user;
+	struct net_ws *ws = s->ws;
+	struct lws_pollfd p;
+	p.fd = fd;
+	p.events = (short)(((s->mask & NET_READ) ? POLLIN : 0) | ((s->mask & NET_WRITE) ? POLLOUT : 0));
+	p.revents = 0;
+	/* An event we did not ask for is EPOLLERR/HUP folded in by the loop. */
+	if (ev & NET_READ)
+		p.revents |= (s->mask & NET_READ) ? POLLIN : POLLHUP;
+	if (ev & NET_WRITE)
+		p.revents |= (s->mask & NET_WRITE) ? POLLOUT : POLLHUP;
+	bool offered_out = (p.revents & POLLOUT) != 0;
+	lws_service_fd(ws->ctx, &p);
+	/* lws may have decided to write by itself while reading (a pong, the
+	 * close reply): offer POLLOUT once; a no-op when it has nothing. */
+	if (!offered_out && sess_alive(loop, fd, s) && s->established && !(s->mask & NET_WRITE)) {
+		p.events = POLLIN | POLLOUT;
+		p.revents = POLLOUT;
+		lws_service_fd(ws->ctx, &p);
+	}
+	ws_after(ws);
+}
+
+static void ws_timer_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
+{
+	struct net_ws *ws = user;
+	uint64_t n;
+	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+		return;
+	ws->timer = WS_TIMER_TICK; /* armed with an interval; ws_after re-decides */
+	struct net_link batch;
+	net_list_init(&batch);
+	while (!net_list_empty(&ws->pend)) {
+		struct net_link *k = ws->pend.next;
+		net_list_del(k);
+		net_list_add_tail(&batch, k);
+	}
+	while (!net_list_empty(&batch)) {
+		struct ws_sess *s = net_container_of(batch.next, struct ws_sess, pend);
+		net_list_del(&s->pend);
+		if (s->ovf_len)
+			net_list_add_tail(&ws->pend, &s->pend);
+		sess_feed_overflow(s);
+	}
+	lws_service(ws->ctx, -1); /* ripe timers + forced service; never blocks */
+	ws_after(ws);
+}
+
+/* ---- transport ------------------------------------------------------------------------- */
+
+/* Copy the conn's output into our frame buffer. One frame waits at a time
+ * (the conn keeps the rest: its out_pending stays meaningful for the
+ * owner's back-pressure), except once the owner is gone (lingering close):
+ * then everything is taken, to be drained after the conn is freed. */
+static ssize_t ws_writev(struct net_conn *c, const struct iovec *iov, int iovcnt)
+{
+	struct ws_sess *s = c->tp_state;
+	if (!s || s->gone || !s->wsi || s->lws_closing)
+		return -EPIPE;
+	bool all = (c->flags & NET_CF_CLOSED_CB) != 0;
+	if (s->out_len > s->out_off && !all)
+		return -EAGAIN;
+	size_t total = 0;
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	size_t take = all || total < WS_FRAME_MAX ? total : WS_FRAME_MAX;
+	if (s->out_off) { /* compact what is left before appending */
+		memmove(s->out + LWS_PRE, s->out + LWS_PRE + s->out_off, s->out_len - s->out_off);
+		s->out_len -= s->out_off;
+		s->out_off = 0;
+	}
+	uint8_t *nb = realloc(s->out, LWS_PRE + s->out_len + take);
+	if (!nb)
+		return -ENOMEM;
+	s->out = nb;
+	size_t left = take;
+	for (int i = 0; i < iovcnt && left; i++) {
+		size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+		memcpy(s->out + LWS_PRE + s->out_len, iov[i].iov_base, k);
+		s->out_len += k;
+		left -= k;
+	}
+	lws_callback_on_writable(s->wsi);
+	sess_touch(s);
+	ws_after(s->ws);
+	return (ssize_t)take;
+}
+
+static void ws_update(struct net_conn *c, bool want_read, bool want_write)
+{
+	struct ws_sess *s = c->tp_state;
+	if (!s || s->gone || !s->established || !(c->flags & NET_CF_READY))
+		return; /* the HTTP / TLS phase is lws's business */
+	s->c_paused = !want_read;
+	if (want_read && s->ovf_len) {
+		if (!net_link_linked(&s->pend))
+			net_list_add_tail(&s->ws->pend, &s->pend);
+		ws_kick(s->ws); /* feed it from the timer callback, not from inside the owner's */
+	}
+	sess_rx_apply(s);
+	sess_touch(s);
+	ws_after(s->ws);
+}
+
+/* The conn is being freed (after on_close): detach. Abort or unfinished
+ * upgrade: lws drops the wsi now (RST for abort). Orderly: lws writes what
+ * we still hold, sends a close frame and waits for the peer's, all bounded
+ * by WS_CLOSE_SECS and lws's own timeouts (serviced by the timer). */
+static void ws_close(struct net_conn *c, bool abort_)
+{
+	struct ws_sess *s = c->tp_state;
+	c->tp_state = NULL;
+	if (!s)
+		return;
+	struct net_ws *ws = s->ws;
+	s->c = NULL;
+	net_list_del(&s->pend);
+	free(s->ovf);
+	s->ovf = NULL;
+	s->ovf_len = 0;
+	if (s->gone) {
+		sess_free(s);
+		return;
+	}
+	if (!s->wsi) {
+		/* adopted but lws never called back: nothing to close through lws */
+		ws_after(ws);
+		return;
+	}
+	if (!s->lws_closing && (abort_ || !s->established)) {
+		if (abort_) {
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		}
+		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC); /* frees s */
+		ws_after(ws);
+		return;
+	}
+	sess_rx_apply(s);
+	if (!s->lws_closing) {
+		s->close_req = true;
+		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WS_CLOSE_SECS);
+		lws_callback_on_writable(s->wsi);
+	}
+	sess_touch(s);
+	ws_after(ws);
+}
+
+static const struct net_transport ws_transport = {
+	.name = "websockets",
+	.proto_reason = NET_CLOSED_PROTOCOL,
+	.writev = ws_writev,
+	.update = ws_update,
+	.close = ws_close,
+};
+
+/* ---- listener ------------------------------------------------------------------------------ */
+
+int net_ws_attach(struct net_listener *l, struct net_conn *c)
+{
+	struct net_ws *ws = l->ws;
+	struct ws_sess *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->ws = ws;
+	s->c = c;
+	s->fd = c->fd;
+	net_list_init(&s->touch);
+	net_list_init(&s->pend);
+	int r = net_fd_add(ws->loop, s->fd, NET_READ, ws_fd_cb, s);
+	if (r < 0) {
+		free(s);
+		return r;
+	}
+	s->registered = true;
+	s->mask = NET_READ;
+	net_list_add_tail(&ws->all, &s->all);
+	ws->nsess++;
+	c->tp = &ws_transport;
+	c->tp_state = s;
+	c->flags = (c->flags | NET_CF_TP_OWNS_IO) & ~NET_CF_READY;
+
+	lws_adopt_desc_t ad;
+	memset(&ad, 0, sizeof ad);
+	ad.vh = ws->vh;
+	ad.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (ws->tls ? LWS_ADOPT_ALLOW_SSL : 0);
+	ad.fd.sockfd = s->fd;
+	ad.opaque = s;
+	struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+	if (!wsi) {
+		/* lws closed the fd. Undo so that destroying c touches nothing. */
+		if (!s->gone) {
+			ws->nsess--;
+			net_fd_del(ws->loop, s->fd);
+		}
+		c->tp = &net_tcp_transport;
+		c->tp_state = NULL;
+		c->flags &= ~NET_CF_TP_OWNS_IO;
+		c->fd = -1;
+		sess_free(s);
+		ws_after(ws);
+		return -EIO;
+	}
+	if (!s->gone)
+		s->wsi = wsi;
+	ws_after(ws);
+	return 0;
+}
+
+int net_ws_listener_init(struct net_listener *l, const struct net_listen_opts *o, char *err, size_t errlen)
+{
+	struct net_ws *ws = calloc(1, sizeof *ws);
+	if (!ws) {
+		set_err(err, errlen, "out of memory", NULL);
+		return -1;
+	}
+	ws->loop = l->loop;
+	ws->tfd = -1;
+	net_list_init(&ws->touched);
+	net_list_init(&ws->pend);
+	net_list_init(&ws->all);
+	const struct net_tls_opts *t = l->tls ? net_tls_opts_of(l->tls) : NULL;
+	ws->tls = t != NULL;
+	if (t && !t->certfile) {
+		set_err(err, errlen, "WebSockets over TLS needs certfile and keyfile (no PSK with websockets)", NULL);
+		goto fail;
+	}
+	if (o->ws_http_dir && o->ws_http_dir[0]) {
+		ws->http_dir = strdup(o->ws_http_dir);
+		if (!ws->http_dir) {
+			set_err(err, errlen, "out of memory", NULL);
+			goto fail;
+		}
+		ws->mount.mountpoint = "/";
+		ws->mount.mountpoint_len = 1;
+		ws->mount.origin = ws->http_dir;
+		ws->mount.def = "index.html";
+		ws->mount.origin_protocol = LWSMPRO_FILE;
+	}
+	ws->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ws->tfd < 0 || net_fd_add(ws->loop, ws->tfd, NET_READ, ws_timer_cb, ws) < 0) {
+		set_err(err, errlen, "timerfd", strerror(errno));
+		if (ws->tfd >= 0)
+			close(ws->tfd);
+		ws->tfd = -1;
+		goto fail;
+	}
+	lws_set_log_level(LLL_ERR, NULL); /* lws's notices would go to stderr */
+
+	struct lws_context_creation_info ci;
+	memset(&ci, 0, sizeof ci);
+	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | (t ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
+	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	ci.gid = -1;
+	ci.uid = -1;
+	ci.user = ws;
+	ci.pt_serv_buf_size = WS_SERV_BUF;
+	ci.timeout_secs = WS_LWS_TIMEOUT_SECS;
+	ws->ctx = lws_create_context(&ci);
+	if (!ws->ctx) {
+		set_err(err, errlen, "cannot create the libwebsockets context", NULL);
+		goto fail;
+	}
+	struct lws_context_creation_info vi;
+	memset(&vi, 0, sizeof vi);
+	vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	vi.protocols = ws_protocols;
+	vi.vhost_name = "vigil";
+	vi.mounts = ws->http_dir ? &ws->mount : NULL;
+	vi.timeout_secs = WS_LWS_TIMEOUT_SECS;
+	if (t) {
+		vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		if (t->require_certificate)
+			vi.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+		vi.ssl_cert_filepath = t->certfile;
+		vi.ssl_private_key_filepath = t->keyfile ? t->keyfile : t->certfile;
+		vi.ssl_ca_filepath = t->cafile;
+		vi.ssl_cipher_list = t->ciphers;
+		vi.tls1_3_plus_cipher_list = t->ciphers_tls13;
+		ws->init_tls = t;
+	}
+	ws->vh = lws_create_vhost(ws->ctx, &vi);
+	ws->init_tls = NULL;
+	if (!ws->vh) {
+		set_err(err, errlen, "cannot create the WebSockets vhost (TLS files?)", t ? t->certfile : NULL);
+		goto fail;
+	}
+	l->ws = ws;
+	return 0;
+fail:
+	if (ws->ctx)
+		lws_context_destroy(ws->ctx);
+	if (ws->tfd >= 0) {
+		net_fd_del(ws->loop, ws->tfd);
+		close(ws->tfd);
+	}
+	free(ws->http_dir);
+	free(ws);
+	return -1;
+}
+
+void net_ws_listener_free(struct net_listener *l)
+{
+	struct net_ws *ws = l->ws;
+	l->ws = NULL;
+	if (!ws)
+		return;
+	/* Sessions left are detached ones still closing: lws drops them and
+	 * WSI_DESTROY frees them. */
+	lws_context_destroy(ws->ctx);
+	while (!net_list_empty(&ws->all)) /* defensive: lws did not say WSI_DESTROY */
+		sess_free(net_container_of(ws->all.next, struct ws_sess, all));
+	net_fd_del(ws->loop, ws->tfd);
+	close(ws->tfd);
+	free(ws->http_dir);
+	free(ws);
+}

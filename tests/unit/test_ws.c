@@ -1,0 +1,706 @@
+/*
+ * tests/unit/test_ws.c — net/ws.c: WebSocket listeners (libwebsockets in our
+ * epoll loop), seen through the conn API.
+ *
+ * One thread on loopback with a kernel-chosen port: a raw TCP client does
+ * the HTTP upgrade by hand (Sec-WebSocket-Key, accept hash checked) and
+ * builds masked frames byte by byte; the loop is pumped between client
+ * operations and every wait is bounded. The server side echoes or collects
+ * what the conn delivers. MQTT over WebSockets: v5 / v311 chapter 6
+ * (MQTT-6.0.0-1 binary frames only, -2 frames are not packet boundaries,
+ * -3/-4 subprotocol "mqtt").
+ */
+#include "net.h"
+#include "net_internal.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- server side --------------------------------------------------------------------- */
+
+enum mode { M_ECHO, M_COLLECT };
+
+struct srv {
+	struct net_loop *loop;
+	struct net_listener *l;
+	int port;
+	enum mode mode;
+	struct net_conn *c; /* the last accepted conn, NULL once closed */
+	int accepts, closes;
+	enum net_close_reason why;
+	bool ready_at_first_data;
+	char peer[80];
+	uint8_t *got; /* M_COLLECT */
+	size_t ngot, capgot;
+	int datas;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_data(struct net_conn *c, void *user)
+{
+	struct srv *s = user;
+	size_t n;
+	const uint8_t *p = net_conn_input(c, &n);
+	if (!s->datas++)
+		s->ready_at_first_data = net_conn_ready(c);
+	if (s->mode == M_ECHO) {
+		ck_assert_int_eq(net_conn_write(c, p, n), 0);
+	} else {
+		if (s->ngot + n > s->capgot) {
+			s->capgot = (s->ngot + n) * 2;
+			s->got = realloc(s->got, s->capgot);
+			ck_assert_ptr_nonnull(s->got);
+		}
+		memcpy(s->got + s->ngot, p, n);
+		s->ngot += n;
+	}
+	net_conn_consume(c, n);
+}
+
+static void on_close(struct net_conn *c, enum net_close_reason why, int err, void *user)
+{
+	struct srv *s = user;
+	s->closes++;
+	s->why = why;
+	if (s->c == c)
+		s->c = NULL;
+}
+
+static void on_accept(struct net_listener *l, struct net_conn *c, void *user)
+{
+	struct srv *s = user;
+	static const struct net_conn_cbs cbs = {on_data, on_close};
+	s->accepts++;
+	s->c = c;
+	snprintf(s->peer, sizeof s->peer, "%s", net_conn_peer(c));
+	ck_assert(!net_conn_ready(c)); /* before the upgrade */
+	net_conn_set_cbs(c, &cbs, s);
+}
+
+static void srv_start(struct srv *s, enum mode m, struct net_tls *tls)
+{
+	memset(s, 0, sizeof *s);
+	s->mode = m;
+	s->loop = net_loop_new();
+	ck_assert_ptr_nonnull(s->loop);
+	struct net_listen_opts o = {.bind_address = "127.0.0.1", .port = 0, .kind = NET_WEBSOCKETS, .tls = tls};
+	char err[256] = "";
+	s->l = net_listen(s->loop, &o, on_accept, s, err, sizeof err);
+	ck_assert_msg(s->l != NULL, "net_listen: %s", err);
+	s->port = net_listener_port(s->l);
+	ck_assert_int_gt(s->port, 0);
+}
+
+static void srv_stop(struct srv *s)
+{
+	net_loop_free(s->loop); /* closes the listener: destroys the lws context */
+	free(s->got);
+}
+
+static void pump(struct srv *s, int ms)
+{
+	uint64_t end = mono_ms() + (uint64_t)ms;
+	do
+		net_loop_run_once(s->loop, 5);
+	while (mono_ms() < end);
+}
+
+/* ---- client side --------------------------------------------------------------------- */
+
+struct cli {
+	int fd;
+	uint8_t buf[1 << 21];
+	size_t n; /* bytes received, not yet parsed */
+	bool eof;
+};
+
+static struct cli *cli_connect_buf(struct srv *s, int rcvbuf)
+{
+	struct cli *k = calloc(1, sizeof *k);
+	ck_assert_ptr_nonnull(k);
+	k->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(k->fd, 0);
+	if (rcvbuf) /* before connect, so the window is negotiated for it */
+		setsockopt(k->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	ck_assert_int_eq(connect(k->fd, (struct sockaddr *)&a, sizeof a), 0); /* loopback: backlog */
+	fcntl(k->fd, F_SETFL, O_NONBLOCK);
+	return k;
+}
+
+static struct cli *cli_connect(struct srv *s)
+{
+	return cli_connect_buf(s, 0);
+}
+
+static void cli_free(struct cli *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	free(k);
+}
+
+/* Pump the loop and read what arrives until pred(k) holds or ms pass. */
+static bool cli_wait(struct srv *s, struct cli *k, bool (*pred)(struct cli *, void *), void *arg, int ms)
+{
+	uint64_t end = mono_ms() + (uint64_t)ms;
+	for (;;) {
+		if (pred(k, arg))
+			return true;
+		if (mono_ms() > end)
+			return false;
+		net_loop_run_once(s->loop, 2);
+		while (!k->eof && k->n < sizeof k->buf) {
+			ssize_t r = recv(k->fd, k->buf + k->n, sizeof k->buf - k->n, 0);
+			if (r > 0)
+				k->n += (size_t)r;
+			else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+				k->eof = true;
+			else
+				break;
+		}
+	}
+}
+
+static void cli_send(struct srv *s, struct cli *k, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint64_t end = mono_ms() + 5000;
+	while (n > 0) {
+		ssize_t w = send(k->fd, b, n, MSG_NOSIGNAL);
+		if (w > 0) {
+			b += w;
+			n -= (size_t)w;
+			continue;
+		}
+		ck_assert_msg(w < 0 && errno == EAGAIN, "send: %s", strerror(errno));
+		ck_assert_msg(mono_ms() < end, "send stalled");
+		net_loop_run_once(s->loop, 2);
+	}
+}
+
+static bool have_headers(struct cli *k, void *arg)
+{
+	return k->eof || memmem(k->buf, k->n, "\r\n\r\n", 4) != NULL;
+}
+
+static void expected_accept(const char *key, char out[64])
+{
+	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	char cat[128];
+	unsigned char sha[SHA_DIGEST_LENGTH];
+	snprintf(cat, sizeof cat, "%s%s", key, guid);
+	SHA1((const unsigned char *)cat, strlen(cat), sha);
+	EVP_EncodeBlock((unsigned char *)out, sha, SHA_DIGEST_LENGTH);
+}
+
+/* Send the upgrade request (proto NULL: no Sec-WebSocket-Protocol header)
+ * and wait for the response head; returns it (NUL-terminated, consumed
+ * from k->buf) or NULL if the connection closed without one. */
+static char *upgrade(struct srv *s, struct cli *k, const char *proto, char *resp, size_t resplen)
+{
+	static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+	char req[512];
+	int n = snprintf(req, sizeof req,
+			 "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+			 s->port, key, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "", proto ? "\r\n" : "");
+	cli_send(s, k, req, (size_t)n);
+	ck_assert(cli_wait(s, k, have_headers, NULL, 3000));
+	uint8_t *end = memmem(k->buf, k->n, "\r\n\r\n", 4);
+	if (!end)
+		return NULL;
+	size_t hl = (size_t)(end + 4 - k->buf);
+	ck_assert_uint_lt(hl, resplen);
+	memcpy(resp, k->buf, hl);
+	resp[hl] = '\0';
+	memmove(k->buf, k->buf + hl, k->n - hl);
+	k->n -= hl;
+	if (!strncmp(resp, "HTTP/1.1 101", 12)) {
+		char acc[64], line[128];
+		expected_accept(key, acc);
+		snprintf(line, sizeof line, "Sec-WebSocket-Accept: %s\r\n", acc);
+		ck_assert_msg(strcasestr(resp, line) != NULL, "bad accept in %s", resp);
+	}
+	return resp;
+}
+
+static void upgrade_ok(struct srv *s, struct cli *k)
+{
+	char resp[2048];
+	ck_assert_ptr_nonnull(upgrade(s, k, "mqtt", resp, sizeof resp));
+	ck_assert_msg(!strncmp(resp, "HTTP/1.1 101", 12), "no 101: %s", resp);
+	ck_assert_ptr_nonnull(strcasestr(resp, "Sec-WebSocket-Protocol: mqtt\r\n"));
+}
+
+/* A client frame, masked (RFC 6455 5.3), built byte by byte. */
+static size_t frame(uint8_t *out, bool fin, int opcode, const void *payload, size_t len)
+{
+	static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+	size_t i = 0;
+	out[i++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
+	if (len < 126) {
+		out[i++] = (uint8_t)(0x80 | len);
+	} else if (len < 65536) {
+		out[i++] = 0x80 | 126;
+		out[i++] = (uint8_t)(len >> 8);
+		out[i++] = (uint8_t)len;
+	} else {
+		out[i++] = 0x80 | 127;
+		for (int b = 7; b >= 0; b--)
+			out[i++] = (uint8_t)((uint64_t)len >> (8 * b));
+	}
+	memcpy(out + i, mask, 4);
+	i += 4;
+	for (size_t j = 0; j < len; j++)
+		out[i + j] = ((const uint8_t *)payload)[j] ^ mask[j % 4];
+	return i + len;
+}
+
+static void send_frame(struct srv *s, struct cli *k, bool fin, int opcode, const void *p, size_t len)
+{
+	uint8_t *b = malloc(len + 14);
+	ck_assert_ptr_nonnull(b);
+	size_t n = frame(b, fin, opcode, p, len);
+	cli_send(s, k, b, n);
+	free(b);
+}
+
+/* Parse one server frame from k->buf (server frames are unmasked). */
+static bool frame_parse(struct cli *k, int *opcode, bool *fin, size_t *hdr, size_t *plen)
+{
+	if (k->n < 2)
+		return false;
+	uint8_t b1 = k->buf[1];
+	ck_assert_msg(!(b1 & 0x80), "server frames must not be masked");
+	size_t len = b1 & 0x7f, h = 2;
+	if (len == 126) {
+		if (k->n < 4)
+			return false;
+		len = (size_t)k->buf[2] << 8 | k->buf[3];
+		h = 4;
+	} else if (len == 127) {
+		if (k->n < 10)
+			return false;
+		len = 0;
+		for (int i = 0; i < 8; i++)
+			len = len << 8 | k->buf[2 + i];
+		h = 10;
+	}
+	if (k->n < h + len)
+		return false;
+	*opcode = k->buf[0] & 0x0f;
+	*fin = (k->buf[0] & 0x80) != 0;
+	*hdr = h;
+	*plen = len;
+	return true;
+}
+
+/* Accumulates server binary payloads (any framing) into a byte stream. */
+struct stream {
+	uint8_t *p;
+	size_t n, want;
+	int close_code; /* -1 none yet */
+	int pongs, frames;
+};
+
+static bool stream_pred(struct cli *k, void *arg)
+{
+	struct stream *st = arg;
+	int op;
+	bool fin;
+	size_t h, len;
+	while (frame_parse(k, &op, &fin, &h, &len)) {
+		st->frames++;
+		if (op == 2 || op == 0) {
+			memcpy(st->p + st->n, k->buf + h, len);
+			st->n += len;
+		} else if (op == 8) {
+			st->close_code = len >= 2 ? (k->buf[h] << 8 | k->buf[h + 1]) : 0;
+		} else if (op == 0xA) {
+			st->pongs++;
+		} else {
+			ck_abort_msg("unexpected opcode %d", op);
+		}
+		memmove(k->buf, k->buf + h + len, k->n - h - len);
+		k->n -= h + len;
+	}
+	return (st->want && st->n >= st->want) || (!st->want && (st->close_code >= 0 || st->pongs)) || k->eof;
+}
+
+static void stream_init(struct stream *st, size_t want)
+{
+	memset(st, 0, sizeof *st);
+	st->p = malloc(want + 65536);
+	ck_assert_ptr_nonnull(st->p);
+	st->want = want;
+	st->close_code = -1;
+}
+
+static bool srv_got(struct cli *k, void *arg)
+{
+	struct srv *s = ((void **)arg)[0];
+	size_t *want = ((void **)arg)[1];
+	return s->ngot >= *want;
+}
+
+static void wait_collected(struct srv *s, struct cli *k, size_t want)
+{
+	void *arg[2] = {s, &want};
+	ck_assert_msg(cli_wait(s, k, srv_got, arg, 5000), "server got %zu of %zu", s->ngot, want);
+}
+
+static bool cli_eof(struct cli *k, void *arg)
+{
+	stream_pred(k, arg);
+	return k->eof;
+}
+
+static bool srv_closed(struct cli *k, void *arg)
+{
+	return ((struct srv *)arg)->closes > 0;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+START_TEST(t_echo)
+{
+	struct srv s;
+	srv_start(&s, M_ECHO, NULL);
+	struct cli *k = cli_connect(&s);
+	pump(&s, 20);
+	ck_assert_int_eq(s.accepts, 1);
+	char want_peer[32];
+	ck_assert_str_eq(strtok(strcpy(want_peer, s.peer), ":"), "127.0.0.1");
+	upgrade_ok(&s, k);
+	ck_assert_ptr_nonnull(s.c);
+	ck_assert(net_conn_ready(s.c)); /* true after the upgrade */
+	/* v5 MQTT-6.0.0-1: binary frames carry the bytes */
+	send_frame(&s, k, true, 2, "\xc0\x00", 2); /* a PINGREQ */
+	struct stream st;
+	stream_init(&st, 2);
+	ck_assert(cli_wait(&s, k, stream_pred, &st, 3000));
+	ck_assert_uint_eq(st.n, 2);
+	ck_assert(!memcmp(st.p, "\xc0\x00", 2));
+	ck_assert(s.ready_at_first_data);
+	free(st.p);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+/* v5 MQTT-6.0.0-2 / v311 MQTT-6.0.0-2: a packet may span frames and a frame
+ * may hold several packets; the conn sees one byte stream. */
+START_TEST(t_split_and_packed)
+{
+	struct srv s;
+	srv_start(&s, M_COLLECT, NULL);
+	struct cli *k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	static const uint8_t pub[] = {0x30, 0x07, 0x00, 0x01, 't', 'h', 'e', 'l', 'o'};
+	send_frame(&s, k, true, 2, pub, 3);
+	pump(&s, 20);
+	send_frame(&s, k, true, 2, pub + 3, 4);
+	send_frame(&s, k, true, 2, pub + 7, 2);
+	uint8_t two[2 * sizeof pub];
+	memcpy(two, pub, sizeof pub);
+	memcpy(two + sizeof pub, pub, sizeof pub);
+	send_frame(&s, k, true, 2, two, sizeof two);
+	wait_collected(&s, k, 3 * sizeof pub);
+	ck_assert_uint_eq(s.ngot, 3 * sizeof pub);
+	for (int i = 0; i < 3; i++)
+		ck_assert(!memcmp(s.got + i * sizeof pub, pub, sizeof pub));
+	ck_assert_int_eq(s.closes, 0);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+/* Fragmented message (FIN=0 + continuations): streamed in order. */
+START_TEST(t_fragmented)
+{
+	struct srv s;
+	srv_start(&s, M_COLLECT, NULL);
+	struct cli *k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	send_frame(&s, k, false, 2, "abc", 3);
+	send_frame(&s, k, false, 0, "defg", 4);
+	send_frame(&s, k, true, 9, "pp", 2); /* a ping between fragments is allowed */
+	send_frame(&s, k, true, 0, "hij", 3);
+	wait_collected(&s, k, 10);
+	ck_assert_uint_eq(s.ngot, 10);
+	ck_assert(!memcmp(s.got, "abcdefghij", 10));
+	struct stream st;
+	stream_init(&st, 0);
+	ck_assert(cli_wait(&s, k, stream_pred, &st, 3000));
+	ck_assert_int_eq(st.pongs, 1);
+	ck_assert_int_eq(s.closes, 0);
+	free(st.p);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+/* v5 MQTT-6.0.0-1 / v311 MQTT-6.0.0-1: a text frame closes the connection. */
+START_TEST(t_text_closes)
+{
+	struct srv s;
+	srv_start(&s, M_COLLECT, NULL);
+	struct cli *k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	send_frame(&s, k, true, 1, "\xc0\x00", 2);
+	struct stream st;
+	stream_init(&st, 0);
+	ck_assert(cli_wait(&s, k, cli_eof, &st, 8000));
+	ck_assert_int_eq(st.close_code, 1003);
+	ck_assert_uint_eq(s.ngot, 0); /* nothing of it reached the conn */
+	ck_assert_int_eq(s.closes, 1);
+	ck_assert_int_eq(s.why, NET_CLOSED_PROTOCOL);
+	pump(&s, 20);
+	ck_assert_int_eq(s.closes, 1); /* exactly once */
+	free(st.p);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+/* v5 MQTT-6.0.0-3/-4: subprotocol negotiation. */
+START_TEST(t_subprotocols)
+{
+	struct srv s;
+	srv_start(&s, M_ECHO, NULL);
+	char resp[2048];
+	struct cli *k = cli_connect(&s);
+	ck_assert_ptr_nonnull(upgrade(&s, k, "mqttv3.1", resp, sizeof resp));
+	ck_assert_msg(!strncmp(resp, "HTTP/1.1 101", 12), "%s", resp);
+	ck_assert_ptr_nonnull(strcasestr(resp, "Sec-WebSocket-Protocol: mqttv3.1\r\n"));
+	cli_free(k);
+
+	k = cli_connect(&s);
+	ck_assert_ptr_nonnull(upgrade(&s, k, "foo, mqtt", resp, sizeof resp));
+	ck_assert_msg(!strncmp(resp, "HTTP/1.1 101", 12), "%s", resp);
+	ck_assert_ptr_nonnull(strcasestr(resp, "Sec-WebSocket-Protocol: mqtt\r\n"));
+	cli_free(k);
+
+	/* none offered: accepted as mqtt (lenient), no header echoed */
+	k = cli_connect(&s);
+	ck_assert_ptr_nonnull(upgrade(&s, k, NULL, resp, sizeof resp));
+	ck_assert_msg(!strncmp(resp, "HTTP/1.1 101", 12), "%s", resp);
+	ck_assert_ptr_null(strcasestr(resp, "Sec-WebSocket-Protocol"));
+	send_frame(&s, k, true, 2, "xy", 2);
+	struct stream st;
+	stream_init(&st, 2);
+	ck_assert(cli_wait(&s, k, stream_pred, &st, 3000));
+	ck_assert(!memcmp(st.p, "xy", 2));
+	free(st.p);
+	cli_free(k);
+
+	/* only unknown subprotocols: refused, never upgraded */
+	int closes = s.closes;
+	k = cli_connect(&s);
+	char *r = upgrade(&s, k, "foo", resp, sizeof resp);
+	ck_assert(r == NULL || strncmp(resp, "HTTP/1.1 101", 12) != 0);
+	ck_assert(cli_wait(&s, k, srv_closed, &s, 3000));
+	ck_assert_int_gt(s.closes, closes);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+/* The owner closes (FLUSH): queued bytes arrive, then a close frame (1000),
+ * then EOF; on_close once with NET_CLOSED_LOCAL. */
+START_TEST(t_server_close_flush)
+{
+	struct srv s;
+	srv_start(&s, M_COLLECT, NULL);
+	struct cli *k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	ck_assert_int_eq(net_conn_write(s.c, "\x20\x02\x00\x00", 4), 0); /* CONNACK */
+	net_conn_close(s.c, NET_CLOSE_FLUSH);
+	struct stream st;
+	stream_init(&st, 0);
+	ck_assert(cli_wait(&s, k, cli_eof, &st, 3000) || st.close_code == 1000);
+	ck_assert_uint_eq(st.n, 4);
+	ck_assert(!memcmp(st.p, "\x20\x02\x00\x00", 4));
+	ck_assert_int_eq(st.close_code, 1000);
+	ck_assert_int_eq(s.closes, 1);
+	ck_assert_int_eq(s.why, NET_CLOSED_LOCAL);
+	/* answer the close: lws then drops the connection */
+	send_frame(&s, k, true, 8, "\x03\xe8", 2);
+	ck_assert(cli_wait(&s, k, cli_eof, &st, 3000));
+	pump(&s, 20);
+	ck_assert_int_eq(s.closes, 1);
+	free(st.p);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+/* The peer closes (close frame, then FIN): on_close once, NET_CLOSED_EOF. */
+START_TEST(t_peer_close)
+{
+	struct srv s;
+	srv_start(&s, M_COLLECT, NULL);
+	struct cli *k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	send_frame(&s, k, true, 2, "\xe0\x00", 2); /* DISCONNECT */
+	send_frame(&s, k, true, 8, "\x03\xe8", 2);
+	struct stream st;
+	stream_init(&st, 0);
+	ck_assert(cli_wait(&s, k, cli_eof, &st, 5000));
+	ck_assert_int_eq(st.close_code, 1000); /* echoed */
+	ck_assert(cli_wait(&s, k, srv_closed, &s, 2000));
+	ck_assert_uint_eq(s.ngot, 2);
+	ck_assert_int_eq(s.why, NET_CLOSED_EOF);
+	cli_free(k);
+
+	/* plain FIN without a close frame */
+	k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	shutdown(k->fd, SHUT_WR);
+	ck_assert(cli_wait(&s, k, cli_eof, &st, 5000));
+	pump(&s, 20);
+	ck_assert_int_eq(s.closes, 2);
+	ck_assert_int_eq(s.why, NET_CLOSED_EOF);
+	free(st.p);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+/* A stalled upgrade (the broker's connect_timeout) closes cleanly. */
+START_TEST(t_close_before_upgrade)
+{
+	struct srv s;
+	srv_start(&s, M_COLLECT, NULL);
+	struct cli *k = cli_connect(&s);
+	cli_send(&s, k, "GET /mqtt HTTP/1.1\r\nHost: x\r\n", 29);
+	pump(&s, 30);
+	ck_assert_ptr_nonnull(s.c);
+	ck_assert(!net_conn_ready(s.c));
+	net_conn_close(s.c, NET_CLOSE_FLUSH);
+	struct stream st;
+	stream_init(&st, 0);
+	ck_assert(cli_wait(&s, k, cli_eof, &st, 3000));
+	ck_assert_int_eq(s.closes, 1);
+	ck_assert_int_eq(s.why, NET_CLOSED_LOCAL);
+	/* and an abort of an upgraded conn */
+	cli_free(k);
+	k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	net_conn_close(s.c, NET_CLOSE_ABORT);
+	ck_assert(cli_wait(&s, k, cli_eof, &st, 3000));
+	ck_assert_int_eq(s.closes, 2);
+	free(st.p);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+static void pattern(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 31 + seed + (i >> 9));
+}
+
+/* Big transfers both ways: several frames, partial writes, input limit. */
+START_TEST(t_big)
+{
+	struct srv s;
+	srv_start(&s, M_COLLECT, NULL);
+	struct cli *k = cli_connect_buf(&s, 16384);
+	upgrade_ok(&s, k);
+	size_t big = 1500000;
+	uint8_t *p = malloc(big);
+	ck_assert_ptr_nonnull(p);
+	pattern(p, big, 7);
+	for (size_t off = 0; off < big; off += 100000)
+		ck_assert_int_eq(net_conn_write(s.c, p + off, off + 100000 <= big ? 100000 : big - off), 0);
+	struct stream st;
+	stream_init(&st, big);
+	ck_assert_msg(cli_wait(&s, k, stream_pred, &st, 10000), "client got %zu of %zu (pending %zu, buf %zu %02x %02x eof %d)", st.n, big,
+		      s.c ? net_conn_out_pending(s.c) : 0, k->n, k->buf[0], k->buf[1], k->eof);
+	ck_assert_uint_eq(st.n, big);
+	ck_assert(!memcmp(st.p, p, big));
+	ck_assert_int_gt(st.frames, 1);
+
+	/* client -> server through a small input limit: back-pressure, no loss */
+	net_conn_set_input_limit(s.c, 10000);
+	pattern(p, big, 3);
+	for (size_t off = 0; off < 600000; off += 60000)
+		send_frame(&s, k, true, 2, p + off, 60000);
+	wait_collected(&s, k, 600000);
+	ck_assert(!memcmp(s.got, p, 600000));
+	ck_assert_int_eq(s.closes, 0);
+	free(st.p);
+	free(p);
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+/* Paused reading holds input; resuming delivers it. */
+START_TEST(t_pause)
+{
+	struct srv s;
+	srv_start(&s, M_COLLECT, NULL);
+	struct cli *k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	net_conn_pause_read(s.c, true);
+	send_frame(&s, k, true, 2, "12345", 5);
+	pump(&s, 50);
+	ck_assert_uint_eq(s.ngot, 0);
+	net_conn_pause_read(s.c, false);
+	wait_collected(&s, k, 5);
+	ck_assert(!memcmp(s.got, "12345", 5));
+	cli_free(k);
+	srv_stop(&s);
+}
+END_TEST
+
+static Suite *ws_suite(void)
+{
+	Suite *su = suite_create("ws");
+	TCase *tc = tcase_create("plain");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, t_echo);
+	tcase_add_test(tc, t_split_and_packed);
+	tcase_add_test(tc, t_fragmented);
+	tcase_add_test(tc, t_text_closes);
+	tcase_add_test(tc, t_subprotocols);
+	tcase_add_test(tc, t_server_close_flush);
+	tcase_add_test(tc, t_peer_close);
+	tcase_add_test(tc, t_close_before_upgrade);
+	tcase_add_test(tc, t_big);
+	tcase_add_test(tc, t_pause);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(ws_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
