@@ -41,7 +41,7 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 all: vigil
 
 vigil: $(BUILD)/vigil
-	cp $(BUILD)/vigil vigil
+	cp $(BUILD)/vigil vigil.tmp && mv -f vigil.tmp vigil
 
 $(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) -lcrypt -lm

@@ -20,9 +20,8 @@ int broker_init(struct broker *b, struct config *cfg, struct net_loop *loop)
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
 	b->loop = loop;
-	b->now = net_now_update(loop);
-	b->start_mono = b->now;
-	wheel_init(&b->wheel, b->now);
+	b->start_mono = net_now_update(loop);
+	wheel_init(&b->wheel, b->start_mono);
 	b->subs = subtree_new();
 	b->retained = retain_new();
 	if (!b->subs || !b->retained)
@@ -216,8 +215,7 @@ int broker_run_once(struct broker *b)
 		timeout = next <= now ? 0 : (next - now > 60000 ? 60000 : (int)(next - now));
 	}
 	int n = net_loop_run_once(b->loop, timeout);
-	b->now = net_now(b->loop);
-	wheel_run(&b->wheel, b->now);
+	wheel_run(&b->wheel, broker_now(b));
 	return n;
 }
 

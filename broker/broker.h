@@ -17,8 +17,8 @@
  *   7. wheel.c, subtree.c  data structures; store.c the durable-state seam;
  *      sys.c $SYS; log.c logging; config.c and auth.c the mosquitto files.
  *
- * Threading: one thread owns everything here. Time: b->now (monotonic ms)
- * is the loop's cached clock; nothing in the broker reads the wall clock for
+ * Threading: one thread owns everything here. Time: broker_now(b) (monotonic
+ * ms) is the loop's cached clock; nothing in the broker reads the wall clock for
  * a timeout.
  */
 #ifndef VIGIL_BROKER_H
@@ -197,7 +197,6 @@ struct broker {
 	struct config *cfg;
 	struct net_loop *loop;
 	struct wheel wheel;
-	uint64_t now;        /* cached monotonic ms */
 	uint64_t start_mono; /* for uptime */
 	struct subtree *subs;
 	struct retain_tree *retained;
@@ -215,6 +214,13 @@ struct broker {
 	const struct store_ops *store;
 	void *store_user;
 };
+
+/* The loop's cached monotonic clock (ms), refreshed once per pass right
+ * after epoll_wait, so it is current while packets are dispatched. */
+static inline uint64_t broker_now(const struct broker *b)
+{
+	return net_now(b->loop);
+}
 
 /* broker.c */
 int broker_init(struct broker *b, struct config *cfg, struct net_loop *loop);

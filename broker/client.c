@@ -49,7 +49,7 @@ void client_accept(struct net_listener *nl, struct net_conn *conn, void *user)
 	c->conn = conn;
 	c->l = l;
 	c->request_problem_info = true;
-	c->last_rx = b->now;
+	c->last_rx = broker_now(b);
 	net_conn_set_cbs(conn, &client_cbs, c);
 	net_conn_set_user(conn, c);
 	if (!l->conf->unix_path) {
@@ -72,7 +72,7 @@ void client_accept(struct net_listener *nl, struct net_conn *conn, void *user)
 	 * never finishes). compat: mosquitto keeps such sockets much longer. */
 	wheel_entry_init(&c->timer, on_timer);
 	c->timeout_ms = b->cfg->connect_timeout * 1000u;
-	wheel_add(&b->wheel, &c->timer, b->now + c->timeout_ms);
+	wheel_add(&b->wheel, &c->timer, broker_now(b) + c->timeout_ms);
 	log_msg(b, LOG_F_NOTICE, "New connection from %s on port %d.", net_conn_peer(conn), l->conf->port);
 }
 
@@ -84,8 +84,10 @@ void client_start_keepalive(struct client *c)
 		c->timeout_ms = 0;
 		return;
 	}
-	/* v311 MQTT-3.1.2-24, v5 MQTT-3.1.2-22: 1.5 x Keep Alive. */
-	c->timeout_ms = (uint32_t)c->keepalive * 1500u;
+	/* v311 MQTT-3.1.2-24, v5 MQTT-3.1.2-22: 1.5 x Keep Alive. The +1
+	 * ms: last_rx is the millisecond clock truncated, so the packet may
+	 * have arrived up to 1 ms after it; never close early. */
+	c->timeout_ms = (uint32_t)c->keepalive * 1500u + 1u;
 	wheel_add(&b->wheel, &c->timer, c->last_rx + c->timeout_ms);
 }
 
@@ -109,7 +111,7 @@ static void on_timer(struct wheel_entry *e, uint64_t now)
 		return;
 	}
 	b->st.keepalive_timeouts++;
-	uint64_t silent = now - c->last_rx;
+	uint64_t silent = now - c->last_rx - 1;
 	log_msg(b, LOG_F_NOTICE,
 		"Client %s has exceeded timeout, disconnecting. (silent for %llu.%03llu s, keepalive %u s)",
 		client_name(c), (unsigned long long)(silent / 1000), (unsigned long long)(silent % 1000),
@@ -300,7 +302,7 @@ static void on_data(struct net_conn *conn, void *user)
 			client_fail(c, rc, buf[0] >> 4);
 			break;
 		}
-		c->last_rx = b->now; /* the only per-packet keepalive work */
+		c->last_rx = broker_now(b); /* the only per-packet keepalive work */
 		b->st.bytes_received += f.total;
 		rc = dispatch(c, &f);
 		if (c->state != CS_GONE)

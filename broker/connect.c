@@ -348,7 +348,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	username = NULL;
 	c->clean_start = k.clean_start;
 	c->state = CS_CONNECTED;
-	c->connected_at = b->now;
+	c->connected_at = broker_now(b);
 	b->st.clients_connected++;
 	b->st.clients_total++;
 

@@ -119,7 +119,7 @@ static bool send_publish(struct client *c, struct message *m, uint8_t qos, uint1
 			return false;
 		mqtt_pw_init(&w, props, need);
 		if (m->has_expiry) {
-			uint64_t left = m->expiry_at > b->now ? m->expiry_at - b->now : 0;
+			uint64_t left = m->expiry_at > broker_now(b) ? m->expiry_at - broker_now(b) : 0;
 			/* v5 MQTT-3.3.2-6: the remaining interval, rounded up. */
 			mqtt_pw_u32(&w, MQTT_PROP_MESSAGE_EXPIRY, (uint32_t)((left + 999) / 1000));
 		}
@@ -189,7 +189,7 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 			const uint32_t *sub_ids, uint8_t n_sub_ids)
 {
 	const struct config *cfg = b->cfg;
-	if (message_expired(m, b->now))
+	if (message_expired(m, broker_now(b)))
 		return; /* v5 MQTT-3.3.2-5 */
 	struct client *c = s->client;
 	if (qos == 0 && c && c->state == CS_CONNECTED) {
@@ -232,7 +232,7 @@ void deliver_drain(struct session *s)
 	while (c && c->state == CS_CONNECTED && s->queue.head && s->inflight.count < window(s)) {
 		struct outmsg *o = s->queue.head;
 		list_remove(&s->queue, o);
-		if (message_expired(o->msg, b->now)) {
+		if (message_expired(o->msg, broker_now(b))) {
 			store_msg_acked(b, s, o);
 			out_free(o);
 			continue;

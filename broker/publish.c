@@ -153,7 +153,7 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 	m->origin_sid = s->serial;
 	if (p.props.present & MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY)) {
 		m->has_expiry = true;
-		m->expiry_at = b->now + (uint64_t)p.props.message_expiry * 1000u;
+		m->expiry_at = broker_now(b) + (uint64_t)p.props.message_expiry * 1000u;
 	}
 	if (p.retain)
 		route_retain(b, m);

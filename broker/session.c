@@ -92,7 +92,7 @@ void session_publish_will(struct session *s)
 	struct message *m = w->msg;
 	if (w->has_expiry) {
 		m->has_expiry = true;
-		m->expiry_at = b->now + (uint64_t)w->expiry * 1000u;
+		m->expiry_at = broker_now(b) + (uint64_t)w->expiry * 1000u;
 	}
 	m->origin_sid = s->serial;
 	/* Wills obey the ACL when they are published, not when they are set. */
@@ -142,7 +142,7 @@ void session_detach(struct session *s, bool abnormal)
 			/* v5 MQTT-3.1.3-9: held back for the delay, cancelled by a
 			 * reconnect; never later than the session's end. */
 			uint64_t d = s->will->delay < s->expiry ? s->will->delay : s->expiry;
-			wheel_add(&b->wheel, &s->will_timer, b->now + d * 1000u);
+			wheel_add(&b->wheel, &s->will_timer, broker_now(b) + d * 1000u);
 		}
 	}
 	if (s->expiry == 0) {
@@ -150,7 +150,7 @@ void session_detach(struct session *s, bool abnormal)
 		return;
 	}
 	if (s->expiry != UINT32_MAX)
-		wheel_add(&b->wheel, &s->expiry_timer, b->now + (uint64_t)s->expiry * 1000u);
+		wheel_add(&b->wheel, &s->expiry_timer, broker_now(b) + (uint64_t)s->expiry * 1000u);
 }
 
 int session_sub_add(struct session *s, const char *filter, uint8_t options, uint32_t sub_id, bool *existed)

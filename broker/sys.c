@@ -37,7 +37,7 @@ void sys_publish(struct broker *b)
 	char buf[64];
 	const struct stats *st = &b->st;
 	uint64_t sessions = HASH_COUNT(b->sessions);
-	snprintf(buf, sizeof(buf), "%" PRIu64 " seconds", (b->now - b->start_mono) / 1000);
+	snprintf(buf, sizeof(buf), "%" PRIu64 " seconds", (broker_now(b) - b->start_mono) / 1000);
 	pub(b, "$SYS/broker/uptime", buf);
 	pub_u64(b, "$SYS/broker/clients/connected", st->clients_connected);
 	pub_u64(b, "$SYS/broker/clients/active", st->clients_connected);
@@ -72,5 +72,5 @@ void sys_start(struct broker *b)
 	if (b->cfg->sys_interval == 0)
 		return;
 	sys_publish(b);
-	wheel_add(&b->wheel, &b->sys_timer, b->now + (uint64_t)b->cfg->sys_interval * 1000u);
+	wheel_add(&b->wheel, &b->sys_timer, broker_now(b) + (uint64_t)b->cfg->sys_interval * 1000u);
 }
