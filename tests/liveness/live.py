@@ -412,6 +412,8 @@ class Fleet:
         self.peers = []
         self.ep = select.epoll()
         self.by_fd = {}
+        self.close_on_eof = False  # True: close our end on EOF, like a real client
+        self.hung = set()          # peer indexes that never close their end
 
     def connect_all(self, specs, batch=250, limit=60.0, keep_alive_every=0.4, bufsize=None):
         """specs: list of (proto, keepalive, client_id, connect_packet). Connects all, checks
@@ -525,6 +527,8 @@ class Fleet:
             self.ep.unregister(p.sock.fileno())
         except (OSError, ValueError):
             pass
+        if self.close_on_eof and p.i not in self.hung:
+            p.sock.close()  # as a real client does on EOF: our FIN ends the broker's linger
 
     def watch(self, until, stop_when_all_closed=True, tick=None):
         """Drain every socket until monotonic time `until` (or all closed); records t_close and

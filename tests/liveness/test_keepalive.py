@@ -84,7 +84,7 @@ def test_every_client_packet_type_counts_v311_MQTT_3_1_2_24_v5_MQTT_3_1_2_22(t):
         c = t.connect(b.port, "ka-" + kind, proto=proto, keepalive=1, name=kind)
         cl[kind] = c
     cl["puback"].subscribe([("ka/puback", 1)])
-    last = {}
+    last = {kind: time.monotonic() for kind in kinds}
     rounds = 4
     t0 = time.monotonic()
     for r in range(rounds):
@@ -117,10 +117,15 @@ def test_every_client_packet_type_counts_v311_MQTT_3_1_2_24_v5_MQTT_3_1_2_22(t):
                 pk, resp = mt.puback(got["mid"]), None
             else:
                 pk, resp = publish("ka/x", b"v5", proto=5, properties=[(mt.USER_PROPERTY, ("a", "b"))]), None
-            last[kind] = time.monotonic()
-            c.send(pk)
-            if resp is not None:
-                c.expect_type(resp, timeout=1.0)
+            now = time.monotonic()
+            try:
+                c.send(pk)
+                if resp is not None:
+                    c.expect_type(resp, timeout=1.0)
+            except (OSError, mt.TestFailure) as e:
+                fail("%s: closed by the broker %.3f s after its last packet (K=1, so not before "
+                     "1.5 s): round %d: %s" % (kind, now - last[kind], r, e))
+            last[kind] = now
     fleet = live.Fleet(b.port)
     t.defer(fleet.close)
     peers = [fleet.adopt(c, 1, last[kind]) for kind, c in cl.items()]
