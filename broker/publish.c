@@ -160,14 +160,15 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 	size_t matched = route_message(b, m);
 	message_unref(&m);
 
-	/* v5: 0x10 No matching subscribers (compat: as mosquitto 2.0). */
+	/* v5: PUBACK 0x10 No matching subscribers (compat: as mosquitto 2.0,
+	 * which sends it in PUBACK only; PUBREC stays 0x00). */
 	uint8_t ack_rc = (c->version == MQTT_V5 && matched == 0) ? 0x10 : 0;
 	if (p.qos == 1) {
 		client_send_ack(c, MQTT_PUBACK, p.packet_id, ack_rc); /* v311 MQTT-4.3.2-2, v5 MQTT-4.3.2-4 */
 	} else if (p.qos == 2) {
 		if (session_qos2_add(s, p.packet_id))
 			return 0x97;
-		client_send_ack(c, MQTT_PUBREC, p.packet_id, ack_rc); /* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8 */
+		client_send_ack(c, MQTT_PUBREC, p.packet_id, 0); /* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8 */
 	}
 	return 0;
 }
