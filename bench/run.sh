@@ -265,16 +265,22 @@ scen_silent() {
 	R[$b.silent.cpu_ms]=$(calc "${R[$b.silent.cpu_s]} * 1000" 0)
 }
 
+# Raw loadgen output and broker logs of the last run stay in build/bench/logs/.
+LOGS=$ROOT/build/bench/logs
+mkdir -p "$LOGS"
+
 run_scenario() {
 	local sc=$1 b
 	for b in "${BROKERS[@]}"; do
-		log "== $sc: $b"
+		log "== $sc: $b (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 		if start_broker "$b"; then
 			"scen_$sc" "$b" || R[$b.$sc.failed]=1
 			stop_broker
 		else
 			R[$b.$sc.failed]=1
 		fi
+		cp "$TMP/$b.$sc.out" "$LOGS/$b.$sc.out" 2>/dev/null
+		cp "$TMP/$b.log" "$LOGS/$b.$sc.log" 2>/dev/null
 	done
 }
 
@@ -282,6 +288,7 @@ run_scenario() {
 SCENS=(idle ping silent)
 [ "$SCEN" = all ] || SCENS=("$SCEN")
 STARTED=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for sc in "${SCENS[@]}"; do run_scenario "$sc"; done
 
 # ---- report ----
@@ -292,7 +299,7 @@ ratio() {
 	if [[ $v == - || $m == - ]] || [ "$(calc "$m == 0" 0)" = 1 ]; then
 		echo "-"
 	else
-		calc "$v / $m" 2
+		awk -v v="$v" -v m="$m" 'BEGIN { printf "%.3g", v / m }'
 	fi
 }
 row() { printf '| %s | %s | %s | %s |\n' "$2" "$(val "vigil.$1")" "$(val "mosquitto.$1")" "$(ratio "$1")"; }
@@ -338,13 +345,21 @@ TABLE=$(table)
 	echo "# vigil vs mosquitto benchmark"
 	echo
 	echo "- date: $STARTED$([ "$QUICK" = 1 ] && echo " (BENCH_QUICK smoke run)")"
+	echo "- load average (1/5/15 min) at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 	echo "- machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-	echo "- brokers: vigil $([ -x "$VIGIL" ] && git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), mosquitto $("$MOSQUITTO" -h 2>/dev/null | sed -n 's/^mosquitto version //p')"
+	echo "- brokers: vigil $([ -x "$VIGIL" ] && "$VIGIL" --version 2>/dev/null | head -n 1 | sed 's/^vigil version //') (built from the working tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)), mosquitto $("$MOSQUITTO" -h 2>/dev/null | sed -n 's/^mosquitto version //p')"
 	echo "- parameters: scenarios ${SCENS[*]}; MQTT $([ "$VERSION" = 5 ] && echo 5 || echo 3.1.1); $CONNS connections (keepalive $KEEPALIVE s, connect rate $RATE/s, 127.0.0.0/8 sources); idle window $IDLE_S s; ping every $PING_INTERVAL s per connection for $PING_S s; silent: $SILENT_CONNS clients with keepalive $SILENT_K s and a will, plus one observer; fd limit $NOFILE per process"
 	echo "- method: fresh broker per scenario, vigil then mosquitto, same config (listener on 127.0.0.1, allow_anonymous, max_keepalive 65535, max_connections -1, persistence off, log_type error, user root); RSS = VmRSS after connecting minus before, divided by connections; CPU = utime+stime from /proc/PID/stat over the window; loadgen (bench/loadgen.c) runs on the same machine; lateness = will arrival at the observer - (last packet sent + 1.5 x K)."
 	[ -n "$FAILED" ] && echo "- FAILED:$FAILED (see the run's stderr)"
 	echo
 	echo "$TABLE"
+	echo
+	echo "Reading the table: ratios below 1 favour vigil for RSS, CPU, RTT and lateness, above 1 for"
+	echo "PINGRESPs per second. Will lateness is a distribution over all silent clients of one run;"
+	echo "mosquitto 2.0 scans keepalives only every few seconds, so its figures depend on where T0"
+	echo "falls in that scan period and move between runs. \"wills before 1.5 x K\" counts wills that"
+	echo "arrived earlier than the last packet sent + 1.5 x K (a broker closing too early); the"
+	echo "measurement error is about 1 ms. CPU has the resolution of clock ticks (1/$CLK_TCK s)."
 } >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 
 echo
