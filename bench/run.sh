@@ -236,6 +236,7 @@ scen_idle() {
 	R[$b.idle.connect_s]=$(kv "$out" connect_secs)
 	R[$b.idle.dropped]=$(kv "$out" dropped_by_broker)
 	R[$b.idle.rss_per_conn]=$(calc "(${R[$b.idle.rss1_kb]} - ${R[$b.idle.rss0_kb]}) * 1024 / ($n > 0 ? $n : 1)" 0)
+	R[$b.idle.rss_mib]=$(calc "${R[$b.idle.rss1_kb]} / 1024" 1)
 	R[$b.idle.cpu_ms_per_s]=$(calc "${R[$b.idle.cpu_s]} * 1000 / ${R[$b.idle.win_s]}" 2)
 }
 
@@ -314,6 +315,7 @@ table() {
 			row idle.connected "idle: connections held (of $CONNS)"
 			row idle.connect_s "idle: time to connect all (s)"
 			row idle.rss_per_conn "idle: RSS per connection (bytes)"
+			row idle.rss_mib "idle: broker RSS with all connected (MiB)"
 			row idle.cpu_ms_per_s "idle: CPU (ms per s, over ${IDLE_S} s)"
 			row idle.dropped "idle: connections dropped by broker"
 			;;
