@@ -32,7 +32,10 @@ struct sub_entry {
 };
 
 /* A shared-subscription group ($share/name/filter): members and a cursor
- * the caller may use for round-robin. */
+ * the caller may use for round-robin. Groups are per (ShareName, filter):
+ * the same name on two filters is two groups. Members keep their order;
+ * subtree_remove keeps `cursor` on the same next member (0 when past the
+ * end). */
 struct sub_group {
 	char *name;
 	struct sub_entry *members;
@@ -53,16 +56,23 @@ struct subtree *subtree_new(void);
 void subtree_free(struct subtree *t);
 
 /* Add or replace (same owner, same filter, same group) a subscription.
- * group NULL for a plain subscription. *replaced says whether one existed.
- * Returns 0 or -ENOMEM. The filter must be valid and not "$share/..." itself
- * (callers split shares with mqtt_share_split first). */
+ * group NULL for a plain subscription, else the ShareName as a
+ * NUL-terminated string (copied). *replaced (may be NULL) says whether one
+ * existed; a replacement updates options and sub_id in place. Returns 0,
+ * -ENOMEM (nothing changed) or -EINVAL for an empty filter. The filter must
+ * be valid and not "$share/..." itself (callers split shares with
+ * mqtt_share_split first). */
 int subtree_add(struct subtree *t, struct mqtt_str filter, const char *group, void *owner, uint8_t options,
 		uint32_t sub_id, bool *replaced);
 /* Remove; returns true if it existed. Empty nodes are pruned. */
 bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group, void *owner);
-/* Collect all subscriptions matching topic (a valid topic name). The
- * vectors are reused across calls; call sub_match_free at the end. Returns
- * 0 or -ENOMEM. */
+/* Collect all subscriptions matching topic (a valid topic name): each
+ * matching plain subscription once (one owner may appear several times, once
+ * per overlapping filter) and each matching share group once. The vectors
+ * are reset and reused across calls; call sub_match_free at the end. They
+ * point into the tree: valid until the next subtree_add / subtree_remove /
+ * subtree_free. Returns 0 or -ENOMEM (then the vectors hold a partial
+ * result). Allocates nothing but the vectors. */
 int subtree_match(struct subtree *t, struct mqtt_str topic, struct sub_match *m);
 void sub_match_free(struct sub_match *m);
 size_t subtree_count(const struct subtree *t); /* subscriptions, plain + shared members */
@@ -72,13 +82,15 @@ struct retain_tree;
 struct retain_tree *retain_new(void);
 /* Calls drop(value) for each value still held, then frees. */
 void retain_free(struct retain_tree *r, void (*drop)(void *value));
-/* Set topic's value (NULL clears). Returns the previous value (caller
- * releases it) or NULL. *err is set to -ENOMEM on failure (nothing changed). */
+/* Set topic's value (NULL clears and prunes). Returns the previous value
+ * (caller releases it) or NULL. *err (may be NULL) is 0, or -ENOMEM on
+ * failure (nothing changed). */
 void *retain_set(struct retain_tree *r, struct mqtt_str topic, void *value, int *err);
 void *retain_get(struct retain_tree *r, struct mqtt_str topic);
 /* Call fn for each retained value whose topic matches filter (wildcard
- * rules as above, '$' topics only for filters that start with '$').
- * fn returns false to stop. */
+ * rules as above, '$' topics only for filters that start with '$'; "a/#"
+ * also gives "a"). fn returns false to stop. fn must not modify the tree
+ * (collect first, then retain_set). Never allocates, never fails. */
 void retain_match(struct retain_tree *r, struct mqtt_str filter, bool (*fn)(void *value, void *ctx), void *ctx);
 size_t retain_count(const struct retain_tree *r);
 
