@@ -12,7 +12,7 @@ V5_CONNACK_DEFAULT = bytes.fromhex("200900000622000a210014")
 
 def test_connack_v311_MQTT_3_1_4_4(h):
     # v311 MQTT-3.1.4-4: accepted CONNECT -> CONNACK return code 0; v311 MQTT-3.2.2-1 session
-    # present 0 with CleanSession 1.
+    # present 0 with CleanSession 1; v311 MQTT-3.2.0-1: CONNACK is the first packet sent.
     b = h.broker()
     c = h.client(b)
     c.send(connect("c1", proto=4))
@@ -30,7 +30,9 @@ def test_connack_v31(h):
 
 
 def test_connack_v5_bytes_v5_MQTT_3_1_4_5(h):
-    # v5 MQTT-3.1.4-5, v5 MQTT-3.2.2-2: CONNACK 0x00, session present 0, byte-exact as mosquitto 2.0.
+    # v5 MQTT-3.1.4-5, v5 MQTT-3.2.2-2: CONNACK 0x00, session present 0, byte-exact as mosquitto 2.0;
+    # v5 MQTT-3.2.2-1 (reserved acknowledge flags 0), v5 MQTT-3.1.2-28 (no Response Information
+    # unless requested).
     b = h.broker()
     c = h.client(b, proto=5)
     c.send(connect("c5", proto=5))
@@ -104,7 +106,8 @@ def test_zero_length_id_disallowed_v311_MQTT_3_1_3_9(h):
 
 
 def test_zero_length_id_disallowed_v5_MQTT_3_1_3_8(h):
-    # v5 MQTT-3.1.3-8: ClientID refused -> MAY send CONNACK 0x85, then MUST close.
+    # v5 MQTT-3.1.3-8: ClientID refused -> MAY send CONNACK 0x85, then MUST close; v5 MQTT-3.2.2-6
+    # (session present 0 with a non-zero code), v5 MQTT-3.2.2-8 (a defined reason code).
     # compat: mosquitto 2.0 answers 0x80 (Unspecified error), which the MAY also allows.
     b = h.broker("allow_zero_length_clientid false\n")
     c = h.client(b, proto=5)
@@ -124,7 +127,8 @@ def test_long_client_id_accepted_v311_MQTT_3_1_3_5(h):
 
 
 def test_unsupported_protocol_level_v311_MQTT_3_1_2_2(h):
-    # v311 MQTT-3.1.2-2: unsupported protocol level -> CONNACK 0x01, then close.
+    # v311 MQTT-3.1.2-2: unsupported protocol level -> CONNACK 0x01, then close; v311 MQTT-3.2.2-4
+    # (session present 0 with a non-zero code), v311 MQTT-3.2.2-5 (close after it).
     b = h.broker()
     c = h.client(b)
     c.send(connect("bad", proto=6, proto_name="MQTT"))
@@ -214,7 +218,8 @@ def test_second_connect_v311_MQTT_3_1_0_2(h):
 
 
 def test_second_connect_v5_MQTT_3_1_0_2(h):
-    # v5 MQTT-3.1.0-2: second CONNECT is a Protocol Error -> (DISCONNECT 0x82) close.
+    # v5 MQTT-3.1.0-2: second CONNECT is a Protocol Error -> (DISCONNECT 0x82) close; v5
+    # MQTT-3.2.0-2: never a second CONNACK.
     b = h.broker()
     c = h.connect(b, "twice5", proto=5)
     c.send(connect("twice5", proto=5))
@@ -383,3 +388,30 @@ def test_many_connections(h):
     if not all(c.is_open(0.01) for c in cs):
         fail("a connection closed")
     sleep(0)
+
+
+def test_unsupported_protocol_level_v5_MQTT_3_1_2_2(h):
+    # v5 MQTT-3.1.2-2: a version other than 5 (here 6) -> optional CONNACK 0x84 (or a v3-style
+    # 0x01), then close.
+    b = h.broker()
+    c = h.client(b, proto=5)
+    c.send(connect("lv6", proto=5).replace(b"MQTT\x05", b"MQTT\x06"))
+    c.expect_optional_then_closed([connack(0x84, proto=5), connack(1)])
+
+
+def test_long_client_id_accepted_v5_MQTT_3_1_3_5(h):
+    # v5 MQTT-3.1.3-5: 1..23 bytes of [0-9a-zA-Z] must be accepted; longer ones are too (as
+    # mosquitto).
+    b = h.broker()
+    for cid in ("Z", "abcdefghijklmnopqrstuvw", "x" * 200):
+        c = h.client(b, proto=5)
+        c.send(connect(cid, proto=5))
+        c.expect_packet(V5_CONNACK_DEFAULT)
+
+
+def test_request_response_information_zero_v5_MQTT_3_1_2_28(h):
+    # v5 MQTT-3.1.2-28: Request Response Information 0 -> no Response Information in CONNACK.
+    b = h.broker()
+    c = h.client(b, proto=5)
+    c.send(connect("rri", proto=5, properties=[(0x19, 0)]))
+    c.expect_packet(V5_CONNACK_DEFAULT)

@@ -191,7 +191,8 @@ def test_subscribe_replaces_v5_MQTT_3_8_4_3(h):
 
 
 def test_suback_multiple_codes_v311_MQTT_3_8_4_5_v311_MQTT_3_9_3_1(h):
-    # v311 MQTT-3.8.4-4/-5, v311 MQTT-3.9.3-1: one SUBACK, codes in filter order; v311 MQTT-3.8.4-2 same id.
+    # v311 MQTT-3.8.4-4/-5, v311 MQTT-3.9.3-1: one SUBACK, codes in filter order; v311 MQTT-3.8.4-2
+    # and v311 MQTT-2.3.1-7 same id; v311 MQTT-3.8.4-1 a SUBACK for each SUBSCRIBE.
     b = h.broker()
     c = h.connect(b, "sm")
     c.send(subscribe(0x1234, [("a", 2), ("b", 0), ("c/#", 1)]))
@@ -199,7 +200,8 @@ def test_suback_multiple_codes_v311_MQTT_3_8_4_5_v311_MQTT_3_9_3_1(h):
 
 
 def test_suback_multiple_codes_v5_MQTT_3_9_3_1(h):
-    # v5 MQTT-3.8.4-5/-6, v5 MQTT-3.9.3-1, v5 MQTT-3.8.4-2.
+    # v5 MQTT-3.8.4-5/-6, v5 MQTT-3.9.3-1, v5 MQTT-3.8.4-2, v5 MQTT-2.2.1-6, v5 MQTT-3.8.4-1;
+    # v5 MQTT-2.2.2-1 (property length 0 present).
     b = h.broker()
     c = h.connect(b, "sm5", proto=5)
     c.send(subscribe(0xFFFF, [("a", 1), ("b", 2), ("c/#", 0)], proto=5))
@@ -240,7 +242,8 @@ def test_invalid_filter_v5_MQTT_4_7_1_1(h):
 
 
 def test_unsubscribe_v311_MQTT_3_10_4_2(h):
-    # v311 MQTT-3.10.4-2 / -4: UNSUBACK with the same id; no more messages for that filter.
+    # v311 MQTT-3.10.4-2, v311 MQTT-3.10.4-4: UNSUBACK with the same id; no more messages for
+    # that filter.
     b = h.broker()
     s = h.connect(b, "us")
     s.subscribe([("u/t", 1)])
@@ -377,3 +380,15 @@ def test_utf8_topic_passthrough_v311_MQTT_1_5_3_3(h):
     p.publish("bom/\u00e9", "y")
     s.expect_publish("\ufeffbom/\u00e9", "x")
     s.expect_no_packet(0.3)
+
+
+def test_utf8_bom_kept_v5_MQTT_1_5_4_3(h):
+    # v5 MQTT-1.5.4-3: EF BB BF in a topic is U+FEFF and is kept (not stripped) when matching.
+    b = h.broker()
+    s = h.connect(b, "bs5", proto=5)
+    s.subscribe("\ufeffb5")
+    p = h.connect(b, "bp5", proto=5)
+    p.publish("b5", "plain")
+    p.publish("\ufeffb5", "bom")
+    s.expect_publish("\ufeffb5", "bom")
+    s.expect_no_packet(0.2)

@@ -6,7 +6,8 @@ from mqtt_test import (publish, puback, pubrec, pubrel, pubcomp, check, check_eq
 
 
 def test_puback_v311_MQTT_3_3_4_1(h):
-    # v311 MQTT-3.3.4-1, v311 MQTT-4.3.2-2: QoS 1 -> PUBACK with the same Packet Identifier.
+    # v311 MQTT-3.3.4-1, v311 MQTT-4.3.2-2, v311 MQTT-2.3.1-6: QoS 1 -> PUBACK with the same
+    # Packet Identifier.
     b = h.broker()
     c = h.connect(b, "pa")
     c.send(publish("t", "x", qos=1, mid=0x0A0B))
@@ -45,6 +46,8 @@ def test_qos2_flow_v311_MQTT_4_3_3_2(h):
 def test_qos2_flow_v5_MQTT_4_3_3_8_MQTT_4_3_3_11(h):
     # v5 MQTT-4.3.3-8 (PUBREC with id), MQTT-4.3.3-11 (PUBCOMP with id).
     b = h.broker()
+    s = h.connect(b, "q25s", proto=5)
+    s.subscribe("t")
     c = h.connect(b, "q25", proto=5)
     c.send(publish("t", "x", qos=2, mid=1, proto=5))
     c.expect_packet(pubrec(1, proto=5))
@@ -260,7 +263,8 @@ def test_qos1_publish_acked_in_order(h):
 
 
 def test_qos_publish_parse_only(h):
-    # v311 MQTT-4.3.1-1: forwarded QoS 0 PUBLISH has DUP 0 and no packet id.
+    # v311 MQTT-4.3.1-1, v311 MQTT-3.3.1-2, v311 MQTT-2.3.1-5: forwarded QoS 0 PUBLISH has DUP 0
+    # and no packet id.
     b = h.broker()
     s = h.connect(b, "q0s")
     s.subscribe([("q0", 2)])
@@ -270,3 +274,29 @@ def test_qos_publish_parse_only(h):
     d = parse(got)
     check_eq((d["type"], d["qos"], d["dup"], d["mid"]), (PUBLISH, 0, False, None), "QoS 0 PUBLISH")
     check_eq(got, publish("q0", "z"), "bytes")
+
+
+def test_incoming_dup_not_propagated_v5_MQTT_3_3_1_3(h):
+    # v5 MQTT-3.3.1-3: the outgoing DUP is set independently of the incoming one; v5 MQTT-3.3.1-2
+    # and v5 MQTT-2.2.1-2: a QoS 0 copy has DUP 0 and no packet id.
+    b = h.broker()
+    s1 = h.connect(b, "d5s1", proto=5)
+    s1.subscribe([("dp5", 1)])
+    s0 = h.connect(b, "d5s0", proto=5)
+    s0.subscribe([("dp5", 0)])
+    c = h.connect(b, "d5p", proto=5)
+    c.send(publish("dp5", "x", qos=1, mid=3, dup=True, proto=5))
+    c.expect_packet(puback(3, proto=5))
+    s1.expect_publish("dp5", "x", qos=1, dup=False)
+    s0.expect_packet(publish("dp5", "x", proto=5))
+
+
+def test_pubrec_v5_no_subscribers_MQTT_3_5_2_1(h):
+    # v5 MQTT-3.5.2-1: mosquitto 2.0.11 answers a QoS 2 PUBLISH nobody subscribed to with a plain
+    # success PUBREC (50 02), unlike its PUBACK (0x10); byte-exact compatibility.
+    b = h.broker()
+    c = h.connect(b, "q25n", proto=5)
+    c.send(publish("nobody/here", "x", qos=2, mid=5, proto=5))
+    c.expect_packet(pubrec(5, proto=5))
+    c.send(pubrel(5, proto=5))
+    c.expect_packet(pubcomp(5, proto=5))

@@ -39,7 +39,8 @@ def test_will_on_rst_v311_MQTT_3_1_2_8(h):
 
 
 def test_will_on_eof_v5_MQTT_3_1_2_8(h):
-    # v5 MQTT-3.1.2-8: close without DISCONNECT, Will Delay 0 -> Will published at once.
+    # v5 MQTT-3.1.2-7 (Will stored with the session), v5 MQTT-3.1.2-8: close without DISCONNECT,
+    # Will Delay 0 -> Will published at once.
     b = h.broker()
     s = h.connect(b, "ws5", proto=5)
     s.subscribe("will/t")
@@ -246,3 +247,14 @@ def test_will_topic_wildcard_rejected_v311(h):
             raise
     c.expect_closed()
     s.expect_no_packet(0.3)
+
+
+def test_will_retain_v5_MQTT_3_1_2_15(h):
+    # v5 MQTT-3.1.2-15: Will Retain 1 -> published as a retained message.
+    b = h.broker()
+    w = h.connect(b, "wr5", proto=5, will=_will(topic="will/r5", payload=b"kept5", retain=True))
+    w.reset()
+    sleep(0.3)
+    s = h.connect(b, "wr5s", proto=5)
+    s.subscribe("will/r5")
+    s.expect_publish("will/r5", "kept5", retain=True)

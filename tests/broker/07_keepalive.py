@@ -11,6 +11,9 @@ from mqtt_test import (connect, connack, pingreq, pingresp, publish, disconnect,
 
 # mosquitto 2.0.11 notices a dead keepalive only within ~6 s; the loose tests allow this much.
 LOOSE = 7.0
+# The broker's clock has millisecond resolution (last_rx truncated): "never before" is checked to
+# within 1 ms.
+MS = 0.001
 # Measurement slack for "at most 100 ms late": our own scheduling and loopback delivery.
 SLACK = 0.05
 
@@ -51,7 +54,7 @@ def test_keepalive_not_before_v311_MQTT_3_1_2_24(h):
     b = h.broker()
     c, t_sent, _ = _connect_timed(h, b, "k1", 1)
     t_close = _wait_close(c, 1.5 + LOOSE)
-    check(t_close - t_sent >= 1.5, "closed %.3f s after CONNECT, before 1.5 x K" % (t_close - t_sent))
+    check(t_close - t_sent >= 1.5 - MS, "closed %.3f s after CONNECT, before 1.5 x K" % (t_close - t_sent))
 
 
 @timeout(15)
@@ -60,7 +63,7 @@ def test_keepalive_not_before_v5_MQTT_3_1_2_22(h):
     b = h.broker()
     c, t_sent, _ = _connect_timed(h, b, "k2", 2, proto=5)
     t_close = _wait_close(c, 3.0 + LOOSE, allow_0x8d=True)
-    check(t_close - t_sent >= 3.0, "closed %.3f s after CONNECT, before 1.5 x K" % (t_close - t_sent))
+    check(t_close - t_sent >= 3.0 - MS, "closed %.3f s after CONNECT, before 1.5 x K" % (t_close - t_sent))
 
 
 @vigil_only("precision: at most 100 ms after 1.5 x K (mosquitto 2.0.11 notices only within ~4-6 s)")
@@ -70,7 +73,7 @@ def test_keepalive_precise_k1_v311_MQTT_3_1_2_24(h):
     b = h.broker()
     c, t_sent, t_ack = _connect_timed(h, b, "pk1", 1)
     t_close = _wait_close(c, 3.0)
-    check(t_close - t_sent >= 1.5, "closed early: %.3f s" % (t_close - t_sent))
+    check(t_close - t_sent >= 1.5 - MS, "closed early: %.4f s" % (t_close - t_sent))
     check(t_close - t_ack <= 1.5 + 0.1 + SLACK, "closed late: %.3f s" % (t_close - t_ack))
 
 
@@ -87,7 +90,7 @@ def test_keepalive_precise_k2_v5_MQTT_3_1_2_22(h):
     check(got == disconnect(0x8D, proto=5), "want DISCONNECT 0x8D, got %s (after %.2f s)"
           % (got.hex(), t_disc - t0))
     c.expect_closed(1.0)
-    check(t_disc - t_sent >= 3.0, "closed early: %.3f s" % (t_disc - t_sent))
+    check(t_disc - t_sent >= 3.0 - MS, "closed early: %.4f s" % (t_disc - t_sent))
     check(t_disc - t_ack <= 3.0 + 0.1 + SLACK, "closed late: %.3f s" % (t_disc - t_ack))
 
 
@@ -103,7 +106,7 @@ def test_keepalive_precise_after_ping_v311_MQTT_3_1_2_24(h):
     c.expect_packet(pingresp())
     t_pong = time.monotonic()
     t_close = _wait_close(c, 3.0)
-    check(t_close - t_ping >= 1.5, "closed early: %.3f s after PINGREQ" % (t_close - t_ping))
+    check(t_close - t_ping >= 1.5 - MS, "closed early: %.4f s after PINGREQ" % (t_close - t_ping))
     check(t_close - t_pong <= 1.6 + SLACK, "closed late: %.3f s after PINGRESP" % (t_close - t_pong))
 
 
@@ -130,7 +133,7 @@ def test_keepalive_precise_many_clients(h):
             except ConnectionResetError:
                 data = b""
             check(data == b"", "%s: got data %r" % (c.name, data))
-            check(now - ts >= 1.5 * k, "%s (K=%d) closed early: %.3f" % (c.name, k, now - ts))
+            check(now - ts >= 1.5 * k - MS, "%s (K=%d) closed early: %.4f" % (c.name, k, now - ts))
             check(now - ta <= 1.5 * k + 0.1 + 2 * SLACK, "%s (K=%d) closed late: %.3f"
                   % (c.name, k, now - ta))
     check(not open_, "%d clients never closed" % len(open_))
@@ -180,7 +183,7 @@ def test_will_on_keepalive_timeout_v311_MQTT_3_1_2_8(h):
     c, t_sent, _ = _connect_timed(h, b, "kwc", 1,
                                   will={"topic": "ka/will", "payload": b"timeout"})
     s.expect_publish("ka/will", "timeout", timeout=1.5 + LOOSE)
-    check(time.monotonic() - t_sent >= 1.5, "will before 1.5 x K")
+    check(time.monotonic() - t_sent >= 1.5 - MS, "will before 1.5 x K")
 
 
 def test_max_keepalive_server_keep_alive_v5_MQTT_3_2_2_21(h):
@@ -229,6 +232,6 @@ def test_server_keep_alive_enforced_v5_MQTT_3_1_2_22(h):
     b = h.broker("max_keepalive 10\n")
     c, t_sent, t_ack = _connect_timed(h, b, "ske", 60, proto=5)
     t_close = _wait_close(c, 15 + LOOSE, allow_0x8d=True)
-    check(t_close - t_sent >= 15, "closed after %.3f s, before 1.5 x 10" % (t_close - t_sent))
+    check(t_close - t_sent >= 15 - MS, "closed after %.3f s, before 1.5 x 10" % (t_close - t_sent))
     if h.vigil:
         check(t_close - t_ack <= 15.1 + SLACK, "closed late: %.3f s" % (t_close - t_ack))

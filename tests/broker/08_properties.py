@@ -15,8 +15,9 @@ from mqtt_test import (connect, connack, publish, puback, pubrec, subscribe, sub
 
 
 def test_properties_forwarded_unchanged_v5_MQTT_3_3_2_17_MQTT_3_3_2_18(h):
-    # v5 MQTT-3.3.2-4 (payload format), -15 (response topic), -16 (correlation data), -17 / -18
-    # (user properties unchanged, order kept, duplicates kept), -20 (content type).
+    # v5 MQTT-3.3.2-4 (payload format), MQTT-3.3.2-15 (response topic), MQTT-3.3.2-16
+    # (correlation data), MQTT-3.3.2-17 / MQTT-3.3.2-18 (user properties unchanged, order kept,
+    # duplicates kept), MQTT-3.3.2-20 (content type).
     b = h.broker()
     s = h.connect(b, "pfs", proto=5)
     s.subscribe([("pf/t", 1)])
@@ -86,8 +87,8 @@ def test_retained_message_expiry_v5_MQTT_3_3_2_5(h):
 
 
 def test_subscription_identifier_v5_MQTT_3_3_4_3(h):
-    # v5 MQTT-3.3.4-3/-4/-5: overlapping subscriptions: one copy with both identifiers, or one
-    # copy per subscription with its own identifier.
+    # v5 MQTT-3.3.4-3, MQTT-3.3.4-4, MQTT-3.3.4-5: overlapping subscriptions: one copy with both
+    # identifiers, or one copy per subscription with its own identifier.
     b = h.broker()
     s = h.connect(b, "sid", proto=5)
     s.subscribe([("si/#", 0)], properties=[(SUBSCRIPTION_ID, 5)])
@@ -255,6 +256,8 @@ def test_receive_maximum_exceeded_v5_0x93(h):
     # v5 3.3.4: more unacknowledged QoS 2 PUBLISHes than the Server's Receive Maximum (here 2)
     # -> DISCONNECT 0x93 (Receive Maximum exceeded).
     b = h.broker("max_inflight_messages 2\n")
+    s = h.connect(b, "rmxs", proto=5)
+    s.subscribe("rm/t")
     c = h.connect(b, "rmx", proto=5)
     check_eq(dict(c.connack["properties"]).get(RECEIVE_MAXIMUM), 2, "Receive Maximum")
     for mid in (1, 2):
@@ -465,3 +468,58 @@ def test_invalid_shared_filter_empty_parts_v5_MQTT_4_8_2_1(h):
     # v5 MQTT-4.8.2-1 (ShareName of at least one character), MQTT-4.8.2-2 ('/' and a Topic Filter
     # follow the ShareName): '$share//t' and '$share/g' are refused.
     _invalid_shared(h, ["$share/g", "$share//t"])
+
+
+def test_server_topic_alias_within_client_max_MQTT_3_1_2_26_MQTT_3_3_2_11(h):
+    # MQTT-3.1.2-26, MQTT-3.3.2-11: a client announcing Topic Alias Maximum 2 never receives an
+    # alias above 2 (nor 0, MQTT-3.3.2-8); each message resolves to its real topic.
+    b = h.broker()
+    s = h.connect(b, "sta", proto=5, properties=[(TOPIC_ALIAS_MAXIMUM, 2)])
+    s.subscribe("sta/#")
+    p = h.connect(b, "stap", proto=5)
+    topics = ["sta/%d" % (i % 4) for i in range(12)]
+    for t in topics:
+        p.publish(t, t)
+    aliases = {}
+    for t in topics:
+        d = s.expect_type(PUBLISH)
+        props_ = dict(d["properties"])
+        alias = props_.get(TOPIC_ALIAS)
+        topic = d["topic"]
+        if alias is not None:
+            check(1 <= alias <= 2, "alias %r outside 1..2" % alias)
+            if topic:
+                aliases[alias] = topic
+            else:
+                check(alias in aliases, "alias %r used before being set" % alias)
+                topic = aliases[alias]
+        check_eq((topic, d["payload"]), (t, t.encode()), "message")
+
+
+def test_maximum_qos_MQTT_3_2_2_9_MQTT_3_2_2_10(h):
+    # MQTT-3.2.2-9: max_qos 1 -> CONNACK Maximum QoS 1; MQTT-3.2.2-10: a SUBSCRIBE asking QoS 2
+    # is still accepted (granted 1).
+    b = h.broker("max_qos 1\n")
+    c = h.connect(b, "mq", proto=5)
+    check_eq(dict(c.connack["properties"]).get(0x24), 1, "Maximum QoS in CONNACK")
+    c.subscribe([("mq/t", 2)], codes=[1])
+
+
+def test_maximum_qos_will_refused_MQTT_3_2_2_12(h):
+    # MQTT-3.2.2-12: a Will QoS above the Server's maximum -> CONNACK 0x9B (QoS not supported)
+    # and close.
+    b = h.broker("max_qos 1\n")
+    c = h.client(b, proto=5)
+    c.send(connect("mqw", proto=5, will={"topic": "w", "payload": b"x", "qos": 2}))
+    # mosquitto 2.0.11 sends 20 05 00 9b 02 24 01 (with Maximum QoS 1).
+    got = c.expect_optional_then_closed([connack(0x9B, proto=5, properties=[(0x24, 1)]),
+                                         connack(0x9B, proto=5)])
+    check(got is not None, "no CONNACK before close")
+
+
+def test_maximum_qos_publish_above_v5(h):
+    # v5 3.2.2.3.4: a PUBLISH above Maximum QoS is a Protocol Error -> DISCONNECT 0x9B, close.
+    b = h.broker("max_qos 1\n")
+    c = h.connect(b, "mqp", proto=5)
+    c.send(publish("mq/t", "x", qos=2, mid=1, proto=5))
+    c.expect_disconnect_close(0x9B)
