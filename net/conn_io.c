@@ -333,6 +333,23 @@ uint64_t net_conn_next_deadline(struct net_loop *loop)
 	return net_container_of(loop->linger.next, struct net_conn, link_reap)->linger_deadline;
 }
 
+/* One nonblocking writev of what is queued, no retry, no shutdown: used
+ * just before an abortive close. */
+static void abort_last_words(struct net_conn *c)
+{
+	struct iovec iov[NET_IOV_MAX];
+	int cnt = 0;
+	for (struct net_chunk *k = c->out_head; k && cnt < NET_IOV_MAX; k = k->next) {
+		if (k->end == k->start)
+			continue;
+		iov[cnt].iov_base = k->data + k->start;
+		iov[cnt].iov_len = k->end - k->start;
+		cnt++;
+	}
+	if (cnt)
+		(void)c->tp->writev(c, iov, cnt);
+}
+
 void net_conn_reap_all(struct net_loop *loop)
 {
 	while (!net_list_empty(&loop->reap)) {
@@ -355,9 +372,7 @@ void net_conn_reap_all(struct net_loop *loop)
 				 * attempt to send what is queued (e.g. MQTT DISCONNECT
 				 * 0x8D) so a peer that is alive after all still reads it
 				 * before the RST. Nothing waits: a dead peer costs nothing. */
-				c->flags &= ~(unsigned)NET_CF_ABORT;
-				net_conn_flush(c);
-				c->flags |= NET_CF_ABORT;
+				abort_last_words(c);
 			}
 			if (c->flags & NET_CF_ABORT)
 				net_conn_free_out(c);
