@@ -49,6 +49,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -59,7 +63,7 @@
 #include <openssl/x509.h>
 
 #define WS_FRAME_MAX ((size_t)128 * 1024) /* payload bytes per binary frame we send */
-#define WS_RX_BUFFER 16384                /* lws per-session rx chunk */
+#define WS_RX_BUFFER 4096                 /* lws per-session rx chunk (allocated per session) */
 #define WS_SERV_BUF 32768                 /* lws per-thread read buffer */
 #define WS_TICK_MS 1000                   /* timer service period while sessions are unsettled */
 #define WS_CLOSE_SECS 3                   /* bound on drain + close once the conn is gone */
@@ -96,6 +100,7 @@ struct ws_sess {
 	bool close_req;      /* detached: close once the output is written */
 	bool rx_off;         /* lws rx flow control applied by us */
 	bool c_paused;       /* the conn does not want input now */
+	bool http_busy;      /* plain HTTP request (ws_http_dir) being answered */
 	uint8_t *out;        /* LWS_PRE headroom + payload [out_off, out_len) */
 	size_t out_off, out_len;
 	uint8_t *ovf;        /* received payload that did not fit the conn's input */
@@ -128,6 +133,20 @@ static bool ssl_wants_write(struct lws *wsi)
 {
 	SSL *ssl = lws_get_ssl(wsi);
 	return ssl && SSL_want_write(ssl);
+}
+
+/* Bytes ever handed to the kernel for fd: acked + still queued. */
+static long long sent_mark(int fd)
+{
+	int q = 0;
+	struct tcp_info ti;
+	socklen_t tl = sizeof ti;
+	memset(&ti, 0, sizeof ti);
+	if (ioctl(fd, SIOCOUTQ, &q) < 0)
+		return -1;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0)
+		ti.tcpi_bytes_acked = 0; /* a Unix socket: the queue alone */
+	return (long long)ti.tcpi_bytes_acked + q;
 }
 
 static bool sess_unsettled(const struct ws_sess *s)
@@ -219,7 +238,7 @@ static void sess_sync(struct ws_sess *s)
 	if (!s->rx_off)
 		want |= NET_READ;
 	if (s->out_len > s->out_off || (s->close_req && !s->lws_closing) || lws_partial_buffered(s->wsi) ||
-	    ssl_wants_write(s->wsi))
+	    ssl_wants_write(s->wsi) || s->http_busy)
 		want |= NET_WRITE;
 	if (want != s->mask && net_fd_mod(s->ws->loop, s->fd, want) == 0)
 		s->mask = want;
@@ -309,6 +328,7 @@ static int cb_established(struct ws_sess *s)
 	if (!s)
 		return -1;
 	s->established = true;
+	s->http_busy = false;
 	if (s->c) {
 		sess_peer_cert(s);
 		net_conn_set_ready(s->c);
@@ -483,6 +503,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_WSI_DESTROY:
 		cb_wsi_destroy(s);
 		return 0;
+	case LWS_CALLBACK_FILTER_HTTP_CONNECTION: /* a plain request: lws answers it by POLLOUT */
+	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+		if (s)
+			s->http_busy = reason == LWS_CALLBACK_FILTER_HTTP_CONNECTION;
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
@@ -519,7 +544,17 @@ static void ws_fd_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
 	if (ev & NET_WRITE)
 		p.revents |= (s->mask & NET_WRITE) ? POLLOUT : POLLHUP;
 	bool offered_out = (p.revents & POLLOUT) != 0;
+	long long mark = offered_out && s->http_busy ? sent_mark(fd) : -1; /* see below */
 	lws_service_fd(ws->ctx, &p);
+	if (mark >= 0 && sess_alive(loop, fd, s)) {
+		/* Static files go out one chunk per POLLOUT, asked for inside
+		 * lws where we cannot see it: keep POLLOUT while a request is
+		 * being answered and lws keeps writing; a POLLOUT that wrote
+		 * nothing means it is done (no spinning on a writable socket). */
+		if (sent_mark(fd) <= mark)
+			s->http_busy = false;
+		sess_touch(s);
+	}
 	/* lws may have decided to write by itself while reading (a pong, the
 	 * close reply): offer POLLOUT once; a no-op when it has nothing. */
 	if (!offered_out && sess_alive(loop, fd, s) && s->established && !(s->mask & NET_WRITE)) {

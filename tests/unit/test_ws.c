@@ -95,18 +95,24 @@ static void on_accept(struct net_listener *l, struct net_conn *c, void *user)
 	net_conn_set_cbs(c, &cbs, s);
 }
 
-static void srv_start(struct srv *s, enum mode m, struct net_tls *tls)
+static void srv_start_opts(struct srv *s, enum mode m, struct net_tls *tls, const char *bind, const char *http_dir)
 {
 	memset(s, 0, sizeof *s);
 	s->mode = m;
 	s->loop = net_loop_new();
 	ck_assert_ptr_nonnull(s->loop);
-	struct net_listen_opts o = {.bind_address = "127.0.0.1", .port = 0, .kind = NET_WEBSOCKETS, .tls = tls};
+	struct net_listen_opts o = {
+		.bind_address = bind, .port = 0, .kind = NET_WEBSOCKETS, .tls = tls, .ws_http_dir = http_dir};
 	char err[256] = "";
 	s->l = net_listen(s->loop, &o, on_accept, s, err, sizeof err);
 	ck_assert_msg(s->l != NULL, "net_listen: %s", err);
 	s->port = net_listener_port(s->l);
 	ck_assert_int_gt(s->port, 0);
+}
+
+static void srv_start(struct srv *s, enum mode m, struct net_tls *tls)
+{
+	srv_start_opts(s, m, tls, "127.0.0.1", NULL);
 }
 
 static void srv_stop(struct srv *s)
@@ -132,19 +138,28 @@ struct cli {
 	bool eof;
 };
 
-static struct cli *cli_connect_buf(struct srv *s, int rcvbuf)
+static struct cli *cli_connect_af(struct srv *s, int rcvbuf, int af)
 {
 	struct cli *k = calloc(1, sizeof *k);
 	ck_assert_ptr_nonnull(k);
-	k->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	k->fd = socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(k->fd, 0);
 	if (rcvbuf) /* before connect, so the window is negotiated for it */
 		setsockopt(k->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)s->port)};
 	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	ck_assert_int_eq(connect(k->fd, (struct sockaddr *)&a, sizeof a), 0); /* loopback: backlog */
+	inet_pton(AF_INET6, "::1", &a6.sin6_addr);
+	int r = af == AF_INET ? connect(k->fd, (struct sockaddr *)&a, sizeof a)
+			      : connect(k->fd, (struct sockaddr *)&a6, sizeof a6);
+	ck_assert_int_eq(r, 0); /* loopback: the backlog takes it */
 	fcntl(k->fd, F_SETFL, O_NONBLOCK);
 	return k;
+}
+
+static struct cli *cli_connect_buf(struct srv *s, int rcvbuf)
+{
+	return cli_connect_af(s, rcvbuf, AF_INET);
 }
 
 static struct cli *cli_connect(struct srv *s)
@@ -677,6 +692,99 @@ START_TEST(t_pause)
 }
 END_TEST
 
+/* Static files from ws_http_dir on the same port; big ones complete. */
+static bool http_done(struct cli *k, void *arg)
+{
+	size_t *want = arg;
+	uint8_t *e = memmem(k->buf, k->n, "\r\n\r\n", 4);
+	return k->eof || (e && k->n - (size_t)(e + 4 - k->buf) >= *want);
+}
+
+START_TEST(t_http_dir)
+{
+	char dir[] = "/tmp/vigil-ws-http-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char path[256];
+	size_t big = 400000;
+	uint8_t *p = malloc(big);
+	ck_assert_ptr_nonnull(p);
+	pattern(p, big, 11);
+	snprintf(path, sizeof path, "%s/big.js", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(p, 1, big, f), big);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/index.html", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("<p>vigil</p>\n", f);
+	fclose(f);
+
+	struct srv s;
+	srv_start_opts(&s, M_COLLECT, NULL, "127.0.0.1", dir);
+	struct cli *k = cli_connect_buf(&s, 16384);
+	const char *get = "GET /big.js HTTP/1.1\r\nHost: x\r\n\r\n";
+	cli_send(&s, k, get, strlen(get));
+	uint64_t t0 = mono_ms();
+	ck_assert_msg(cli_wait(&s, k, http_done, &big, 10000), "got %zu bytes", k->n);
+	ck_assert_msg(mono_ms() - t0 < 3000, "static file took %llu ms: %.*s", (unsigned long long)(mono_ms() - t0),
+		      (int)(k->n < 300 ? k->n : 300), (char *)k->buf);
+	ck_assert(!strncmp((char *)k->buf, "HTTP/1.1 200", 12));
+	uint8_t *body = memmem(k->buf, k->n, "\r\n\r\n", 4) + 4;
+	ck_assert(!memcmp(body, p, big));
+	cli_free(k);
+
+	k = cli_connect(&s);
+	get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	cli_send(&s, k, get, strlen(get));
+	size_t small = 13;
+	ck_assert(cli_wait(&s, k, http_done, &small, 5000));
+	ck_assert_ptr_nonnull(memmem(k->buf, k->n, "<p>vigil</p>", 12));
+	cli_free(k);
+	/* the same port still upgrades */
+	k = cli_connect(&s);
+	upgrade_ok(&s, k);
+	cli_free(k);
+	srv_stop(&s);
+	snprintf(path, sizeof path, "rm -rf %s", dir);
+	ck_assert_int_eq(system(path), 0);
+	free(p);
+}
+END_TEST
+
+/* The bind address is honoured (::1 only here), IPv6 peers work. */
+START_TEST(t_ipv6_bind)
+{
+	int probe = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+	inet_pton(AF_INET6, "::1", &a6.sin6_addr);
+	bool have6 = probe >= 0 && bind(probe, (struct sockaddr *)&a6, sizeof a6) == 0;
+	if (probe >= 0)
+		close(probe);
+	if (!have6)
+		return; /* no IPv6 loopback on this machine */
+	struct srv s;
+	srv_start_opts(&s, M_ECHO, NULL, "::1", NULL);
+	struct cli *k = cli_connect_af(&s, 0, AF_INET6);
+	upgrade_ok(&s, k);
+	ck_assert_str_eq(strrchr(s.peer, ':') - 3 >= s.peer ? "::1" : "", "::1");
+	send_frame(&s, k, true, 2, "v6", 2);
+	struct stream st;
+	stream_init(&st, 2);
+	ck_assert(cli_wait(&s, k, stream_pred, &st, 3000));
+	ck_assert(!memcmp(st.p, "v6", 2));
+	free(st.p);
+	cli_free(k);
+	/* not on 127.0.0.1 */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	ck_assert_int_ne(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	close(fd);
+	srv_stop(&s);
+}
+END_TEST
+
 static Suite *ws_suite(void)
 {
 	Suite *su = suite_create("ws");
@@ -692,6 +800,8 @@ static Suite *ws_suite(void)
 	tcase_add_test(tc, t_close_before_upgrade);
 	tcase_add_test(tc, t_big);
 	tcase_add_test(tc, t_pause);
+	tcase_add_test(tc, t_http_dir);
+	tcase_add_test(tc, t_ipv6_bind);
 	suite_add_tcase(su, tc);
 	return su;
 }
