@@ -2,6 +2,8 @@
  * tests/unit/test_subtree.c — subscription and retained trees: spec matching
  * tables, randomized comparison with a brute-force matcher, add / replace /
  * remove, pruning back to nothing, shared groups, 32768-level topics.
+ * The reference matcher and generators are in test_subtree_ref.h, the
+ * allocation-failure tests in test_subtree_oom.h.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,68 +16,9 @@
 #include "mqtt.h"
 #include "subtree.h"
 
-/* ck_assert records its location on every call; hot loops call Check only
- * on failure. */
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond);                      \
-	} while (0)
-
-static struct mqtt_str S(const char *s)
-{
-	return (struct mqtt_str){(const uint8_t *)s, (uint32_t)strlen(s)};
-}
-
-/* ---- brute-force reference matcher ---------------------------------------- */
-
-/* Split s on '/' into at most max levels (pointers/lengths). */
-static int split(const char *s, const char **lv, int *len, int max)
-{
-	int n = 0;
-	const char *p = s;
-	for (;;) {
-		const char *q = strchr(p, '/');
-		if (n == max)
-			return -1;
-		lv[n] = p;
-		len[n] = q ? (int)(q - p) : (int)strlen(p);
-		n++;
-		if (!q)
-			return n;
-		p = q + 1;
-	}
-}
-
-static bool lv_is(const char *p, int len, const char *w)
-{
-	return len == (int)strlen(w) && !memcmp(p, w, (size_t)len);
-}
-
-static bool ref_match(const char *filter, const char *topic)
-{
-	enum { MAXL = 64 };
-	const char *fl[MAXL], *tl[MAXL];
-	int fn[MAXL], tn[MAXL];
-	if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
-		return false;
-	int nf = split(filter, fl, fn, MAXL), nt = split(topic, tl, tn, MAXL);
-	REQUIRE(nf > 0 && nt > 0);
-	for (int i = 0; i < nf; i++) {
-		if (lv_is(fl[i], fn[i], "#"))
-			return true;
-		if (i >= nt)
-			return false;
-		if (!lv_is(fl[i], fn[i], "+") && (fn[i] != tn[i] || memcmp(fl[i], tl[i], (size_t)fn[i])))
-			return false;
-	}
-	return nf == nt;
-}
+#include "test_subtree_ref.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-/* Owners are opaque to the tree: distinct fake addresses, never dereferenced. */
-#define OWNER(i) ((void *)(uintptr_t)(0x1000 + 16 * (uintptr_t)(i)))
 
 /* Does topic match filter according to the tree (one plain sub)? */
 static bool tree_match(const char *filter, const char *topic)
@@ -208,56 +151,6 @@ START_TEST(spec_table_protocol_agrees)
 }
 END_TEST
 
-/* ---- randomized against the brute-force matcher ----------------------------- */
-
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rnd(struct rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * UINT64_C(2685821657736338717);
-}
-
-static unsigned rnd_below(struct rng *r, unsigned n)
-{
-	return (unsigned)(rnd(r) % n);
-}
-
-static const char *const levels[] = {"a", "b", "ab", "", "$s", "x y", "\xc3\xa9"};
-#define NLEVELS (sizeof levels / sizeof levels[0])
-
-static void rnd_topic(struct rng *r, char *buf, size_t cap)
-{
-	do {
-		buf[0] = 0;
-		unsigned n = 1 + rnd_below(r, 5);
-		for (unsigned i = 0; i < n; i++) {
-			if (i)
-				strncat(buf, "/", cap - strlen(buf) - 1);
-			strncat(buf, levels[rnd_below(r, NLEVELS)], cap - strlen(buf) - 1);
-		}
-	} while (!buf[0]);
-}
-
-static void rnd_filter(struct rng *r, char *buf, size_t cap)
-{
-	do {
-		buf[0] = 0;
-		unsigned n = rnd_below(r, 5);
-		for (unsigned i = 0; i < n; i++) {
-			if (i)
-				strncat(buf, "/", cap - strlen(buf) - 1);
-			strncat(buf, rnd_below(r, 3) ? levels[rnd_below(r, NLEVELS)] : "+", cap - strlen(buf) - 1);
-		}
-		if (!n || rnd_below(r, 4) == 0)
-			strncat(buf, n ? "/#" : "#", cap - strlen(buf) - 1);
-	} while (!buf[0]);
-}
-
 static const char *const group_names[] = {"g1", "g2"};
 
 struct rsub {
@@ -367,27 +260,6 @@ static void compare_match(struct subtree *t, struct rsub *subs, size_t nsubs, co
 	free(gg);
 	free(ids);
 	free(done);
-}
-
-/* Bytes in use on the heap (glibc). Freed chunks parked in glibc's
- * per-thread cache still count as used, so pruning is checked with a slack
- * far below what an unpruned tree would keep. Not meaningful under ASan
- * (its allocator does not report here), which checks leaks instead. */
-static size_t heap_in_use(void)
-{
-	return mallinfo2().uordblks;
-}
-
-static void check_pruned(size_t baseline, size_t peak, size_t now)
-{
-#ifndef __SANITIZE_ADDRESS__
-	ck_assert_msg(peak > baseline + 100000, "peak %zu baseline %zu: test too small", peak, baseline);
-	ck_assert_msg(now < baseline + 32768, "%zu bytes still held after removing everything", now - baseline);
-#else
-	(void)baseline;
-	(void)peak;
-	(void)now;
-#endif
 }
 
 enum { MAXSUBS = 1500 };
@@ -890,195 +762,7 @@ START_TEST(very_deep_topics)
 }
 END_TEST
 
-/* ---- allocation failures ---------------------------------------------------
- * subtree.c is compiled a second time into this file with its allocator
- * calls (and uthash's, which expand to them) routed through fi_*, and its
- * public names prefixed fi_, so that the N-th allocation can fail. The
- * countdown is the one mutable static of this test: allocators take no
- * context. Every failing call must report -ENOMEM and change nothing. */
-
-static long fi_countdown = -1; /* allocations left before one fails; -1 = never */
-
-static bool fi_fail(void)
-{
-	if (fi_countdown < 0)
-		return false;
-	return fi_countdown-- == 0;
-}
-static void *fi_malloc(size_t n)
-{
-	return fi_fail() ? NULL : malloc(n);
-}
-static void *fi_calloc(size_t n, size_t s)
-{
-	return fi_fail() ? NULL : calloc(n, s);
-}
-static void *fi_realloc(void *p, size_t n)
-{
-	return fi_fail() ? NULL : realloc(p, n);
-}
-static char *fi_strdup(const char *s)
-{
-	return fi_fail() ? NULL : strdup(s);
-}
-
-#define malloc fi_malloc
-#define calloc fi_calloc
-#define realloc fi_realloc
-#define strdup fi_strdup
-#define subtree_new fi_subtree_new
-#define subtree_free fi_subtree_free
-#define subtree_add fi_subtree_add
-#define subtree_remove fi_subtree_remove
-#define subtree_match fi_subtree_match
-#define sub_match_free fi_sub_match_free
-#define subtree_count fi_subtree_count
-#define retain_new fi_retain_new
-#define retain_free fi_retain_free
-#define retain_set fi_retain_set
-#define retain_get fi_retain_get
-#define retain_match fi_retain_match
-#define retain_count fi_retain_count
-#include "../../broker/subtree.c"
-#undef malloc
-#undef calloc
-#undef realloc
-#undef strdup
-
-static const char *const fi_topics[] = {"a", "a/b", "a/b/c", "x/y", "$SYS/x", "n/e/w/d/e/e/p", "q/r"};
-#define FI_NT (sizeof fi_topics / sizeof fi_topics[0])
-
-/* Number of plain + grouped matches per sample topic. */
-static void fi_snapshot(struct subtree *t, size_t out[FI_NT][2])
-{
-	struct sub_match m = {0};
-	for (size_t i = 0; i < FI_NT; i++) {
-		ck_assert_int_eq(subtree_match(t, S(fi_topics[i]), &m), 0);
-		out[i][0] = m.n;
-		size_t members = 0;
-		for (size_t g = 0; g < m.ng; g++)
-			members += m.groups[g]->n;
-		out[i][1] = members;
-	}
-	sub_match_free(&m);
-}
-
-START_TEST(subtree_enomem_changes_nothing)
-{
-	static const struct {
-		const char *filter, *group;
-		int owner;
-		bool allocates;
-	} adds[] = {
-		{"n/e/w/d/e/e/p", NULL, 1, true}, /* new deep branch */
-		{"a/+", NULL, 9, true},           /* new sub on an existing node */
-		{"a/b", NULL, 2, true},           /* second owner on an existing node */
-		{"q/#", "g", 1, true},            /* new group on a new node */
-		{"a/b", "g", 3, false},           /* new members while the array has room (8) */
-		{"a/b", "g", 4, false},
-		{"a/b", "g", 5, false},
-		{"a/b", "g", 6, false},
-		{"a/b", "g", 7, false},
-		{"a/b", "g", 8, false},
-		{"a/b", "g", 9, false},
-		{"a/b", "g", 10, true},           /* ninth member: the array grows */
-		{"a/b", "h", 3, true},            /* new group on an existing node */
-		{"+/+/+", NULL, 4, true},
-		{"$SYS/#", NULL, 5, true},
-	};
-	struct subtree *t = subtree_new();
-	ck_assert_ptr_nonnull(t);
-	/* a populated tree to fail into */
-	const char *base[] = {"a", "a/b", "a/+", "#", "x/y", "+/b/#", "$SYS/x"};
-	for (int i = 0; i < 7; i++)
-		ck_assert_int_eq(subtree_add(t, S(base[i]), NULL, OWNER(i), 0, 0, NULL), 0);
-	ck_assert_int_eq(subtree_add(t, S("a/b"), "g", OWNER(1), 0, 0, NULL), 0);
-	for (size_t k = 0; k < sizeof adds / sizeof adds[0]; k++) {
-		size_t before[FI_NT][2], after[FI_NT][2];
-		size_t count = subtree_count(t);
-		fi_snapshot(t, before);
-		int failures = 0;
-		for (long n = 0;; n++) {
-			bool replaced = true;
-			fi_countdown = n;
-			int rc = subtree_add(t, S(adds[k].filter), adds[k].group, OWNER(adds[k].owner), 1, 0, &replaced);
-			bool hit = fi_countdown < 0; /* the n-th allocation was refused */
-			fi_countdown = -1;
-			if (rc == 0) {
-				ck_assert_msg(!hit, "%s: success although allocation %ld failed", adds[k].filter, n);
-				ck_assert(!replaced);
-				break;
-			}
-			ck_assert_int_eq(rc, -ENOMEM);
-			ck_assert(hit);
-			failures++;
-			ck_assert_uint_eq(subtree_count(t), count);
-			fi_snapshot(t, after);
-			ck_assert(!memcmp(before, after, sizeof before));
-			ck_assert(!subtree_remove(t, S(adds[k].filter), adds[k].group, OWNER(adds[k].owner)));
-		}
-		ck_assert_msg((failures > 0) == adds[k].allocates, "%s: %d failures", adds[k].filter, failures);
-		ck_assert_uint_eq(subtree_count(t), count + 1);
-	}
-	/* match: the vectors fail to grow, then succeed */
-	struct sub_match m = {0};
-	int rc;
-	long n = 0;
-	do {
-		fi_countdown = n++;
-		rc = subtree_match(t, S("a/b"), &m);
-		fi_countdown = -1;
-		ck_assert(rc == 0 || rc == -ENOMEM);
-	} while (rc);
-	ck_assert_int_gt(n, 1);
-	ck_assert_uint_eq(m.n, 6); /* a/b, a/+ (x2), #, +/b/#, a/b owner 2 */
-	ck_assert_uint_eq(m.ng, 2);
-	for (size_t i = 0; i < m.ng; i++)
-		ck_assert_uint_eq(m.groups[i]->n, strcmp(m.groups[i]->name, "g") ? 1 : 9);
-	sub_match_free(&m);
-	subtree_free(t);
-}
-END_TEST
-
-START_TEST(retain_enomem_changes_nothing)
-{
-	struct retain_tree *r = retain_new();
-	int v[3], err = 0, hits = 0;
-	ck_assert_ptr_nonnull(r);
-	ck_assert_ptr_null(retain_set(r, S("a/b"), &v[0], &err));
-	const char *topics[] = {"a/b/c/d/e/f/g/h/i/j/k", "a/c", "z", "$SYS/q"};
-	for (int k = 0; k < 4; k++) {
-		int failures = 0;
-		for (long n = 0;; n++) {
-			fi_countdown = n;
-			err = 1;
-			void *old = retain_set(r, S(topics[k]), &v[1], &err);
-			bool hit = fi_countdown < 0;
-			fi_countdown = -1;
-			ck_assert_ptr_null(old);
-			if (!err) {
-				ck_assert(!hit);
-				break;
-			}
-			ck_assert_int_eq(err, -ENOMEM);
-			failures++;
-			ck_assert_uint_eq(retain_count(r), (size_t)k + 1);
-			ck_assert_ptr_null(retain_get(r, S(topics[k])));
-			hits = 0;
-			retain_match(r, S("#"), count_cb, &hits);
-			ck_assert_int_eq(hits, k + 1); /* a/b and the topics set so far (none starts with '$') */
-		}
-		ck_assert_int_gt(failures, 0);
-		ck_assert_ptr_eq(retain_get(r, S(topics[k])), &v[1]);
-	}
-	/* replacing a value allocates nothing, so it cannot fail */
-	fi_countdown = 0;
-	ck_assert_ptr_eq(retain_set(r, S("a/b"), &v[2], &err), &v[0]);
-	ck_assert_int_eq(err, 0);
-	fi_countdown = -1;
-	retain_free(r, NULL);
-}
-END_TEST
+#include "test_subtree_oom.h"
 
 static Suite *subtree_suite(void)
 {
