@@ -315,6 +315,9 @@ int net_tls_attach(struct net_tls *t, struct net_conn *c);
 /* The options t was last built from (deep copy kept by tls.c): ws.c hands
  * the file names to libwebsockets, which does TLS itself for WS listeners. */
 const struct net_tls_opts *net_tls_opts_of(const struct net_tls *t);
+/* Fill c->cert_cn / cert_subject from ssl's (SSL *) verified peer
+ * certificate; used by tls.c and, for WSS, by ws.c. */
+void net_tls_peer_names(struct net_conn *c, void *ssl);
 
 /* ---- WebSockets (ws.c, libwebsockets; the only file including its header) ---- */
 

@@ -364,6 +364,17 @@ static char *x509_name_cn(X509_NAME *name)
 	return out;
 }
 
+void net_tls_peer_names(struct net_conn *c, void *ssl_)
+{
+	SSL *ssl = ssl_;
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	if (cert && SSL_get_verify_result(ssl) == X509_V_OK) {
+		X509_NAME *name = X509_get_subject_name(cert);
+		c->cert_cn = x509_name_cn(name);
+		c->cert_subject = x509_name_rfc2253(name);
+	}
+}
+
 static int tls_handshake(struct net_conn *c)
 {
 	SSL *ssl = conn_ssl(c);
@@ -373,12 +384,7 @@ static int tls_handshake(struct net_conn *c)
 		int e = tls_fail(c, r, false);
 		return e == -EAGAIN ? 0 : e;
 	}
-	X509 *cert = SSL_get0_peer_certificate(ssl);
-	if (cert && SSL_get_verify_result(ssl) == X509_V_OK) {
-		X509_NAME *name = X509_get_subject_name(cert);
-		c->cert_cn = x509_name_cn(name);
-		c->cert_subject = x509_name_rfc2253(name);
-	}
+	net_tls_peer_names(c, ssl);
 	struct tls_conn *tc = c->tp_state;
 	const char *id = SSL_get_psk_identity(ssl);
 	if (!id)

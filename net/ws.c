@@ -3,18 +3,15 @@
  * libwebsockets 4.1, driven by our epoll loop. The only file that includes
  * <libwebsockets.h>.
  *
- * Accept: listen.c binds and accepts as for TCP (bind address honoured,
- * IPv4+IPv6, SO_REUSEADDR, EMFILE pause, peer string) and calls
- * net_ws_attach, which adopts the fd into lws (lws_adopt_descriptor_vhost_via_
- * info, opaque = our session); lws does the TLS handshake (vhost built from
- * the listener's net_tls file names), the HTTP upgrade (subprotocol "mqtt" or
- * "mqttv3.1"; none offered = "mqtt") and the framing. Binary frame payloads
- * are appended to the conn's input as a raw byte stream (packets split across
- * frames or packed in one frame are the broker's framing business; fragments
- * are streamed as they come). Text frames close the connection (v5/v311
- * MQTT-6.0.0-1). Output: the conn's queue is copied, at most WS_FRAME_MAX per
- * binary frame, into one LWS_PRE-headed buffer per session and lws_write()n in
- * LWS_CALLBACK_SERVER_WRITEABLE, which then pulls the next frame.
+ * listen.c binds and accepts as for TCP (bind address honoured, IPv4+IPv6,
+ * SO_REUSEADDR, EMFILE pause, peer string); net_ws_attach adopts the fd into
+ * lws (opaque = our session). lws does TLS (with the listener's net_tls file
+ * names), the HTTP upgrade (subprotocol "mqtt" or "mqttv3.1"; none = "mqtt")
+ * and the framing. Binary payloads are appended to the conn's input as one
+ * byte stream (split/packed packets are the broker's framing business;
+ * fragments are streamed). Text frames close (v5/v311 MQTT-6.0.0-1). Output:
+ * up to WS_FRAME_MAX of the conn's queue is copied into an LWS_PRE-headed
+ * buffer, written as a binary frame in SERVER_WRITEABLE, which pulls the next.
  *
  * Polling without LWS_WITH_EXTERNAL_POLL: Debian's lws 4.1 is built without
  * it, so the ADD/DEL/CHANGE_MODE_POLL_FD callbacks never come. We know every
@@ -34,9 +31,9 @@
  * some session is "unsettled" (handshaking, closing, holding output or
  * overflow input): an idle broker or idle established sessions cost nothing.
  *
- * Not here: listening/accepting (listen.c), the conn's buffers and reaping
- * (conn.c, conn_io.c), PSK over WebSockets (lws cannot; config refuses it),
- * per-message deflate, TLS reload for WS listeners (new files need a restart).
+ * Not here: accepting (listen.c), conn buffers and reaping (conn*.c), PSK over
+ * WebSockets (config refuses it), permessage-deflate, TLS reload for WS
+ * listeners (new certificate files need a restart).
  *
  * Invariant: a session lives while its wsi lives or its conn names it; the
  * conn never sees lws, and lws never sees a conn after tp->close (the session
@@ -58,7 +55,6 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -77,12 +73,12 @@ struct net_ws {
 	struct lws_vhost *vh;
 	int tfd;          /* timerfd: kick (fire now) and tick */
 	int timer;        /* WS_TIMER_* as armed */
-	unsigned nsess;   /* sessions whose wsi is alive */
+	unsigned unsettled; /* sessions for which lws may have timers running */
 	bool tls;
 	const struct net_tls_opts *init_tls; /* only while the vhost is being created */
 	struct net_link touched; /* sessions lws called back about since the last sync */
 	struct net_link pend;    /* sessions with overflow input waiting for room */
-	struct net_link all;     /* every session (for the unsettled check) */
+	struct net_link all;     /* every session */
 	char *http_dir;
 	struct lws_http_mount mount;
 };
@@ -101,6 +97,7 @@ struct ws_sess {
 	bool rx_off;         /* lws rx flow control applied by us */
 	bool c_paused;       /* the conn does not want input now */
 	bool http_busy;      /* plain HTTP request (ws_http_dir) being answered */
+	bool counted;        /* counted in ws->unsettled */
 	uint8_t *out;        /* LWS_PRE headroom + payload [out_off, out_len) */
 	size_t out_off, out_len;
 	uint8_t *ovf;        /* received payload that did not fit the conn's input */
@@ -108,19 +105,12 @@ struct ws_sess {
 	struct net_link touch, pend, all;
 };
 
-static const struct net_transport ws_transport;
-
 /* ---- helpers ------------------------------------------------------------------------- */
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *arg)
 {
 	if (err && errlen)
 		snprintf(err, errlen, "%s%s%s", msg, arg ? ": " : "", arg ? arg : "");
-}
-
-static struct ws_sess *sess_of(struct lws *wsi)
-{
-	return wsi ? lws_get_opaque_user_data(wsi) : NULL;
 }
 
 static size_t conn_room(const struct net_conn *c)
@@ -149,9 +139,16 @@ static long long sent_mark(int fd)
 	return (long long)ti.tcpi_bytes_acked + q;
 }
 
-static bool sess_unsettled(const struct ws_sess *s)
+/* Handshaking, closing, or holding data: lws timers or our buffers may need
+ * the tick. Kept as a count, updated whenever a session is re-synced. */
+static void sess_account(struct ws_sess *s, bool dying)
 {
-	return !s->established || !s->c || s->lws_closing || s->out_len > s->out_off || s->ovf_len;
+	bool u = !dying && !s->gone &&
+		 (!s->established || !s->c || s->lws_closing || s->out_len > s->out_off || s->ovf_len);
+	if (u != s->counted) {
+		s->ws->unsettled += u ? 1u : -1u;
+		s->counted = u;
+	}
 }
 
 /* ---- the timerfd: kick and tick -------------------------------------------------------- */
@@ -184,22 +181,9 @@ static void ws_after(struct net_ws *ws)
 		net_list_del(&s->touch);
 		sess_sync(s);
 	}
-	int want = WS_TIMER_OFF;
-	if (!lws_service_adjust_timeout(ws->ctx, 1, 0)) {
-		want = WS_TIMER_KICK;
-	} else {
-		for (struct net_link *k = ws->all.next; k != &ws->all; k = k->next)
-			if (sess_unsettled(net_container_of(k, struct ws_sess, all))) {
-				want = WS_TIMER_TICK;
-				break;
-			}
-	}
-	ws_timer_set(ws, want);
-}
-
-static void ws_kick(struct net_ws *ws)
-{
-	ws_timer_set(ws, WS_TIMER_KICK);
+	ws_timer_set(ws, !lws_service_adjust_timeout(ws->ctx, 1, 0) ? WS_TIMER_KICK
+				   : ws->unsettled ? WS_TIMER_TICK
+						   : WS_TIMER_OFF);
 }
 
 /* ---- session state ----------------------------------------------------------------------- */
@@ -221,6 +205,7 @@ static void sess_free(struct ws_sess *s)
 {
 	if (s->registered)
 		net_fd_del(s->ws->loop, s->fd);
+	sess_account(s, true);
 	net_list_del(&s->touch);
 	net_list_del(&s->pend);
 	net_list_del(&s->all);
@@ -232,6 +217,7 @@ static void sess_free(struct ws_sess *s)
 /* The epoll interest this session needs now (see the header comment). */
 static void sess_sync(struct ws_sess *s)
 {
+	sess_account(s, false);
 	if (!s->registered || s->gone || !s->wsi)
 		return;
 	unsigned want = 0;
@@ -256,7 +242,7 @@ static void sess_rx_apply(struct ws_sess *s)
 	s->rx_off = off;
 	lws_rx_flow_control(s->wsi, (off ? 0 : 1) | LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
 	if (!off)
-		ws_kick(s->ws); /* lws may hold buffered rx: serve it without waiting for epoll */
+		ws_timer_set(s->ws, WS_TIMER_KICK); /* lws may hold buffered rx: serve it without waiting for epoll */
 	sess_touch(s);
 }
 
@@ -286,43 +272,6 @@ static void sess_feed_overflow(struct ws_sess *s)
 
 /* ---- lws callbacks ------------------------------------------------------------------------- */
 
-static char *x509_rfc2253(X509_NAME *name)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *out = NULL, *p;
-	if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
-		long n = BIO_get_mem_data(b, &p);
-		out = n >= 0 ? strndup(p, (size_t)n) : NULL;
-	}
-	BIO_free(b);
-	return out;
-}
-
-static char *x509_cn(X509_NAME *name)
-{
-	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
-	unsigned char *u = NULL;
-	int n = i < 0 ? -1 : ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
-	char *out = NULL;
-	if (n >= 0 && !memchr(u, '\0', (size_t)n)) /* embedded NUL: refuse the name */
-		out = strndup((const char *)u, (size_t)n);
-	OPENSSL_free(u);
-	return out;
-}
-
-/* WSS with a client certificate: the same CN / subject as a TLS conn. */
-static void sess_peer_cert(struct ws_sess *s)
-{
-	SSL *ssl = lws_get_ssl(s->wsi);
-	X509 *x = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
-	if (!x)
-		return;
-	X509_NAME *n = X509_get_subject_name(x);
-	s->c->cert_subject = x509_rfc2253(n);
-	s->c->cert_cn = x509_cn(n);
-	X509_free(x);
-}
-
 static int cb_established(struct ws_sess *s)
 {
 	if (!s)
@@ -330,7 +279,9 @@ static int cb_established(struct ws_sess *s)
 	s->established = true;
 	s->http_busy = false;
 	if (s->c) {
-		sess_peer_cert(s);
+		SSL *ssl = lws_get_ssl(s->wsi); /* WSS: CN / subject as for a TLS conn */
+		if (ssl)
+			net_tls_peer_names(s->c, ssl);
 		net_conn_set_ready(s->c);
 	}
 	return 0;
@@ -426,11 +377,11 @@ static void cb_wsi_destroy(struct ws_sess *s)
 	struct net_ws *ws = s->ws;
 	s->gone = true;
 	s->wsi = NULL;
-	ws->nsess--;
 	if (s->registered) {
 		net_fd_del(ws->loop, s->fd); /* lws has closed it already */
 		s->registered = false;
 	}
+	sess_account(s, false);
 	net_list_del(&s->touch);
 	if (!s->c) {
 		sess_free(s);
@@ -470,7 +421,7 @@ static int cb_tls_extra(struct lws *wsi, SSL_CTX *ctx)
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
-	struct ws_sess *s = sess_of(wsi);
+	struct ws_sess *s = wsi ? lws_get_opaque_user_data(wsi) : NULL;
 	if (s && !s->gone) {
 		if (!s->wsi)
 			s->wsi = wsi;
@@ -507,7 +458,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
 		if (s)
 			s->http_busy = reason == LWS_CALLBACK_FILTER_HTTP_CONNECTION;
-		return lws_callback_http_dummy(wsi, reason, user, in, len);
+		/* fall through */
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
@@ -572,19 +523,9 @@ static void ws_timer_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
 	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
 		return;
 	ws->timer = WS_TIMER_TICK; /* armed with an interval; ws_after re-decides */
-	struct net_link batch;
-	net_list_init(&batch);
-	while (!net_list_empty(&ws->pend)) {
-		struct net_link *k = ws->pend.next;
-		net_list_del(k);
-		net_list_add_tail(&batch, k);
-	}
-	while (!net_list_empty(&batch)) {
-		struct ws_sess *s = net_container_of(batch.next, struct ws_sess, pend);
-		net_list_del(&s->pend);
-		if (s->ovf_len)
-			net_list_add_tail(&ws->pend, &s->pend);
-		sess_feed_overflow(s);
+	for (struct net_link *k = ws->pend.next, *nx; k != &ws->pend; k = nx) {
+		nx = k->next; /* feeding unlinks k only */
+		sess_feed_overflow(net_container_of(k, struct ws_sess, pend));
 	}
 	lws_service(ws->ctx, -1); /* ripe timers + forced service; never blocks */
 	ws_after(ws);
@@ -639,7 +580,7 @@ static void ws_update(struct net_conn *c, bool want_read, bool want_write)
 	if (want_read && s->ovf_len) {
 		if (!net_link_linked(&s->pend))
 			net_list_add_tail(&s->ws->pend, &s->pend);
-		ws_kick(s->ws); /* feed it from the timer callback, not from inside the owner's */
+		ws_timer_set(s->ws, WS_TIMER_KICK); /* feed it from the timer callback, not from inside the owner's */
 	}
 	sess_rx_apply(s);
 	sess_touch(s);
@@ -719,7 +660,6 @@ int net_ws_attach(struct net_listener *l, struct net_conn *c)
 	s->registered = true;
 	s->mask = NET_READ;
 	net_list_add_tail(&ws->all, &s->all);
-	ws->nsess++;
 	c->tp = &ws_transport;
 	c->tp_state = s;
 	c->flags = (c->flags | NET_CF_TP_OWNS_IO) & ~NET_CF_READY;
@@ -733,10 +673,6 @@ int net_ws_attach(struct net_listener *l, struct net_conn *c)
 	struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&ad);
 	if (!wsi) {
 		/* lws closed the fd. Undo so that destroying c touches nothing. */
-		if (!s->gone) {
-			ws->nsess--;
-			net_fd_del(ws->loop, s->fd);
-		}
 		c->tp = &net_tcp_transport;
 		c->tp_state = NULL;
 		c->flags &= ~NET_CF_TP_OWNS_IO;
