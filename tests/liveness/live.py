@@ -801,8 +801,16 @@ class _Timeout(Exception):
     pass
 
 
+class _Interrupted(BaseException):
+    pass
+
+
 def _alarm(_sig, _frame):
     raise _Timeout()
+
+
+def _interrupt(_sig, _frame):
+    raise _Interrupted()
 
 
 def main(namespace, default_timeout=30):
@@ -819,7 +827,10 @@ def main(namespace, default_timeout=30):
         print("%s: 0 passed, 1 failed, 0 skipped" % script[:-3])
         return 1
     signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGTERM, _interrupt)  # still clean up namespaces and brokers
+    signal.signal(signal.SIGINT, _interrupt)
     npass = nfail = nskip = 0
+    interrupted = False
     for name, f in tests:
         label = "%s::%s" % (script[:-3], name)
         if getattr(f, "vigil_only", None) and not VIGIL and not RUN_VIGIL_ONLY:
@@ -840,6 +851,8 @@ def main(namespace, default_timeout=30):
             status, detail = "SKIP", str(e)
         except _Timeout:
             status, detail = "FAIL", "test timed out after %d s" % limit
+        except (_Interrupted, KeyboardInterrupt):
+            status, detail, interrupted = "FAIL", "interrupted", True
         except TestFailure as e:
             status, detail = "FAIL", str(e)
         except Exception:  # noqa: BLE001 - report any error as a failure
@@ -857,8 +870,10 @@ def main(namespace, default_timeout=30):
         finally:
             signal.alarm(0)
         if status == "FAIL":
-            logs = "\n".join("---- %s log tail:\n%s" % (b.name, b.log_tail(15)) for b in t._brokers)
-            detail = detail + ("\n" + logs if logs and os.environ.get("LIVENESS_LOGS") else "")
+            n = 40 if os.environ.get("LIVENESS_LOGS") else 6
+            logs = "\n".join("  ---- %s log tail (%s):\n%s" % (b.name, b.log_path, b.log_tail(n))
+                             for b in t._brokers)
+            detail = detail + ("\n" + logs if logs else "")
         else:
             t.remove_dir()
         dt = time.monotonic() - t0
@@ -871,6 +886,8 @@ def main(namespace, default_timeout=30):
         else:
             nfail += 1
             print("FAIL %s (%.1f s): %s" % (label, dt, detail.rstrip()), flush=True)
+        if interrupted:
+            break
     print("%s: %d passed, %d failed, %d skipped" % (script[:-3], npass, nfail, nskip), flush=True)
     return 1 if nfail else 0
 

@@ -58,6 +58,17 @@ def test_scale_silent_clients_v311_MQTT_3_1_2_24_v5_MQTT_3_1_2_22(t):
     fleet = live.Fleet(b.port)
     t.defer(fleet.close)
     peers = fleet.connect_all(specs)
+    # Anyone cut during the connect phase (we ping every 0.4 s meanwhile)? Tell a broker that
+    # closed early from a test process too slow to keep its clients alive.
+    fleet.watch(time.monotonic() + 0.05)
+    gone = [p for p in peers if p.t_close is not None]
+    if gone:
+        early = [p for p in gone if p.t_close - p.t_last < 1.5 * p.k - live.EARLY_TOL]
+        check(not early, "closed EARLY during the connect phase: " + summarize(
+            ["%s (K=%d) %.3f s after its last packet" % (p.cid, p.k, p.t_close - p.t_last)
+             for p in early]))
+        fail("%d clients timed out during the connect phase: this test process did not ping "
+             "them in time (machine too slow?), e.g. %s" % (len(gone), gone[0].cid))
     fleet.ping(peers)
     window = 1.0
     live.spread_pings(fleet, peers, window)

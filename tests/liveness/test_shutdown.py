@@ -79,7 +79,7 @@ def _shutdown(t, sig, hung=0):
         problems.append("exit status %s, want 0" % rc)
     if live.SAN:
         problems += b.san_problems()
-    check(not problems, summarize(problems) + "\nlog tail:\n" + b.log_tail(10))
+    check(not problems, summarize(problems))
 
 
 @timeout(90)
