@@ -57,21 +57,18 @@ def run_one(path, name):
     h = mqtt_test.Harness(name)
     status, detail = "PASS", ""
     try:
-        try:
-            f(h)
-        finally:
-            try:
-                h.cleanup()
-            except mqtt_test.TestFailure as e:
-                if status == "PASS":
-                    raise
-                detail += "\n(cleanup: %s)" % e
+        f(h)
     except mqtt_test.Skip as e:
         status, detail = "SKIP", str(e)
     except mqtt_test.TestFailure as e:
         status, detail = "FAIL", str(e)
     except Exception:  # noqa: BLE001 - an error in a test is a failure
         status, detail = "FAIL", traceback.format_exc()
+    try:
+        h.cleanup()  # stops the brokers; a bad exit or a sanitizer report fails the test
+    except Exception as e:  # noqa: BLE001
+        detail = (detail + "\n(cleanup) " if status == "FAIL" else "") + str(e)
+        status = "FAIL"
     if status == "FAIL":
         for b in h._brokers:
             detail += "\n--- %s log (%s), last lines:\n%s" % (b.name, b.log_path, b.log_tail(25))
