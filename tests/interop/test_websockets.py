@@ -430,6 +430,10 @@ def main():
     finally:
         for b in (h.broker, h.tls_broker, h.req_broker):
             b.stop()
+            out = open(b.log.name, errors="replace").read()
+            if "Sanitizer" in out or "runtime error:" in out or b.p.returncode not in (0, -signal.SIGTERM, None):
+                print("FAIL websockets broker exit (rc %r) %s" % (b.p.returncode, b.conf))
+                failed += 1
         if failed:
             for b in (h.broker, h.tls_broker, h.req_broker):
                 print("---- vigil log %s\n%s" % (b.conf, open(b.log.name).read()[-3000:]))
