@@ -111,7 +111,7 @@ def _flood_until_will(t, b, obs, ns, cid, limit, probe=None):
         r, _, _ = select.select(socks, [], [], 0.001)
         now = time.monotonic()
         if obs.sock in r:
-            for p in live.wait_publishes(obs, 10, 0.0005, topics=["ho/will/" + cid]):
+            for p in live.poll_publishes(obs, topics=["ho/will/" + cid]):
                 will_t = p["t"]
         if probe and probe.sock in r:
             raw = probe.recv_packet(1.0)

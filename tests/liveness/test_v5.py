@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import live  # noqa: E402
 from live import (check, fail, connect, note, vigil_only, timeout, is_disconnect,  # noqa: E402
-                  parse)
+                  parse, Closed)
 import mqtt_test as mt  # noqa: E402
 from mqtt_test import SERVER_KEEP_ALIVE, SESSION_EXPIRY, WILL_DELAY  # noqa: E402
 
@@ -79,15 +79,21 @@ def test_server_keep_alive_enforced_v5_MQTT_3_1_2_22_MQTT_3_2_2_21(t):
 @timeout(15)
 def test_takeover_old_v5_connection_gets_0x8E_v5_MQTT_3_1_4_3(t):
     # v5 MQTT-3.1.4-3: a second CONNECT with the same Client Identifier closes the first
-    # connection after DISCONNECT 0x8E (Session taken over). Read promptly: vigil may close
-    # abortively right after writing it.
+    # connection (MUST), after DISCONNECT 0x8E (Session taken over; "sends", as section 4.13
+    # describes; vigil promises it, mosquitto 2.0.11 closes without it, so there a bare close is
+    # accepted). Read promptly: vigil may close abortively right after writing it.
     b = t.broker()
     old = t.connect(b.port, "tk-v5", proto=5, keepalive=60, name="old")
     new = t.connect(b.port, "tk-v5", proto=5, keepalive=60, name="new")
-    got = old.recv("DISCONNECT 0x8E", timeout=2.0)
-    check(is_disconnect(got, 0x8E), "old connection: want DISCONNECT 0x8E, got %s (%s)"
-          % (mt.describe(got, 5), mt.hexs(got)))
-    old.expect_closed(2.0)
+    try:
+        got = old.recv_packet(2.0)
+    except Closed:
+        got = None
+    check(got is not None or not live.VIGIL, "old connection: closed without DISCONNECT 0x8E")
+    if got is not None:
+        check(is_disconnect(got, 0x8E), "old connection: want DISCONNECT 0x8E, got %s (%s)"
+              % (mt.describe(got, 5), mt.hexs(got)))
+        old.expect_closed(2.0)
     check(new.is_open(0.1), "the new connection was closed too")
 
 
