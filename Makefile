@@ -115,6 +115,18 @@ san:
 bench: vigil $(BENCH_BIN)
 	@bench/run.sh
 
+# Fuzzers (clang + libFuzzer): the framer and every decoder, and the config
+# parser. FUZZ_SECONDS each (default 30).
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
+fuzz:
+	@mkdir -p build/fuzz/corpus-protocol build/fuzz/corpus-config
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Iprotocol tests/fuzz/fuzz_protocol.c $(PROTO_SRC) -o build/fuzz/fuzz_protocol
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker tests/fuzz/fuzz_config.c broker/config.c -o build/fuzz/fuzz_config
+	build/fuzz/fuzz_protocol -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-protocol
+	build/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-config
+
 clean:
 	rm -rf build build-san vigil
 
