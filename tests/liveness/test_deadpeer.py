@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import live  # noqa: E402
-from live import check, fail, connect, note, vigil_only, timeout  # noqa: E402
+from live import check, connect, note, vigil_only, timeout  # noqa: E402
 import mqtt_test as mt  # noqa: E402
 
 WILL_BOUND = 0.050  # the issue: will published within 50 ms of a FIN or RST

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import live  # noqa: E402
-from live import check, fail, publish, pingreq, note, vigil_only, timeout, parse  # noqa: E402
+from live import check, publish, pingreq, note, vigil_only, timeout  # noqa: E402
 import mqtt_test as mt  # noqa: E402
 
 LINGERING = ("ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSING", "LAST-ACK", "CLOSE-WAIT", "SYN-RECV")
@@ -129,7 +129,7 @@ def _flood_until_will(t, b, obs, ns, cid, limit, probe=None):
             probe.send(pingreq())
             next_probe = ping_sent + 0.1
         if now >= next_ss:
-            out = live._run(["ss", "-tanH", "dst", ns.ns_ip], check_rc=False)
+            out = live.run_cmd(["ss", "-tanH", "dst", ns.ns_ip], check_rc=False)
             for line in out.splitlines():
                 cols = line.split()
                 if len(cols) >= 3 and cols[2].isdigit():

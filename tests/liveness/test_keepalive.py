@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import live  # noqa: E402
-from live import (check, fail, connect, publish, subscribe, pingreq, parse, note,  # noqa: E402
+from live import (check, fail, connect, publish, subscribe, pingreq, note,  # noqa: E402
                   vigil_only, timeout, is_disconnect, summarize)
 import mqtt_test as mt  # noqa: E402
 

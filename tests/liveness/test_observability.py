@@ -17,8 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import live  # noqa: E402
-from live import check, fail, note, vigil_only, timeout  # noqa: E402
-import mqtt_test as mt  # noqa: E402
+from live import check, note, vigil_only, timeout  # noqa: E402
 from mqtt_test import SESSION_EXPIRY  # noqa: E402
 
 EXPIRED = "$SYS/broker/clients/expired"

@@ -14,8 +14,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import live  # noqa: E402
-from live import (check, fail, connect, note, vigil_only, timeout, is_disconnect,  # noqa: E402
-                  parse, Closed)
+from live import (check, connect, note, vigil_only, timeout, is_disconnect,  # noqa: E402
+                  Closed)
 import mqtt_test as mt  # noqa: E402
 from mqtt_test import SERVER_KEEP_ALIVE, SESSION_EXPIRY, WILL_DELAY  # noqa: E402
 
