@@ -55,12 +55,7 @@ static void listener_free_auth(struct broker *b, struct listener *l)
 
 void broker_fini(struct broker *b)
 {
-	struct session *s, *tmp;
-	HASH_ITER(hh, b->sessions, s, tmp)
-	{
-		s->client = NULL;
-		session_destroy(s);
-	}
+	session_destroy_all(b);
 	for (size_t i = b->n_listeners; i-- > 0;) {
 		struct listener *l = &b->listeners[i];
 		if (l->nl)

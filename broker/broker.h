@@ -106,6 +106,8 @@ struct subscription {
 };
 
 struct will {
+	struct wheel_entry timer; /* will delay (armed only while it runs) */
+	struct session *s;
 	struct message *msg;  /* qos and retain inside; expiry set when published */
 	uint32_t delay;       /* v5 Will Delay Interval, seconds */
 	bool has_expiry;      /* v5 Message Expiry Interval of the will */
@@ -113,7 +115,10 @@ struct will {
 };
 
 struct session {
-	UT_hash_handle hh;
+	struct session *hnext;     /* session table chain (session.c) */
+	uint32_t hash;
+	uint32_t route_gen;        /* route.c scratch: merge overlapping subscriptions */
+	uint32_t route_slot;
 	char *id;
 	uint64_t serial;           /* unique per session object, for no-local */
 	struct broker *b;
@@ -123,20 +128,17 @@ struct session {
 	struct wheel_entry expiry_timer;
 	char *username;            /* of the last connection, for ACL on delivery while offline */
 	struct listener *listener; /* of the last connection (ACL, mount point) */
-	uint64_t route_gen;        /* route.c scratch: merge overlapping subscriptions */
-	uint32_t route_slot;
 
 	struct subscription *subs;
-	size_t n_subs, cap_subs;
+	uint32_t n_subs, cap_subs;
 
 	struct out_list inflight;  /* OUT_PUBLISH / OUT_PUBREL, in send order */
 	struct out_list queue;     /* OUT_QUEUED, FIFO */
 	uint16_t next_pid;
+	uint16_t n_in_qos2, cap_in_qos2;
 	uint16_t *in_qos2;         /* inbound QoS 2 packet ids awaiting PUBREL */
-	size_t n_in_qos2, cap_in_qos2;
 
 	struct will *will;
-	struct wheel_entry will_timer;
 };
 
 /* ---- clients (connections) ------------------------------------------------------ */
@@ -157,9 +159,8 @@ struct client {
 	uint16_t keepalive;        /* seconds, as granted */
 	uint32_t timeout_ms;       /* 1.5 x keepalive, or the CONNECT timeout */
 	uint64_t last_rx;          /* monotonic ms of the last complete packet */
-	uint64_t connected_at;
 	struct wheel_entry timer;  /* keepalive or pre-CONNECT timeout */
-	char *id;                  /* client id (copy) */
+	const char *id;            /* the session's id while attached, else NULL */
 	char *username;            /* NULL = anonymous */
 	uint32_t max_packet_out;   /* client's Maximum Packet Size, 0 = none */
 	uint16_t receive_max_out;  /* client's Receive Maximum */
@@ -200,7 +201,9 @@ struct broker {
 	uint64_t start_mono; /* for uptime */
 	struct subtree *subs;
 	struct retain_tree *retained;
-	struct session *sessions; /* uthash by id */
+	struct session **stab;    /* session table by id: chained, power-of-two size */
+	uint32_t stab_size, n_sessions;
+	uint32_t route_gen;
 	uint64_t next_serial;
 	struct client *clients;   /* every connection, for shutdown */
 	struct listener *listeners;
@@ -253,6 +256,8 @@ int connect_handle(struct client *c, const struct mqtt_frame *f);
 
 /* session.c */
 struct session *session_find(struct broker *b, const char *id);
+/* Destroy every session (broker_fini). */
+void session_destroy_all(struct broker *b);
 struct session *session_new(struct broker *b, const char *id);
 /* Destroy: remove subscriptions, free queues, cancel timers. Publishes
  * nothing (callers handle the will first). */

@@ -193,6 +193,7 @@ void client_close(struct client *c, uint8_t rc, bool abnormal, bool dead, const 
 	struct session *s = c->s;
 	if (s) {
 		c->s = NULL;
+		c->id = NULL; /* the session's; it may end now */
 		s->client = NULL;
 		session_detach(s, abnormal);
 	}
@@ -336,7 +337,6 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 			free(c->aliases[i]);
 		free(c->aliases);
 	}
-	free(c->id);
 	free(c->username);
 	free(c);
 }

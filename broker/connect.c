@@ -321,7 +321,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	if (s) {
 		present = true; /* v311 MQTT-3.2.2-2, v5 MQTT-3.2.2-2 */
 		wheel_cancel(&b->wheel, &s->expiry_timer);
-		if (wheel_armed(&s->will_timer) || s->will) {
+		if (s->will) {
 			/* v5 MQTT-3.1.3-9: reconnected within the will delay. */
 			session_clear_will(s);
 		}
@@ -342,13 +342,11 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	}
 	s->client = c;
 	c->s = s;
-	c->id = id;
-	id = NULL;
+	c->id = s->id; /* free(id) below: the session holds the id */
 	c->username = username;
 	username = NULL;
 	c->clean_start = k.clean_start;
 	c->state = CS_CONNECTED;
-	c->connected_at = broker_now(b);
 	b->st.clients_connected++;
 	b->st.clients_total++;
 

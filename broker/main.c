@@ -228,7 +228,9 @@ int main(int argc, char **argv)
 	/* SIGTERM/SIGINT: stop accepting, DISCONNECT 0x8B to v5 clients,
 	 * flush, close with FIN, exit within ~2 s. */
 	broker_shutdown(b);
-	uint64_t deadline = net_now_update(loop) + 2000;
+	/* Budget 1.5 s for flushing and FIN handshakes, so the exit stays
+	 * within 2 s even with peers that never close their end. */
+	uint64_t deadline = net_now_update(loop) + 1500;
 	while ((b->clients || net_loop_lingering(loop)) && net_now_update(loop) < deadline)
 		net_loop_run_once(loop, 50);
 	net_fd_del(loop, app.sigfd);

@@ -32,7 +32,7 @@ struct route_ctx {
 };
 
 static struct target *target_for(struct route_ctx *rc, struct session *s, struct message *m,
-				 uint64_t gen)
+				 uint32_t gen)
 {
 	if (s->route_gen == gen)
 		return &rc->t[s->route_slot];
@@ -59,7 +59,7 @@ static struct target *target_for(struct route_ctx *rc, struct session *s, struct
 }
 
 static void add_sub(struct route_ctx *rc, struct session *s, const struct sub_entry *e,
-		    struct message *m, uint64_t gen)
+		    struct message *m, uint32_t gen)
 {
 	/* v5 MQTT-3.8.3-3: no-local. */
 	if ((e->options & 0x04) && m->origin_sid == s->serial)
@@ -104,7 +104,7 @@ size_t route_message(struct broker *b, struct message *m)
 	rc.cap = 16;
 	if (subtree_match(b->subs, m->topic, &b->match))
 		return 0;
-	uint64_t gen = ++b->next_serial;
+	uint32_t gen = ++b->route_gen;
 	for (size_t i = 0; i < b->match.n; i++) {
 		const struct sub_entry *e = b->match.subs[i];
 		add_sub(&rc, e->owner, e, m, gen);

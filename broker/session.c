@@ -17,11 +17,76 @@
 static void on_expiry(struct wheel_entry *e, uint64_t now);
 static void on_will_delay(struct wheel_entry *e, uint64_t now);
 
+/* The session table: chained, grown to keep chains short. A session costs
+ * one pointer and a hash here (uthash's handle is 56 bytes, and sessions
+ * are what an idle broker holds). */
+static uint32_t id_hash(const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
 struct session *session_find(struct broker *b, const char *id)
 {
-	struct session *s = NULL;
-	HASH_FIND_STR(b->sessions, id, s);
-	return s;
+	if (!b->stab_size)
+		return NULL;
+	uint32_t h = id_hash(id);
+	for (struct session *s = b->stab[h & (b->stab_size - 1)]; s; s = s->hnext)
+		if (s->hash == h && strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+static int stab_insert(struct broker *b, struct session *s)
+{
+	if (b->n_sessions + 1 > b->stab_size) {
+		uint32_t size = b->stab_size ? b->stab_size * 2 : 64;
+		struct session **t = calloc(size, sizeof(*t));
+		if (!t)
+			return -1;
+		for (uint32_t i = 0; i < b->stab_size; i++) {
+			for (struct session *x = b->stab[i], *n; x; x = n) {
+				n = x->hnext;
+				x->hnext = t[x->hash & (size - 1)];
+				t[x->hash & (size - 1)] = x;
+			}
+		}
+		free(b->stab);
+		b->stab = t;
+		b->stab_size = size;
+	}
+	struct session **slot = &b->stab[s->hash & (b->stab_size - 1)];
+	s->hnext = *slot;
+	*slot = s;
+	b->n_sessions++;
+	return 0;
+}
+
+static void stab_remove(struct broker *b, struct session *s)
+{
+	for (struct session **pp = &b->stab[s->hash & (b->stab_size - 1)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == s) {
+			*pp = s->hnext;
+			b->n_sessions--;
+			return;
+		}
+	}
+}
+
+void session_destroy_all(struct broker *b)
+{
+	for (uint32_t i = 0; i < b->stab_size; i++) {
+		while (b->stab[i]) {
+			struct session *s = b->stab[i];
+			s->client = NULL;
+			session_destroy(s);
+		}
+	}
+	free(b->stab);
+	b->stab = NULL;
+	b->stab_size = 0;
 }
 
 struct session *session_new(struct broker *b, const char *id)
@@ -37,19 +102,24 @@ struct session *session_new(struct broker *b, const char *id)
 	s->b = b;
 	s->serial = ++b->next_serial;
 	s->next_pid = 1;
+	s->hash = id_hash(id);
 	wheel_entry_init(&s->expiry_timer, on_expiry);
-	wheel_entry_init(&s->will_timer, on_will_delay);
-	HASH_ADD_KEYPTR(hh, b->sessions, s->id, strlen(s->id), s);
+	if (stab_insert(b, s)) {
+		free(s->id);
+		free(s);
+		return NULL;
+	}
 	store_session_new(b, s);
 	return s;
 }
 
-static void will_free(struct will **wp)
+static void will_free(struct broker *b, struct will **wp)
 {
 	struct will *w = *wp;
 	if (!w)
 		return;
 	*wp = NULL;
+	wheel_cancel(&b->wheel, &w->timer);
 	message_unref(&w->msg);
 	free(w);
 }
@@ -58,12 +128,11 @@ void session_destroy(struct session *s)
 {
 	struct broker *b = s->b;
 	wheel_cancel(&b->wheel, &s->expiry_timer);
-	wheel_cancel(&b->wheel, &s->will_timer);
 	subscribe_remove_all(s);
 	out_list_clear(&s->inflight);
 	out_list_clear(&s->queue);
-	will_free(&s->will);
-	HASH_DEL(b->sessions, s);
+	will_free(b, &s->will);
+	stab_remove(b, s);
 	store_session_end(b, s);
 	free(s->in_qos2);
 	free(s->subs);
@@ -74,9 +143,8 @@ void session_destroy(struct session *s)
 
 void session_clear_will(struct session *s)
 {
-	wheel_cancel(&s->b->wheel, &s->will_timer);
 	if (s->will) {
-		will_free(&s->will);
+		will_free(s->b, &s->will);
 		store_will_clear(s->b, s);
 	}
 }
@@ -84,10 +152,10 @@ void session_clear_will(struct session *s)
 void session_publish_will(struct session *s)
 {
 	struct broker *b = s->b;
-	wheel_cancel(&b->wheel, &s->will_timer);
 	struct will *w = s->will;
 	if (!w)
 		return;
+	wheel_cancel(&b->wheel, &w->timer);
 	s->will = NULL;
 	struct message *m = w->msg;
 	if (w->has_expiry) {
@@ -106,14 +174,14 @@ void session_publish_will(struct session *s)
 		log_msg(b, LOG_F_NOTICE, "Denied will of client %s on '%s' (ACL).", s->id, (const char *)m->topic.p);
 	}
 	store_will_clear(b, s);
-	will_free(&w);
+	will_free(b, &w);
 }
 
 static void on_will_delay(struct wheel_entry *e, uint64_t now)
 {
-	struct session *s = (struct session *)((char *)e - offsetof(struct session, will_timer));
+	struct will *w = (struct will *)((char *)e - offsetof(struct will, timer));
 	(void)now;
-	session_publish_will(s);
+	session_publish_will(w->s);
 }
 
 static void on_expiry(struct wheel_entry *e, uint64_t now)
@@ -142,7 +210,9 @@ void session_detach(struct session *s, bool abnormal)
 			/* v5 MQTT-3.1.3-9: held back for the delay, cancelled by a
 			 * reconnect; never later than the session's end. */
 			uint64_t d = s->will->delay < s->expiry ? s->will->delay : s->expiry;
-			wheel_add(&b->wheel, &s->will_timer, broker_now(b) + d * 1000u);
+			wheel_entry_init(&s->will->timer, on_will_delay);
+			s->will->s = s;
+			wheel_add(&b->wheel, &s->will->timer, broker_now(b) + d * 1000u);
 		}
 	}
 	if (s->expiry == 0) {
@@ -155,7 +225,7 @@ void session_detach(struct session *s, bool abnormal)
 
 int session_sub_add(struct session *s, const char *filter, uint8_t options, uint32_t sub_id, bool *existed)
 {
-	for (size_t i = 0; i < s->n_subs; i++) {
+	for (uint32_t i = 0; i < s->n_subs; i++) {
 		if (strcmp(s->subs[i].filter, filter) == 0) {
 			s->subs[i].options = options;
 			s->subs[i].sub_id = sub_id;
@@ -165,7 +235,7 @@ int session_sub_add(struct session *s, const char *filter, uint8_t options, uint
 	}
 	*existed = false;
 	if (s->n_subs == s->cap_subs) {
-		size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
+		uint32_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
 		struct subscription *n = realloc(s->subs, cap * sizeof(*n));
 		if (!n)
 			return -1;
@@ -181,7 +251,7 @@ int session_sub_add(struct session *s, const char *filter, uint8_t options, uint
 
 bool session_sub_remove(struct session *s, const char *filter)
 {
-	for (size_t i = 0; i < s->n_subs; i++) {
+	for (uint32_t i = 0; i < s->n_subs; i++) {
 		if (strcmp(s->subs[i].filter, filter) == 0) {
 			free(s->subs[i].filter);
 			s->subs[i] = s->subs[--s->n_subs];
@@ -193,7 +263,7 @@ bool session_sub_remove(struct session *s, const char *filter)
 
 bool session_qos2_has(struct session *s, uint16_t pid)
 {
-	for (size_t i = 0; i < s->n_in_qos2; i++)
+	for (uint32_t i = 0; i < s->n_in_qos2; i++)
 		if (s->in_qos2[i] == pid)
 			return true;
 	return false;
@@ -202,12 +272,16 @@ bool session_qos2_has(struct session *s, uint16_t pid)
 int session_qos2_add(struct session *s, uint16_t pid)
 {
 	if (s->n_in_qos2 == s->cap_in_qos2) {
-		size_t cap = s->cap_in_qos2 ? s->cap_in_qos2 * 2 : 4;
+		if (s->cap_in_qos2 == UINT16_MAX)
+			return -1;
+		uint32_t cap = s->cap_in_qos2 ? s->cap_in_qos2 * 2u : 4u;
+		if (cap > UINT16_MAX)
+			cap = UINT16_MAX;
 		uint16_t *n = realloc(s->in_qos2, cap * sizeof(*n));
 		if (!n)
 			return -1;
 		s->in_qos2 = n;
-		s->cap_in_qos2 = cap;
+		s->cap_in_qos2 = (uint16_t)cap;
 	}
 	s->in_qos2[s->n_in_qos2++] = pid;
 	return 0;
@@ -215,7 +289,7 @@ int session_qos2_add(struct session *s, uint16_t pid)
 
 bool session_qos2_remove(struct session *s, uint16_t pid)
 {
-	for (size_t i = 0; i < s->n_in_qos2; i++) {
+	for (uint32_t i = 0; i < s->n_in_qos2; i++) {
 		if (s->in_qos2[i] == pid) {
 			s->in_qos2[i] = s->in_qos2[--s->n_in_qos2];
 			return true;

@@ -36,7 +36,7 @@ void sys_publish(struct broker *b)
 {
 	char buf[64];
 	const struct stats *st = &b->st;
-	uint64_t sessions = HASH_COUNT(b->sessions);
+	uint64_t sessions = b->n_sessions;
 	snprintf(buf, sizeof(buf), "%" PRIu64 " seconds", (broker_now(b) - b->start_mono) / 1000);
 	pub(b, "$SYS/broker/uptime", buf);
 	pub_u64(b, "$SYS/broker/clients/connected", st->clients_connected);

@@ -28,9 +28,13 @@
 struct net_conn *net_conn_new(struct net_loop *loop, int fd, struct net_listener *l,
 			      const struct net_transport *tp, const char *peer)
 {
-	struct net_conn *c = calloc(1, sizeof *c);
+	if (!peer)
+		peer = "";
+	size_t plen = strlen(peer);
+	struct net_conn *c = calloc(1, sizeof *c + plen + 1);
 	if (!c)
 		return NULL;
+	memcpy(c->peer, peer, plen + 1);
 	c->h.kind = NET_H_CONN;
 	c->loop = loop;
 	c->listener = l;
@@ -41,7 +45,6 @@ struct net_conn *net_conn_new(struct net_loop *loop, int fd, struct net_listener
 	c->in_limit = NET_INPUT_LIMIT_DEFAULT;
 	if (!tp->handshake)
 		c->flags |= NET_CF_READY;
-	snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
 	net_list_init(&c->link_dirty);
 	net_list_init(&c->link_reap);
 	net_list_init(&c->link_rdpend);
@@ -97,11 +100,11 @@ void net_conn_destroy(struct net_conn *c)
 void net_conn_set_cbs(struct net_conn *c, const struct net_conn_cbs *cbs, void *user)
 {
 	if (cbs)
-		c->cbs = *cbs;
+		c->cbs = cbs;
 	else
-		memset(&c->cbs, 0, sizeof c->cbs);
+		c->cbs = NULL;
 	c->cb_user = user;
-	if (!c->user_set)
+	if (!(c->flags & NET_CF_USER_SET))
 		c->user = user;
 }
 
@@ -110,7 +113,7 @@ void net_conn_set_cbs(struct net_conn *c, const struct net_conn_cbs *cbs, void *
 void net_conn_set_user(struct net_conn *c, void *user)
 {
 	c->user = user;
-	c->user_set = 1;
+	c->flags |= NET_CF_USER_SET;
 }
 
 void *net_conn_user(const struct net_conn *c)
@@ -207,7 +210,9 @@ void net_conn_consume(struct net_conn *c, size_t n)
 
 void net_conn_set_input_limit(struct net_conn *c, size_t max)
 {
-	c->in_limit = max ? max : NET_INPUT_LIMIT_DEFAULT;
+	if (max > UINT32_MAX - 65536)
+		max = UINT32_MAX - 65536; /* in_* are 32-bit; MQTT frames are at most 256 MiB */
+	c->in_limit = (uint32_t)(max ? max : NET_INPUT_LIMIT_DEFAULT);
 	net_conn_update_events(c);
 }
 
@@ -324,8 +329,8 @@ void net_conn_deliver(struct net_conn *c)
 {
 	if ((c->flags & (NET_CF_CLOSING | NET_CF_PAUSED)) || !(c->flags & NET_CF_READY))
 		return;
-	if (c->in_end > c->in_start && c->cbs.on_data)
-		c->cbs.on_data(c, c->cb_user);
+	if (c->in_end > c->in_start && c->cbs && c->cbs->on_data)
+		c->cbs->on_data(c, c->cb_user);
 	if (net_conn_input_own(c) < 0)
 		net_conn_fail(c, NET_CLOSED_ERROR, ENOMEM);
 }

@@ -357,8 +357,8 @@ void net_conn_reap_all(struct net_loop *loop)
 		net_list_del(&c->link_reap);
 		net_list_del(&c->link_rdpend);
 		c->flags |= NET_CF_CLOSED_CB;
-		if (c->cbs.on_close)
-			c->cbs.on_close(c, c->why, c->err, c->cb_user);
+		if (c->cbs && c->cbs->on_close)
+			c->cbs->on_close(c, c->why, c->err, c->cb_user);
 		/* The owner is done with c; net alone decides its fate now. */
 		c->reserved = 0;
 		free(c->in_own);

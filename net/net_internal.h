@@ -205,6 +205,7 @@ enum {
 	NET_CF_DONE = 1u << 9,        /* linger finished: free at reap */
 	NET_CF_UNIX = 1u << 10,       /* AF_UNIX: no TCP options */
 	NET_CF_REDELIVER = 1u << 11,  /* resumed: run on_data even if nothing new */
+	NET_CF_USER_SET = 1u << 12,   /* net_conn_set_user was called */
 };
 
 struct net_conn {
@@ -221,7 +222,7 @@ struct net_conn {
 	/* input: [in_start, in_end) of in_base; in_base is either in_own
 	 * (allocated, cap in_cap) or the loop's scratch (only during delivery). */
 	uint8_t *in_base, *in_own;
-	size_t in_start, in_end, in_cap, in_limit;
+	uint32_t in_start, in_end, in_cap, in_limit; /* input never exceeds 4 GiB (MQTT: 256 MiB) */
 
 	/* output queue */
 	struct net_chunk *out_head, *out_tail;
@@ -232,14 +233,13 @@ struct net_conn {
 	int err;
 	uint64_t linger_deadline;
 
-	struct net_conn_cbs cbs;
+	const struct net_conn_cbs *cbs; /* the owner's (static) table, or NULL */
 	void *cb_user, *user;
-	int user_set;
 
 	char *cert_cn, *cert_subject, *psk_identity; /* TLS, set at handshake end */
-	char peer[80];
 
 	struct net_link link_all, link_dirty, link_reap, link_rdpend;
+	char peer[]; /* "ip:port", exact size: idle connections are what a broker holds most */
 };
 
 /* conn.c */
