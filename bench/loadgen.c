@@ -667,7 +667,7 @@ static void report_silent(struct lg *g)
 	for (unsigned i = 0; i < g->cfg.n; i++)
 		if (g->late[i] != INT32_MIN && g->late[i] != INT32_MAX) {
 			v[m++] = g->late[i];
-			early += g->late[i] < 0;
+			early += g->late[i] < -1; /* beyond the 1 ms resolution */
 		}
 	qsort(v, m, sizeof *v, cmp_i32);
 	say("wills_expected=%u\nwills_received=%u\nwills_duplicate=%u\nwills_missing=%u\n"

@@ -360,8 +360,8 @@ TABLE=$(table)
 	echo "PINGRESPs per second. Will lateness is a distribution over all silent clients of one run;"
 	echo "mosquitto 2.0 scans keepalives only every few seconds, so its figures depend on where T0"
 	echo "falls in that scan period and move between runs. \"wills before 1.5 x K\" counts wills that"
-	echo "arrived earlier than the last packet sent + 1.5 x K (a broker closing too early); the"
-	echo "measurement error is about 1 ms. CPU has the resolution of clock ticks (1/$CLK_TCK s)."
+	echo "arrived more than 1 ms before the last packet sent + 1.5 x K (a broker closing too early); the"
+	echo "lateness has a resolution of 1 ms. CPU has the resolution of clock ticks (1/$CLK_TCK s)."
 } >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 
 echo
