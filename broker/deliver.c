@@ -18,6 +18,10 @@
 
 #include "broker.h"
 
+/* Output backlog (bytes) past which QoS 0 messages to a connected client
+ * are dropped, when max_queued_bytes does not set one. */
+#define DELIVER_QOS0_BACKLOG ((uint64_t)8 << 20)
+
 static void list_append(struct out_list *l, struct outmsg *o)
 {
 	o->next = NULL;
@@ -193,6 +197,14 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 		return; /* v5 MQTT-3.3.2-5 */
 	struct client *c = s->client;
 	if (qos == 0 && c && c->state == CS_CONNECTED) {
+		/* A slow or vanished reader must not make the output queue grow
+		 * without bound: past the limit, QoS 0 messages to it are dropped
+		 * (QoS 1/2 are bounded by the in-flight window). */
+		uint64_t cap = cfg->max_queued_bytes ? cfg->max_queued_bytes : DELIVER_QOS0_BACKLOG;
+		if (net_conn_out_pending(c->conn) > cap) {
+			b->st.pub_dropped++;
+			return;
+		}
 		send_publish(c, m, 0, 0, retain, false, sub_ids, n_sub_ids);
 		return;
 	}
