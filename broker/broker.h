@@ -69,6 +69,9 @@ static inline struct message *message_ref(struct message *m)
 }
 /* Drops a reference and NULLs the caller's pointer. */
 void message_unref(struct message **m);
+/* prefix (may be NULL) + t as a NUL-terminated string, in buf when it fits
+ * in cap bytes, else in a malloc'd *big the caller frees. NULL: no memory. */
+const char *topic_join(const char *prefix, struct mqtt_str t, char *buf, size_t cap, char **big);
 /* True once a message with a Message Expiry Interval has passed it. */
 bool message_expired(const struct message *m, uint64_t now);
 

@@ -108,18 +108,13 @@ static int make_will(struct client *c, const struct mqtt_connect *k, struct will
 			return 0x99; /* Payload format invalid */
 		}
 	}
-	struct mqtt_str topic = k->will_topic;
-	char *full = NULL;
-	if (mp) {
-		size_t n = strlen(mp) + topic.len + 1;
-		full = malloc(n);
-		if (!full) {
-			free(big);
-			return 0x97;
-		}
-		snprintf(full, n, "%s%.*s", mp, (int)topic.len, (const char *)topic.p);
-		topic = mqtt_cstr(full);
+	char tbuf[256], *full = NULL;
+	const char *t = topic_join(mp, k->will_topic, tbuf, sizeof(tbuf), &full);
+	if (!t) {
+		free(big);
+		return 0x97;
 	}
+	struct mqtt_str topic = mqtt_cstr(t);
 	struct will *wl = calloc(1, sizeof(*wl));
 	if (wl)
 		wl->msg = message_new(topic, k->will_payload, props, k->will_qos, k->will_retain);

@@ -52,3 +52,18 @@ bool message_expired(const struct message *m, uint64_t now)
 {
 	return m->has_expiry && now >= m->expiry_at;
 }
+
+const char *topic_join(const char *prefix, struct mqtt_str t, char *buf, size_t cap, char **big)
+{
+	size_t pl = prefix ? strlen(prefix) : 0;
+	size_t n = pl + t.len + 1;
+	char *out = n <= cap ? buf : (*big = malloc(n));
+	if (!out)
+		return NULL;
+	if (pl)
+		memcpy(out, prefix, pl);
+	if (t.len)
+		memcpy(out + pl, t.p, t.len);
+	out[n - 1] = 0;
+	return out;
+}

@@ -97,28 +97,10 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 	}
 
 	/* Topic as routed: with the listener's mount point in front. */
-	const char *mp = c->l->conf->mount_point;
-	struct mqtt_str topic = p.topic;
-	if (mp) {
-		size_t n = strlen(mp) + topic.len + 1;
-		char *t = n <= sizeof(tbuf) ? tbuf : (tbig = malloc(n));
-		if (!t)
-			return 0x97;
-		memcpy(t, mp, n - topic.len - 1);
-		memcpy(t + n - topic.len - 1, topic.p, topic.len);
-		t[n - 1] = 0;
-		topic = (struct mqtt_str){(const uint8_t *)t, (uint32_t)(n - 1)};
-	} else if (topic.len < sizeof(tbuf)) {
-		memcpy(tbuf, topic.p, topic.len);
-		tbuf[topic.len] = 0;
-	} else {
-		tbig = malloc((size_t)topic.len + 1);
-		if (!tbig)
-			return 0x97;
-		memcpy(tbig, topic.p, topic.len);
-		tbig[topic.len] = 0;
-	}
-	const char *ctopic = mp ? (const char *)topic.p : tbig ? tbig : tbuf;
+	const char *ctopic = topic_join(c->l->conf->mount_point, p.topic, tbuf, sizeof(tbuf), &tbig);
+	if (!ctopic)
+		return 0x97;
+	struct mqtt_str topic = mqtt_cstr(ctopic);
 
 	if (!security_acl(c, s, ctopic, AUTH_WRITE)) {
 		log_msg(b, LOG_F_DEBUG, "Denied PUBLISH from %s on '%s'.", c->id, ctopic);

@@ -60,27 +60,22 @@ static bool send_retained(void *value, void *ctx)
 	return true;
 }
 
-/* Build "mount_point + filter" (or the share form around it) in buf. */
+/* "mount_point + filter", keeping a "$share/group/" prefix in front. */
 static const char *full_filter(const char *mp, struct mqtt_str f, char *buf, size_t cap, char **big)
 {
 	struct mqtt_str g, inner;
-	size_t mpl = mp ? strlen(mp) : 0;
-	size_t n = f.len + mpl + 1;
+	if (!mp || !mqtt_share_split(f, &g, &inner))
+		return topic_join(mp, f, buf, cap, big);
+	/* "$share/group/" + mount point + inner filter */
+	size_t pre = (size_t)(inner.p - f.p), mpl = strlen(mp);
+	size_t n = pre + mpl + inner.len + 1;
 	char *out = n <= cap ? buf : (*big = malloc(n));
 	if (!out)
 		return NULL;
-	if (mpl && mqtt_share_split(f, &g, &inner)) {
-		size_t pre = (size_t)(inner.p - f.p);
-		memcpy(out, f.p, pre);
-		memcpy(out + pre, mp, mpl);
-		memcpy(out + pre + mpl, inner.p, inner.len);
-		out[pre + mpl + inner.len] = 0;
-	} else {
-		if (mpl)
-			memcpy(out, mp, mpl);
-		memcpy(out + mpl, f.p, f.len);
-		out[mpl + f.len] = 0;
-	}
+	memcpy(out, f.p, pre);
+	memcpy(out + pre, mp, mpl);
+	memcpy(out + pre + mpl, inner.p, inner.len);
+	out[n - 1] = 0;
 	return out;
 }
 

@@ -449,6 +449,29 @@ START_TEST(clean_session_discards_v311_MQTT_3_1_2_6)
 }
 END_TEST
 
+/* mount_point: topics are prefixed on the way in and stripped on the way
+ * out, so clients of one listener see their own namespace. */
+START_TEST(mount_point_namespaces_topics)
+{
+	lc.mount_point = "site1/";
+	struct net_conn *sub = connect_client(&(struct conn_opts){.id = "sub", .clean = true});
+	subscribe(sub, MQTT_V311, "x/#", 0);
+	struct net_conn *pub = connect_client(&(struct conn_opts){.id = "pub", .clean = true});
+	uint8_t buf[64];
+	struct mqtt_publish_out p = {.retain = true, .topic = mqtt_cstr("x/t"), .payload = mqtt_cstr("v")};
+	feed(pub, buf, mqtt_publish_encode(&p, MQTT_V311, buf, sizeof(buf)));
+	ck_assert_ptr_nonnull(retain_get(b.retained, mqtt_cstr("site1/x/t")));
+	ck_assert_ptr_null(retain_get(b.retained, mqtt_cstr("x/t")));
+	struct mqtt_frame f;
+	ck_assert(next_packet(sub, &f));
+	struct mqtt_publish d;
+	ck_assert_int_eq(mqtt_publish_decode(&f, MQTT_V311, &d), 0);
+	ck_assert_uint_eq(d.topic.len, 3);
+	ck_assert_int_eq(memcmp(d.topic.p, "x/t", 3), 0);
+	lc.mount_point = NULL;
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("broker");
@@ -468,6 +491,7 @@ static Suite *suite(void)
 	tcase_add_test(t, qos2_exactly_once_v311_MQTT_4_3_3_2);
 	tcase_add_test(t, redelivery_with_dup_on_reconnect_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, clean_session_discards_v311_MQTT_3_1_2_6);
+	tcase_add_test(t, mount_point_namespaces_topics);
 	suite_add_tcase(s, t);
 	return s;
 }
