@@ -73,7 +73,8 @@ void client_accept(struct net_listener *nl, struct net_conn *conn, void *user)
 	wheel_entry_init(&c->timer, on_timer);
 	c->timeout_ms = b->cfg->connect_timeout * 1000u;
 	wheel_add(&b->wheel, &c->timer, broker_now(b) + c->timeout_ms);
-	log_msg(b, LOG_F_NOTICE, "New connection from %s on port %d.", net_conn_peer(conn), l->conf->port);
+	if (b->cfg->connection_messages)
+		log_msg(b, LOG_F_NOTICE, "New connection from %s on port %d.", net_conn_peer(conn), l->conf->port);
 }
 
 void client_start_keepalive(struct client *c)
@@ -112,7 +113,8 @@ static void on_timer(struct wheel_entry *e, uint64_t now)
 	}
 	b->st.keepalive_timeouts++;
 	uint64_t silent = now - c->last_rx - 1;
-	log_msg(b, LOG_F_NOTICE,
+	if (b->cfg->connection_messages)
+		log_msg(b, LOG_F_NOTICE,
 		"Client %s has exceeded timeout, disconnecting. (silent for %llu.%03llu s, keepalive %u s)",
 		client_name(c), (unsigned long long)(silent / 1000), (unsigned long long)(silent % 1000),
 		c->keepalive);
@@ -318,14 +320,14 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 	struct client *c = user;
 	struct broker *b = c->b;
 	if (c->state != CS_GONE) {
-		if (c->state == CS_CONNECTED) {
+		if (c->state == CS_CONNECTED && b->cfg->connection_messages) {
 			if (why == NET_CLOSED_EOF)
 				log_msg(b, LOG_F_NOTICE, "Client %s closed its connection.", client_name(c));
 			else
 				log_msg(b, LOG_F_NOTICE, "Socket error on client %s, disconnecting.", client_name(c));
-			if (why == NET_CLOSED_ERROR && err == ETIMEDOUT)
-				b->st.halfopen_closes++;
 		}
+		if (c->state == CS_CONNECTED && why == NET_CLOSED_ERROR && err == ETIMEDOUT)
+			b->st.halfopen_closes++;
 		/* EOF, RST, error: the network failed, so the will goes out. */
 		client_close(c, 0, true, why != NET_CLOSED_EOF, NULL);
 	}
