@@ -192,7 +192,6 @@ struct stats {
 	uint64_t clients_total, clients_connected, clients_expired, clients_disconnected;
 	uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent, pub_dropped;
 	uint64_t keepalive_timeouts, wills_published, preconnect_timeouts, halfopen_closes;
-	uint64_t sessions_expired;
 };
 
 /* ---- the broker --------------------------------------------------------------------- */
@@ -310,7 +309,6 @@ int subscribe_handle(struct client *c, const struct mqtt_frame *f);
 int unsubscribe_handle(struct client *c, const struct mqtt_frame *f);
 /* Remove all of a session's subscriptions from the tree. */
 void subscribe_remove_all(struct session *s);
-/* Re-add a session's subscriptions to the tree (after load). */
 
 /* acl helpers (security.c) */
 bool security_acl(struct client *c, struct session *s, const char *topic, enum auth_access a);
