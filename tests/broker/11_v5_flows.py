@@ -158,6 +158,8 @@ def test_no_auth_without_method_v5_MQTT_4_12_0_6(h):
     # v5 MQTT-4.12.0-6: no Authentication Method in CONNECT: the CONNACK carries neither
     # Authentication Method nor Data, and the Server never sends AUTH; an AUTH from the client
     # is a Protocol Error (DISCONNECT 0x82, or a bare close on other brokers; never AUTH).
+    # v5 MQTT-4.12.1-2: that AUTH asks for re-authentication (0x19), which fails here: the
+    # Server sends DISCONNECT (SHOULD) and MUST close the connection.
     b = h.broker()
     c = h.connect(b, "noauth", proto=5)
     keys = [k for k, _ in c.connack.get("properties", [])]
@@ -423,7 +425,8 @@ def test_ordered_topics_v5_MQTT_4_6_0_6(h):
     # v5 MQTT-4.6.0-6: every topic is an Ordered Topic on non-shared subscriptions: messages of
     # one publisher, interleaved over two topics and QoS 1 / 2, reach the subscriber in the order
     # received for each topic and QoS; the Server acknowledges the publisher's PUBLISHes in order
-    # (PUBACK / PUBREC, MQTT-4.6.0-2/-3) and sends PUBRELs in the order of the PUBRECs it got.
+    # (PUBACK / PUBREC: the Ordered Topic rules of 4.6) and sends PUBRELs in the order of the
+    # PUBRECs it got.
     b = h.broker()
     s = h.connect(b, "ot-s", proto=5)
     s.subscribe([("ot/#", 2)])
