@@ -6,6 +6,8 @@ without Reason String / User Property), Receive Maximum as the initial send quot
 subscription delivery rules, ordering, enhanced authentication refused.
 mqtt-spec: 5.0
 """
+import threading
+
 from mqtt_test import (connect, connack, publish, puback, pubrec, pubrel, pubcomp, subscribe,
                        suback, unsubscribe, unsuback, pingreq, pingresp, disconnect, auth, packet,
                        mstr, u16, props, parse, check, check_eq, fail, sleep, Closed,
@@ -572,26 +574,55 @@ def test_pingreq_always_answered_v5_MQTT_3_12_4_1(h):
 # The Server's DISCONNECT
 
 
+def _server_disconnect_no_expiry(h, c, rc):
+    try:
+        got = c.recv_packet(3.0)
+    except Closed:
+        check(not h.vigil, "vigil closed without DISCONNECT 0x%02x" % rc)
+        return
+    d = parse(got, 5)
+    check_eq(d["type"], DISCONNECT, "packet type")
+    check(SESSION_EXPIRY not in [k for k, _ in d["properties"]], "DISCONNECT %r" % d)
+    if h.vigil:
+        check_eq(got, disconnect(rc, proto=5), "DISCONNECT")
+    c.expect_closed()
+    c.close()  # our end too: vigil's shutdown waits (<= 1.5 s) for peers that keep theirs open
+
+
 def test_server_disconnect_no_session_expiry_v5_MQTT_3_14_2_2(h):
     # v5 MQTT-3.14.2-2: a DISCONNECT sent by the Server never carries Session Expiry Interval,
-    # whatever the client asked in CONNECT: protocol error (second CONNECT, 0x82) and Topic Alias
-    # above the maximum (0x94). Other brokers may close without DISCONNECT (SHOULD).
+    # whatever the client asked in CONNECT: protocol error (second CONNECT, 0x82), Topic Alias
+    # above the maximum (0x94), takeover (0x8E) and shutdown on SIGTERM (0x8B). Other brokers
+    # may close without DISCONNECT (SHOULD); vigil sends each of them.
     b = h.broker()
-    for name, bad in (("se-a", connect("se-a", proto=5, properties=SE60)),
-                      ("se-b", publish("se/t", "x", proto=5, properties=[(TOPIC_ALIAS, 999)]))):
+    for name, bad, rc in (("se-a", connect("se-a", proto=5, properties=SE60), 0x82),
+                          ("se-b", publish("se/t", "x", proto=5,
+                                           properties=[(TOPIC_ALIAS, 999)]), 0x94)):
         c = h.connect(b, name, proto=5, clean=False, properties=SE60)
         c.send(bad)
-        try:
-            got = c.recv_packet(2.0)
-        except Closed:
-            check(not h.vigil, "vigil closed without DISCONNECT")
-            continue
-        d = parse(got, 5)
-        check_eq(d["type"], DISCONNECT, "packet type")
-        check(SESSION_EXPIRY not in [k for k, _ in d["properties"]], "DISCONNECT %r" % d)
-        if h.vigil:
-            check_eq(got, disconnect(0x82 if name == "se-a" else 0x94, proto=5), "DISCONNECT")
-        c.expect_closed()
+        _server_disconnect_no_expiry(h, c, rc)
+    old = h.connect(b, "se-c", proto=5, clean=False, properties=SE60)
+    new = h.connect(b, "se-c", proto=5, clean=False, properties=SE60, session_present=True)
+    _server_disconnect_no_expiry(h, old, 0x8E)
+    new.disconnect()
+    last = h.connect(b, "se-d", proto=5, clean=False, properties=SE60)
+    # Stop the broker in a thread: it waits for this client to close its end (vigil: <= 1.5 s).
+    errors = []
+    t = threading.Thread(target=_run_catching, args=(b.stop, errors))
+    t.start()
+    try:
+        _server_disconnect_no_expiry(h, last, 0x8B)
+    finally:
+        last.close()
+        t.join(10)
+    check(not errors, "broker stop: %s" % errors)
+
+
+def _run_catching(f, errors):
+    try:
+        f()
+    except Exception as e:  # noqa: BLE001 - reported by the test thread
+        errors.append(str(e))
 
 
 def test_nothing_after_server_disconnect_v5_MQTT_3_14_4_1_MQTT_3_14_4_2(h):
