@@ -207,7 +207,14 @@ static void client_fail(struct client *c, int rc, uint8_t type)
 {
 	struct broker *b = c->b;
 	const char *what = mqtt_rc_name((uint8_t)rc);
-	log_msg(b, LOG_F_NOTICE, "Client %s disconnected: %s in %s from %s.", client_name(c), what,
+	char lower[64];
+	size_t i = 0;
+	for (; what[i] && i < sizeof(lower) - 1; i++)
+		lower[i] = (char)((what[i] >= 'A' && what[i] <= 'Z') ? what[i] - 'A' + 'a' : what[i]);
+	lower[i] = 0;
+	/* mosquitto's wording ("... disconnected due to protocol error."), then
+	 * which packet and from where. */
+	log_msg(b, LOG_F_NOTICE, "Client %s disconnected due to %s (%s from %s).", client_name(c), lower,
 		mqtt_type_name(type), net_conn_peer(c->conn));
 	client_close(c, (uint8_t)rc, true, false, what);
 }
