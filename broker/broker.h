@@ -214,7 +214,7 @@ struct broker {
 	struct sub_match match;   /* reused by route */
 	struct wheel_entry sys_timer;
 	bool stopping;
-	unsigned auto_id_counter;
+	bool routing;        /* inside route_message (log.c must not route then) */
 	struct log *log;
 	const struct store_ops *store;
 	void *store_user;

@@ -17,6 +17,7 @@
 #include "broker.h"
 
 struct log {
+	bool in_topic; /* publishing a log line: do not log about it */
 	FILE *file;
 	unsigned types;
 	unsigned dest;
@@ -59,6 +60,46 @@ void log_close(struct broker *b)
 		closelog();
 	free(l);
 	b->log = NULL;
+}
+
+/* mosquitto's $SYS/broker/log/<letter> topics. */
+static char topic_letter(unsigned type)
+{
+	switch (type) {
+	case LOG_F_ERROR:
+		return 'E';
+	case LOG_F_WARNING:
+		return 'W';
+	case LOG_F_NOTICE:
+		return 'N';
+	case LOG_F_DEBUG:
+		return 'D';
+	case LOG_F_SUBSCRIBE:
+		return 'M';
+	case LOG_F_UNSUBSCRIBE:
+		return 'U';
+	case LOG_F_WEBSOCKETS:
+		return 'W';
+	default:
+		return 'I';
+	}
+}
+
+/* log_dest topic: publish the line (without timestamp) to $SYS/broker/log/X.
+ * Never from inside routing (the match vector is in use) or recursively. */
+static void log_to_topic(struct broker *b, struct log *l, unsigned type, const char *msg)
+{
+	if (l->in_topic || b->routing || !b->subs)
+		return;
+	char topic[24];
+	snprintf(topic, sizeof(topic), "$SYS/broker/log/%c", topic_letter(type));
+	struct message *m = message_new(mqtt_cstr(topic), mqtt_cstr(msg), (struct mqtt_str){0}, 0, false);
+	if (!m)
+		return;
+	l->in_topic = true;
+	route_message(b, m);
+	l->in_topic = false;
+	message_unref(&m);
 }
 
 static int syslog_prio(unsigned type)
@@ -112,4 +153,6 @@ void log_msg(struct broker *b, unsigned type, const char *fmt, ...)
 		fputs(line, l->file);
 	if (l && (l->dest & LOG_D_SYSLOG))
 		syslog(syslog_prio(type), "%s", msg);
+	if (l && (l->dest & LOG_D_TOPIC))
+		log_to_topic(b, l, type, msg);
 }

@@ -102,8 +102,9 @@ size_t route_message(struct broker *b, struct message *m)
 	struct target stack[16];
 	rc.t = stack;
 	rc.cap = 16;
-	if (subtree_match(b->subs, m->topic, &b->match))
-		return 0;
+	if (b->routing || subtree_match(b->subs, m->topic, &b->match))
+		return 0; /* never re-entered: b->match is in use */
+	b->routing = true;
 	uint32_t gen = ++b->route_gen;
 	for (size_t i = 0; i < b->match.n; i++) {
 		const struct sub_entry *e = b->match.subs[i];
@@ -123,6 +124,7 @@ size_t route_message(struct broker *b, struct message *m)
 	}
 	if (rc.heap)
 		free(rc.t);
+	b->routing = false;
 	return rc.n;
 }
 
