@@ -44,7 +44,7 @@ vigil: $(BUILD)/vigil
 	cp $(BUILD)/vigil vigil.tmp && mv -f vigil.tmp vigil
 
 $(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
-	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) -lcrypt -lm
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) -largon2 -lcrypt -lm
 
 $(BUILD)/libprotocol.a: $(PROTO_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
@@ -79,7 +79,7 @@ LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet
 $(BUILD)/tests/%: tests/unit/%.c $$(or $$(LINK_$$*),$$(LINK_DEFAULT))
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(CHECK_CFLAGS) -Ibroker -Iprotocol -Inet -Itests/unit -o $@ $< \
-		$(or $(LINK_$*),$(LINK_DEFAULT)) $(CHECK_LIBS) $(NET_LIBS) -lcrypt -lm
+		$(or $(LINK_$*),$(LINK_DEFAULT)) $(CHECK_LIBS) $(NET_LIBS) -largon2 -lcrypt -lm
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
@@ -125,7 +125,7 @@ fuzz:
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Iprotocol tests/fuzz/fuzz_protocol.c $(PROTO_SRC) -o build/fuzz/fuzz_protocol
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker tests/fuzz/fuzz_config.c broker/config.c -o build/fuzz/fuzz_config
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker -Iprotocol -Inet tests/fuzz/fuzz_broker.c $(BROKER_SRC) $(PROTO_SRC) \
-		$(NET_LIBS) -lcrypt -o build/fuzz/fuzz_broker
+		$(NET_LIBS) -largon2 -lcrypt -o build/fuzz/fuzz_broker
 	build/fuzz/fuzz_protocol -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-protocol
 	build/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-config
 	@mkdir -p build/fuzz/corpus-broker

@@ -3,9 +3,9 @@
  *
  * Password file: lines "user:hash" as mosquitto_passwd writes them: "$6$"
  * salted SHA-512 (mosquitto 1.x/2.0, -H sha512) and "$7$" PBKDF2-SHA512
- * (2.0 default). "$argon2id$" (2.1) is not supported (Debian 12 has no
- * libargon2 headers; 2.0.11 does not read it either). Comparison is constant
- * time. Implemented in auth_pw.c.
+ * (2.0 default), and "$argon2id$v=19$m=..,t=..,p=..$salt$hash" as mosquitto
+ * 2.1 writes them (verified by libargon2). Comparison is constant time.
+ * Implemented in auth_pw.c.
  *
  * ACL file: "user NAME", "topic [read|write|readwrite|deny] TOPIC",
  * "pattern [read|write|readwrite|deny] TOPIC" with %c (client id) and %u

@@ -5,18 +5,19 @@
  * CONNECT password against them:
  *   $6$<salt b64>$<hash b64>         SHA-512(password || salt), one round
  *   $7$<iter>$<salt b64>$<hash b64>  PBKDF2-HMAC-SHA512, 64-byte output
+ *   $argon2id$v=19$m=..,t=..,p=..$salt$hash   argon2id (mosquitto 2.1), via libargon2
  * (salt 12 bytes as mosquitto_passwd writes it; 64 is accepted as mosquitto
  * 2.1 does). Lines mosquitto drops (plain text, missing hash, bad base64 or
  * lengths) are dropped here too, as warnings, so a file mosquitto starts
  * with starts vigil as well.
  *
- * Does not: write password files, support "$argon2id$" (mosquitto 2.1;
- * Debian 12 ships no libargon2 headers), or support plain-text passwords
+ * Does not: write password files, or support plain-text passwords
  * (mosquitto 2.0 rejects them as well; mosquitto_passwd -U converts).
  *
  * Invariant: every entry in the table holds a decoded salt and a 64-byte
- * hash of a known type; the comparison is constant time (CRYPTO_memcmp) and
- * an unknown user costs one PBKDF2 too, so timing does not reveal users.
+ * hash of a known type, or an argon2id string libargon2 verifies; the
+ * comparison is constant time (CRYPTO_memcmp, libargon2's own) and an
+ * unknown user costs one PBKDF2 too, so timing does not reveal users.
  */
 #include <errno.h>
 #include <limits.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <argon2.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <uthash.h>
@@ -33,7 +35,7 @@
 #define PW_HASH_LEN 64
 #define PW_SALT_MAX 64
 
-enum pw_type { PW_SHA512 = 6, PW_PBKDF2 = 7 };
+enum pw_type { PW_SHA512 = 6, PW_PBKDF2 = 7, PW_ARGON2ID = 8 };
 
 struct pw_entry {
 	char *user;
@@ -42,6 +44,7 @@ struct pw_entry {
 	uint8_t salt[PW_SALT_MAX];
 	size_t salt_len;
 	uint8_t hash[PW_HASH_LEN];
+	char *encoded; /* PW_ARGON2ID: the whole "$argon2id$v=19$m=..,t=..,p=..$salt$hash" */
 	UT_hash_handle hh;
 };
 
@@ -105,6 +108,15 @@ static const char *parse_hash(char *h, struct pw_entry *e)
 	long it;
 	size_t hlen;
 
+	if (!strncmp(h, "$argon2id$", 10)) {
+		/* mosquitto 2.1: the standard PHC string libargon2 writes and
+		 * reads; checked now so a broken line is reported at load. */
+		if (!strstr(h, "$v=") || !strstr(h, "m=") || !strstr(h, ",t=") || !strstr(h, ",p="))
+			return "invalid argon2id password hash";
+		e->type = PW_ARGON2ID;
+		e->encoded = strdup(h);
+		return e->encoded ? NULL : "out of memory";
+	}
 	/* compat: strtok("$") as mosquitto, so "6$..." without the leading '$'
 	 * is accepted the same way. */
 	tok = strtok_r(h, "$", &save);
@@ -144,6 +156,10 @@ static void entry_free(struct pw_entry *e)
 	if (!e)
 		return;
 	free(e->user);
+	if (e->encoded) {
+		OPENSSL_cleanse(e->encoded, strlen(e->encoded));
+		free(e->encoded);
+	}
 	OPENSSL_cleanse(e, sizeof(*e));
 	free(e);
 }
@@ -285,9 +301,12 @@ int auth_pw_check(const struct auth_pw *p, const char *user, const uint8_t *pass
 	 * which never matches. Unlike mosquitto (strlen), the whole passlen is
 	 * hashed: "secret\0x" does not pass for "secret". */
 	if (!pass || passlen == 0) {
-		(void)pw_digest(e, (const uint8_t *)"", 0, got);
+		if (e->type != PW_ARGON2ID)
+			(void)pw_digest(e, (const uint8_t *)"", 0, got);
 		return -1;
 	}
+	if (e->type == PW_ARGON2ID) /* constant time inside libargon2 */
+		return argon2id_verify(e->encoded, pass, passlen) == ARGON2_OK ? 0 : -1;
 	if (pw_digest(e, pass, passlen, got))
 		return -1;
 	rc = CRYPTO_memcmp(got, e->hash, PW_HASH_LEN) == 0 ? 0 : -1;

@@ -8,6 +8,7 @@
  * mosquitto's acl_file plugin; the ACL is not part of the MQTT spec, so
  * only the '$' topic rule cites it (v311 MQTT-4.7.2-1, v5 MQTT-4.7.2-1).
  */
+#include <argon2.h>
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -208,6 +209,32 @@ START_TEST(pw_hand_computed)
 	ck_assert_int_eq(check(p, "six", "pa56"), -1);
 	ck_assert_int_eq(check(p, "seven", "pa55"), 0);
 	ck_assert_int_eq(check(p, "seven", "pa5"), -1);
+	auth_pw_free(p);
+	tmp_clean(&t);
+}
+END_TEST
+
+static bool has_warning(const struct auth_pw *p, const char *needle);
+
+/* mosquitto 2.1's argon2id lines: the PHC string libargon2 writes, made
+ * here with libargon2 itself (a fixed salt and small costs). */
+START_TEST(pw_argon2id)
+{
+	static const uint8_t salt[16] = "vigil-salt-16byt";
+	char enc[256], text[400];
+	struct tmp t = {0};
+
+	ck_assert_int_eq(argon2id_hash_encoded(2, 1024, 1, "s3cret", 6, salt, sizeof(salt), 32, enc, sizeof(enc)),
+			 ARGON2_OK);
+	ck_assert(strncmp(enc, "$argon2id$v=19$m=1024,t=2,p=1$", 30) == 0);
+	snprintf(text, sizeof(text), "argo:%s\nbroken:$argon2id$nonsense\n", enc);
+	struct auth_pw *p = load_pw(tmp_file(&t, "pw", text));
+	ck_assert_uint_eq(auth_pw_count(p), 1);
+	ck_assert(has_warning(p, ":2:"));
+	ck_assert_int_eq(check(p, "argo", "s3cret"), 0);
+	ck_assert_int_eq(check(p, "argo", "s3cres"), -1);
+	ck_assert_int_eq(check(p, "argo", ""), -1);
+	ck_assert_int_eq(check(p, "broken", "x"), -2);
 	auth_pw_free(p);
 	tmp_clean(&t);
 }
@@ -640,6 +667,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(pw, pw_real_tool_sha512);
 	tcase_add_test(pw, pw_fixed_lines_from_real_tool);
 	tcase_add_test(pw, pw_hand_computed);
+	tcase_add_test(pw, pw_argon2id);
 	tcase_add_test(pw, pw_malformed_lines_are_warnings_with_line_numbers);
 	tcase_add_test(pw, pw_duplicate_user_later_wins);
 	tcase_add_test(pw, pw_missing_file_and_null);
