@@ -529,7 +529,10 @@ def _run(args, cwd, timeout=5):
     t0 = time.monotonic()
     r = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, cwd=cwd, timeout=timeout)
-    return r.returncode, r.stdout.decode("utf-8", "replace"), time.monotonic() - t0
+    out = r.stdout.decode("utf-8", "replace")
+    for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+        check(marker not in out, "%r in the broker's output:\n%s" % (marker, out))
+    return r.returncode, out, time.monotonic() - t0
 
 
 def test_startup_errors_name_file_and_line(h):

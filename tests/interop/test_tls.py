@@ -8,7 +8,7 @@ VIGIL_BROKER (vigil | mosquitto, default vigil; VIGIL_BIN for the binary) with T
 checks: --cafile round trips (v3.1.1 and v5, QoS 1); require_certificate (valid certificate
 accepted, none or an untrusted one refused); use_identity_as_username and use_subject_as_username
 feeding the ACL; a plain MQTT CONNECT on the TLS port (no CONNACK, closed); tls_version tlsv1.3
-refusing a TLS 1.2 client; SIGHUP with a replaced server certificate (existing connection kept,
+refusing a TLS 1.2 client; bulk (a 3 MB payload, 500 QoS 1 messages); SIGHUP with a replaced server certificate (existing connection kept,
 new connections see the new certificate). Prints PASS / FAIL per case; exit status 1 if any failed.
 What it deliberately does not: no PSK, no CRL, no WebSockets over TLS (test_websockets.py), no
 packet-level checks beyond the few raw cases (tests/broker does those).
@@ -210,6 +210,36 @@ def case_cafile_roundtrip(h):
         s = Sub(b.port, t, sv, qos=1, extra=client_tls())
         pub(b.port, t, "secret-" + pv, pv, qos=1, extra=client_tls())
         check_eq(s.output(), ["%s secret-%s" % (t, pv)], "TLS message %s -> %s" % (pv, sv))
+
+
+def case_large_and_many_messages(h):
+    # Bulk over TLS (many TLS records per message, short writes): a 3 MB payload (v5 and
+    # v3.1.1) arrives whole; 500 QoS 1 messages from one mosquitto_pub -l arrive in order.
+    b = h.broker(tls_conf())
+    big = os.path.join(h.dir, "big.bin")
+    data = os.urandom(3 * 1024 * 1024)
+    with open(big, "wb") as f:
+        f.write(data)
+    for v in ("mqttv5", "mqttv311"):
+        s = Sub(b.port, "big/" + v, v, qos=1, extra=client_tls() + ["-F", "%t %x"])
+        r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "-V", v,
+                            "-t", "big/" + v, "-q", "1", "-f", big] + client_tls(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+        check(r.returncode == 0, "mosquitto_pub -f (%s): %s" % (v, r.stdout.decode()))
+        out = s.output(timeout=15)
+        check(len(out) == 1 and out[0].startswith("big/%s " % v),
+              "3 MB message via %s: %r" % (v, [ln[:60] for ln in out]))
+        got = bytes.fromhex(out[0].split(" ", 1)[1])
+        check(got == data, "3 MB message via %s: %d bytes received, %s"
+              % (v, len(got), "content differs" if len(got) == len(data) else "length differs"))
+    s = Sub(b.port, "many/t", "mqttv5", qos=1, count=500, wait=15,
+            extra=client_tls() + ["-F", "%p"])
+    r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "-V", "mqttv5",
+                        "-t", "many/t", "-q", "1", "-l"] + client_tls(),
+                       input="".join("%d\n" % i for i in range(500)).encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+    check(r.returncode == 0, "mosquitto_pub -l: %s" % r.stdout.decode())
+    check_eq(s.output(timeout=20), [str(i) for i in range(500)], "500 QoS 1 messages in order")
 
 
 def case_wrong_cafile_refused(h):
