@@ -166,6 +166,33 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 	return 0;
 }
 
+/* After a reload: connected clients whose credentials no longer pass are
+ * disconnected (compat: mosquitto 2.0.11 does the same, although its man
+ * page says otherwise): a removed user, a changed password, an anonymous
+ * client once allow_anonymous is false. Certificate identities are left to
+ * the TLS layer. */
+static void recheck_clients(struct broker *b)
+{
+	for (struct client *c = b->clients, *n; c; c = n) {
+		n = c->next_all;
+		const struct listener *l = c->l;
+		if (c->state != CS_CONNECTED || l->conf->use_identity_as_username || l->conf->use_subject_as_username)
+			continue;
+		bool ok;
+		if (!c->username)
+			ok = l->sec->allow_anonymous != 0;
+		else if (l->pw)
+			ok = c->password && auth_pw_check(l->pw, c->username, c->password, c->password_len) == 0;
+		else
+			ok = true;
+		if (!ok) {
+			log_msg(b, LOG_F_NOTICE, "Client %s disconnected: credentials no longer valid after reload.",
+				c->id);
+			client_close(c, 0x87, true, false, NULL); /* v5: Not authorized */
+		}
+	}
+}
+
 void broker_reload(struct broker *b)
 {
 	char err[512];
@@ -199,6 +226,7 @@ void broker_reload(struct broker *b)
 				log_msg(b, LOG_F_ERROR, "Error reloading TLS for listener %d: %s.", l->conf->port, err);
 		}
 	}
+	recheck_clients(b);
 }
 
 int broker_run_once(struct broker *b)

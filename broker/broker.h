@@ -165,6 +165,8 @@ struct client {
 	struct wheel_entry timer;  /* keepalive or pre-CONNECT timeout */
 	const char *id;            /* the session's id while attached, else NULL */
 	char *username;            /* NULL = anonymous */
+	uint8_t *password;         /* kept only with a password_file: SIGHUP re-checks it */
+	uint16_t password_len;
 	uint32_t max_packet_out;   /* client's Maximum Packet Size, 0 = none */
 	uint16_t receive_max_out;  /* client's Receive Maximum */
 	uint16_t alias_max_in;     /* our Topic Alias Maximum for this client */

@@ -347,5 +347,9 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 		free(c->aliases);
 	}
 	free(c->username);
+	if (c->password) {
+		explicit_bzero(c->password, c->password_len);
+		free(c->password);
+	}
 	free(c);
 }

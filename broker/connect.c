@@ -340,6 +340,14 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	c->id = s->id; /* free(id) below: the session holds the id */
 	c->username = username;
 	username = NULL;
+	if (c->l->pw && k.has_password && k.password.len) {
+		/* compat: as mosquitto, a reload re-checks connected clients. */
+		c->password = malloc(k.password.len);
+		if (c->password) {
+			memcpy(c->password, k.password.p, k.password.len);
+			c->password_len = (uint16_t)k.password.len;
+		}
+	}
 	c->clean_start = k.clean_start;
 	c->state = CS_CONNECTED;
 	b->st.clients_connected++;
