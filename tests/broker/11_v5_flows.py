@@ -197,9 +197,13 @@ def test_publish_receiver_answers_per_qos_v5_MQTT_3_3_4_1(h):
     c.expect_packet(pingresp())
     c.send(pubrel(12, proto=5))
     c.expect_packet(pubcomp(12, proto=5))
-    s.expect_publish("rq/t", "0", qos=0)
-    s.expect_publish("rq/t", "1", qos=1)
-    s.expect_publish("rq/t", "2", qos=2)
+    got = {}
+    for _ in range(3):  # order across QoS levels is not prescribed
+        d = s.expect_type(PUBLISH)
+        got[d["payload"]] = d["qos"]
+        if d["qos"] == 1:
+            s.send(puback(d["mid"], proto=5))
+    check_eq(got, {b"0": 0, b"1": 1, b"2": 2}, "delivered messages and their QoS")
 
 
 def test_topic_name_matches_filter_v5_MQTT_3_3_2_3_MQTT_3_3_2_1(h):
@@ -628,9 +632,10 @@ def _run_catching(f, errors):
 def test_nothing_after_server_disconnect_v5_MQTT_3_14_4_1_MQTT_3_14_4_2(h):
     # v5 MQTT-3.14.4-1: after its DISCONNECT the Server sends nothing more on the connection;
     # MQTT-3.14.4-2: it closes it (MQTT-4.13.2-1: reason >= 0x80). One segment: a PUBLISH to
-    # the client's own subscription (delivered before), a Topic Alias above the maximum
-    # (DISCONNECT 0x94), then a PINGREQ and another PUBLISH that must get no answer; a witness
-    # sees the first message only. Another publisher keeps publishing to the topic meanwhile.
+    # the client's own subscription, a Topic Alias above the maximum (DISCONNECT 0x94), then a
+    # PINGREQ and another PUBLISH that must get no answer and not be processed. Another
+    # publisher publishes to the subscribed topic meanwhile: none of that may follow the
+    # DISCONNECT either. A witness gets everything but the late message.
     b = h.broker()
     w = h.connect(b, "na-w", proto=5)
     w.subscribe("na/t")
@@ -652,8 +657,6 @@ def test_nothing_after_server_disconnect_v5_MQTT_3_14_4_1_MQTT_3_14_4_2(h):
             fail("connection still open; got %r" % [_short(g) for g in got])
         got.append(pk)
     kinds = [parse(g, 5)["type"] for g in got]
-    check(kinds and kinds[0] == PUBLISH and parse(got[0], 5)["payload"] == b"first",
-          "first packet %r" % [_short(g) for g in got])
     if DISCONNECT in kinds or h.vigil:
         check(DISCONNECT in kinds, "no DISCONNECT: %r" % [_short(g) for g in got])
         check_eq(kinds.index(DISCONNECT), len(kinds) - 1, "position of DISCONNECT (%r)"
@@ -662,9 +665,11 @@ def test_nothing_after_server_disconnect_v5_MQTT_3_14_4_1_MQTT_3_14_4_2(h):
     check(pingresp() not in got, "PINGREQ after the bad packet answered")
     payloads = [parse(g, 5)["payload"] for g in got if parse(g, 5)["type"] == PUBLISH]
     check(b"late" not in payloads, "PUBLISH after the bad packet processed")
-    w.expect_publish("na/t", "first")
-    for i in range(20):
-        w.expect_publish("na/t", "other%d" % i)
+    seen = [w.expect_type(PUBLISH)["payload"] for _ in range(21)]
+    check_eq(sorted(seen), sorted([b"first"] + [b"other%d" % i for i in range(20)]),
+             "witness's messages")
+    check_eq([x for x in seen if x != b"first"], [b"other%d" % i for i in range(20)],
+             "order of the other publisher's messages")
     w.expect_no_packet(0.2)
 
 
