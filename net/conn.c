@@ -359,7 +359,12 @@ static void conn_mark_dirty(struct net_conn *c)
 
 static struct net_chunk *chunk_append(struct net_conn *c, size_t atleast)
 {
-	size_t cap = atleast > NET_CHUNK_SIZE ? atleast : NET_CHUNK_SIZE;
+	/* An empty queue starts with a small chunk: most output is one small
+	 * packet (PINGRESP, an ack, a short PUBLISH), and a small block comes
+	 * from malloc's per-thread cache, where a 16 KiB one makes the heap top
+	 * grow and shrink (brk) on every response. */
+	size_t unit = c->out_head ? NET_CHUNK_SIZE : NET_CHUNK_FIRST;
+	size_t cap = atleast > unit ? atleast : unit;
 	struct net_chunk *k = malloc(sizeof *k + cap);
 	if (!k)
 		return NULL;

@@ -72,6 +72,7 @@
 #define NET_ACCEPT_PAUSE_MS 100 /* accept pause after EMFILE/ENFILE/ENOBUFS */
 #define NET_SCRATCH_SIZE 65536  /* shared read buffer (see conn_io.c) */
 #define NET_CHUNK_SIZE 16384    /* default output chunk */
+#define NET_CHUNK_FIRST 480     /* first chunk of an empty queue (+ 32 B header: 512 B) */
 #define NET_IOV_MAX 64          /* iovecs per writev */
 #define NET_INPUT_LIMIT_DEFAULT ((size_t)1024 * 1024 + 8)
 
