@@ -37,7 +37,7 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-enum { SC_IDLE, SC_PING, SC_SILENT, SC_CONNECT };
+enum { SC_IDLE, SC_PING, SC_SILENT, SC_CONNECT, SC_FANOUT };
 enum { ST_FREE, ST_TCP, ST_CONNACK, ST_UP, ST_SILENT, ST_DEAD };
 enum { P_HDR, P_LEN, P_BODY };
 
@@ -48,11 +48,11 @@ enum { P_HDR, P_LEN, P_BODY };
 #define RBUF_SIZE 65536
 #define OBS_BUF 65536
 
-static const char *const scenario_names[] = { "idle", "ping", "silent", "connect" };
+static const char *const scenario_names[] = { "idle", "ping", "silent", "connect", "fanout" };
 
 struct cfg {
 	struct sockaddr_in dst;
-	unsigned n, version, keepalive, rate, inflight, nsrc, obs_keepalive;
+	unsigned n, version, keepalive, rate, inflight, nsrc, obs_keepalive, nsub, payload;
 	int scenario, will;
 	double window_s, interval_s, settle_s, hold_s, timeout_s, connect_s;
 	char prefix[40];
@@ -94,6 +94,9 @@ struct lg {
 	/* counters */
 	uint64_t pings_sent, pongs, pongs_window, pings_skipped, write_fail, dropped, other_pkts;
 	uint64_t ka_pings;
+	/* fanout */
+	uint64_t pubs_sent, pubs_rx, pubs_rx_window, subacks;
+	uint64_t pub_visits;
 	/* silent */
 	unsigned silent_n, wills, will_dups, will_unknown, will_unexpected;
 	uint32_t t0;
@@ -178,6 +181,21 @@ static size_t build_subscribe(uint8_t *b, const struct cfg *cf, const char *filt
 	n += put_str(body + n, filter, strlen(filter));
 	body[n++] = 0; /* QoS 0 */
 	b[0] = 0x82;
+	size_t h = 1 + put_varint(b + 1, (uint32_t)n);
+	memcpy(b + h, body, n);
+	return h + n;
+}
+
+/* QoS 0 PUBLISH of cf->payload bytes to topic. */
+static size_t build_publish(uint8_t *b, const struct cfg *cf, const char *topic)
+{
+	uint8_t body[1200];
+	size_t n = put_str(body, topic, strlen(topic));
+	if (cf->version == 5)
+		body[n++] = 0;
+	memset(body + n, 'x', cf->payload);
+	n += cf->payload;
+	b[0] = 0x30;
 	size_t h = 1 + put_varint(b + 1, (uint32_t)n);
 	memcpy(b + h, body, n);
 	return h + n;
@@ -287,6 +305,14 @@ static void conn_packet(struct lg *g, unsigned i)
 			c->state = ST_DEAD;
 			g->failed++;
 		}
+		break;
+	case 3: /* PUBLISH (fanout: delivered to a subscriber) */
+		g->pubs_rx++;
+		if (g->in_window)
+			g->pubs_rx_window++;
+		break;
+	case 9: /* SUBACK */
+		g->subacks++;
 		break;
 	case 13: /* PINGRESP */
 		g->pongs++;
@@ -576,6 +602,29 @@ static void sweep_ping(struct lg *g, uint32_t now)
 	g->ping_visits = target > g->ping_visits ? target : g->ping_visits;
 }
 
+/* Fanout scenario: every publisher (clients nsub..N-1) sends one QoS 0
+ * PUBLISH per interval, spread evenly; the nsub subscribers of bench/# each
+ * receive every message. */
+static void sweep_publish(struct lg *g, uint32_t now)
+{
+	unsigned npub = g->cfg.n - g->cfg.nsub;
+	uint64_t iv = (uint64_t)(g->cfg.interval_s * 1000);
+	uint64_t target = (uint64_t)(now - g->ping_t0) * npub / (iv ? iv : 1);
+	uint64_t budget = npub;
+	uint8_t b[1300];
+	char topic[32];
+
+	for (; npub && g->pub_visits < target && budget; g->pub_visits++, budget--) {
+		unsigned i = g->cfg.nsub + (unsigned)(g->pub_visits % npub);
+		if (g->c[i].state != ST_UP)
+			continue;
+		snprintf(topic, sizeof topic, "bench/%u", i % 100);
+		if (conn_write(g, i, b, build_publish(b, &g->cfg, topic)) == 0)
+			g->pubs_sent++;
+	}
+	g->pub_visits = target > g->pub_visits ? target : g->pub_visits;
+}
+
 static void sweep_connect(struct lg *g, uint32_t now)
 {
 	uint64_t allowed = (uint64_t)now * g->cfg.rate / 1000 + 1;
@@ -608,8 +657,10 @@ static void loop_once(struct lg *g, int wait_ms, int ka, int ping)
 		sweep_connect(g, now);
 	if (ka)
 		sweep_keepalive(g, now);
-	if (ping)
+	if (ping == 1)
 		sweep_ping(g, now);
+	else if (ping == 2)
+		sweep_publish(g, now);
 }
 
 /* Runs the loop until stop, deadline (ms since start) or done(g) holds. */
@@ -694,7 +745,8 @@ static void usage(void)
 		"usage: loadgen -p PORT [-H 127.0.0.1] [-s idle|ping|silent|connect] [-n CONNS]\n"
 		"  [-V 4|5] [-k KEEPALIVE] [-w] [-r CONNECTS_PER_S] [-m MAX_PENDING] [-S NSRC]\n"
 		"  [-d WINDOW_S] [-i PING_INTERVAL_S] [-W SETTLE_S] [-g HOLD_S] [-C CONNECT_TIMEOUT_S]\n"
-		"  [-T TIMEOUT_S] [-c ID_PREFIX] [-q]\n");
+		"  [-T TIMEOUT_S] [-c ID_PREFIX] [-b SUBSCRIBERS] [-P PAYLOAD_BYTES] [-q]\n"
+		"  fanout: clients 0..b-1 subscribe to bench/#, the others publish QoS 0 every -i s\n");
 }
 
 static int parse_args(struct cfg *cf, int argc, char **argv)
@@ -705,15 +757,15 @@ static int parse_args(struct cfg *cf, int argc, char **argv)
 
 	*cf = (struct cfg){ .n = 1000, .version = 4, .keepalive = 60, .rate = 5000, .inflight = 200,
 			    .obs_keepalive = 60, .window_s = 30, .interval_s = 1, .settle_s = 1,
-			    .hold_s = 5, .timeout_s = 0, .connect_s = 0 };
+			    .hold_s = 5, .timeout_s = 0, .connect_s = 0, .nsub = 10, .payload = 64 };
 	snprintf(cf->prefix, sizeof cf->prefix, "lg%ld", (long)getpid());
-	while ((opt = getopt(argc, argv, "H:p:s:n:V:k:wr:m:S:d:i:W:g:C:T:c:q")) != -1) {
+	while ((opt = getopt(argc, argv, "H:p:s:n:V:k:wr:m:S:d:i:W:g:C:T:c:b:P:q")) != -1) {
 		switch (opt) {
 		case 'H': host = optarg; break;
 		case 'p': port = (unsigned)atoi(optarg); break;
 		case 's':
 			cf->scenario = -1;
-			for (int k = 0; k < 4; k++)
+			for (int k = 0; k < 5; k++)
 				if (strcmp(optarg, scenario_names[k]) == 0)
 					cf->scenario = k;
 			if (cf->scenario < 0)
@@ -733,13 +785,16 @@ static int parse_args(struct cfg *cf, int argc, char **argv)
 		case 'C': cf->connect_s = atof(optarg); break;
 		case 'T': cf->timeout_s = atof(optarg); break;
 		case 'c': snprintf(cf->prefix, sizeof cf->prefix, "%s", optarg); break;
+		case 'b': cf->nsub = (unsigned)atoi(optarg); break;
+		case 'P': cf->payload = (unsigned)atoi(optarg); break;
 		case 'q': cf->quiet = 1; break;
 		default: return -1;
 		}
 	}
 	if (port == 0 || port > 65535 || cf->n == 0 || cf->n > 10000000 || cf->rate == 0 ||
 	    cf->inflight == 0 || (cf->version != 4 && cf->version != 5) || cf->keepalive > 65535 ||
-	    cf->interval_s <= 0 || cf->window_s < 0)
+	    cf->interval_s <= 0 || cf->window_s < 0 || cf->payload > 1000 ||
+	    (cf->scenario == SC_FANOUT && (cf->nsub == 0 || cf->nsub >= cf->n)))
 		return -1;
 	if (inet_pton(AF_INET, host, &cf->dst.sin_addr) != 1)
 		return -1;
@@ -875,6 +930,13 @@ int main(int argc, char **argv)
 	if (g.stop || g.up == 0)
 		goto results;
 
+	if (cf->scenario == SC_FANOUT) {
+		uint8_t sb[64];
+		size_t sn = build_subscribe(sb, cf, "bench/#");
+		for (unsigned i = 0; i < cf->nsub; i++)
+			if (g.c[i].state == ST_UP)
+				conn_write(&g, i, sb, sn);
+	}
 	run_until(&g, t_conn + (uint32_t)(cf->settle_s * 1000), 1, 0, NULL);
 	tw0 = now_ms(&g);
 	ka0 = g.ka_pings;
@@ -892,7 +954,8 @@ int main(int argc, char **argv)
 	} else {
 		say("phase=window_start\n");
 		g.ping_t0 = tw0;
-		run_until(&g, tw0 + (uint32_t)(cf->window_s * 1000), 1, cf->scenario == SC_PING, NULL);
+		run_until(&g, tw0 + (uint32_t)(cf->window_s * 1000), 1,
+			  cf->scenario == SC_PING ? 1 : cf->scenario == SC_FANOUT ? 2 : 0, NULL);
 	}
 	tw1 = now_ms(&g);
 	g.in_window = 0;
@@ -924,6 +987,17 @@ results:
 			    "p99 %u ms\n", g.pongs_window / secs, g.up / cf->interval_s,
 			    (unsigned long long)g.pings_skipped, tot ? hist_pct(g.rtt_hist, tot, 50) : 0,
 			    tot ? hist_pct(g.rtt_hist, tot, 99) : 0);
+	}
+	if (cf->scenario == SC_FANOUT && tw1 > tw0) {
+		double secs = (tw1 - tw0) / 1000.0;
+		say("subscribers=%u\nsubacks=%llu\npublishes_sent=%llu\ndelivered=%llu\n"
+		    "delivered_in_window=%llu\ndelivered_per_sec=%.1f\ndelivery_target_per_sec=%.1f\n",
+		    cf->nsub, (unsigned long long)g.subacks, (unsigned long long)g.pubs_sent,
+		    (unsigned long long)g.pubs_rx, (unsigned long long)g.pubs_rx_window, g.pubs_rx_window / secs,
+		    (cf->n - cf->nsub) / cf->interval_s * cf->nsub);
+		if (!cf->quiet)
+			say("# fanout: %.0f deliveries/s (target %.0f)\n", g.pubs_rx_window / secs,
+			    (cf->n - cf->nsub) / cf->interval_s * cf->nsub);
 	}
 	if (cf->scenario == SC_SILENT)
 		report_silent(&g);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - vigil against Debian's mosquitto, same run, same parameters.
 #
-#   bench/run.sh [idle|ping|silent|all]        (default all; `make bench` runs all)
+#   bench/run.sh [idle|ping|silent|fanout|all]  (default all; `make bench` runs all)
 #
 # Scenarios (each against a fresh broker, vigil first, then mosquitto):
 #   idle    BENCH_CONNS connections with keepalive BENCH_KEEPALIVE held for BENCH_IDLE_S:
@@ -11,6 +11,9 @@
 #   silent  BENCH_SILENT_CONNS clients with keepalive BENCH_SILENT_K and a will fall
 #           silent (socket open, nothing sent or read): lateness of each will after
 #           last packet + 1.5 x K, as seen by an observer subscribed to will/#.
+#   fanout  BENCH_FANOUT_CONNS clients: BENCH_FANOUT_SUBS subscribe to bench/#, the others
+#           each publish one QoS 0 message (64 B) every BENCH_FANOUT_INTERVAL s for
+#           BENCH_PING_S: deliveries per second and broker CPU per 1000 deliveries.
 # Env: BENCH_CONNS (19000), BENCH_QUICK=1 (1000 connections, 5 s windows), BENCH_KEEPALIVE (60),
 #   BENCH_IDLE_S (30), BENCH_PING_S (30), BENCH_PING_INTERVAL (1), BENCH_SILENT_CONNS (=CONNS),
 #   BENCH_SILENT_K (2), BENCH_MQTT_VERSION (4 = 3.1.1, or 5), BENCH_RATE (connects/s, 5000),
@@ -22,8 +25,8 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 SCEN=${1:-all}
-case $SCEN in idle | ping | silent | all) ;; *)
-	echo "usage: $0 [idle|ping|silent|all]" >&2
+case $SCEN in idle | ping | silent | fanout | all) ;; *)
+	echo "usage: $0 [idle|ping|silent|fanout|all]" >&2
 	exit 2
 	;;
 esac
@@ -38,6 +41,9 @@ KEEPALIVE=${BENCH_KEEPALIVE:-60}
 PING_INTERVAL=${BENCH_PING_INTERVAL:-1}
 SILENT_CONNS=${BENCH_SILENT_CONNS:-$CONNS}
 SILENT_K=${BENCH_SILENT_K:-2}
+FANOUT_CONNS=${BENCH_FANOUT_CONNS:-2000}
+FANOUT_SUBS=${BENCH_FANOUT_SUBS:-10}
+FANOUT_INTERVAL=${BENCH_FANOUT_INTERVAL:-0.2}
 VERSION=${BENCH_MQTT_VERSION:-4}
 RATE=${BENCH_RATE:-5000}
 VIGIL=${VIGIL:-$ROOT/vigil}
@@ -266,6 +272,17 @@ scen_silent() {
 	R[$b.silent.cpu_ms]=$(calc "${R[$b.silent.cpu_s]} * 1000" 0)
 }
 
+scen_fanout() {
+	local b=$1 out=$TMP/$1.fanout.out d
+	run_window "$b" fanout "$out" -n "$FANOUT_CONNS" -b "$FANOUT_SUBS" -i "$FANOUT_INTERVAL" -d "$PING_S" \
+		-g 0 || return 1
+	d=$(kv "$out" delivered_in_window)
+	R[$b.fanout.delivered_per_s]=$(kv "$out" delivered_per_sec)
+	R[$b.fanout.target_per_s]=$(kv "$out" delivery_target_per_sec)
+	R[$b.fanout.cpu_ms_per_1k]=$(calc "${R[$b.fanout.cpu_s]} * 1000 / (($d > 0 ? $d : 1) / 1000)" 3)
+	R[$b.fanout.cpu_ms_per_s]=$(calc "${R[$b.fanout.cpu_s]} * 1000 / ${R[$b.fanout.win_s]}" 1)
+}
+
 # Raw loadgen output and broker logs of the last run stay in build/bench/logs/.
 LOGS=$ROOT/build/bench/logs
 mkdir -p "$LOGS"
@@ -286,7 +303,7 @@ run_scenario() {
 }
 
 # ---- run ----
-SCENS=(idle ping silent)
+SCENS=(idle ping silent fanout)
 [ "$SCEN" = all ] || SCENS=("$SCEN")
 STARTED=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -336,6 +353,11 @@ table() {
 			row silent.lateness_p99_ms "silent: will lateness p99 (ms)"
 			row silent.lateness_max_ms "silent: will lateness max (ms)"
 			;;
+		fanout)
+			row fanout.delivered_per_s "fanout: deliveries per s (target $(val mosquitto.fanout.target_per_s))"
+			row fanout.cpu_ms_per_1k "fanout: CPU per 1000 deliveries (ms)"
+			row fanout.cpu_ms_per_s "fanout: CPU (ms per s)"
+			;;
 		esac
 	done
 }
@@ -350,7 +372,7 @@ TABLE=$(table)
 	echo "- load average (1/5/15 min) at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 	echo "- machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 	echo "- brokers: vigil $([ -x "$VIGIL" ] && "$VIGIL" --version 2>/dev/null | head -n 1 | sed 's/^vigil version //') (built from the working tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)), mosquitto $("$MOSQUITTO" -h 2>/dev/null | sed -n 's/^mosquitto version //p')"
-	echo "- parameters: scenarios ${SCENS[*]}; MQTT $([ "$VERSION" = 5 ] && echo 5 || echo 3.1.1); $CONNS connections (keepalive $KEEPALIVE s, connect rate $RATE/s, 127.0.0.0/8 sources); idle window $IDLE_S s; ping every $PING_INTERVAL s per connection for $PING_S s; silent: $SILENT_CONNS clients with keepalive $SILENT_K s and a will, plus one observer; fd limit $NOFILE per process"
+	echo "- parameters: scenarios ${SCENS[*]}; MQTT $([ "$VERSION" = 5 ] && echo 5 || echo 3.1.1); $CONNS connections (keepalive $KEEPALIVE s, connect rate $RATE/s, 127.0.0.0/8 sources); idle window $IDLE_S s; ping every $PING_INTERVAL s per connection for $PING_S s; silent: $SILENT_CONNS clients with keepalive $SILENT_K s and a will, plus one observer; fanout: $FANOUT_CONNS clients, $FANOUT_SUBS subscribed to bench/#, the rest publishing QoS 0 (64 B) every $FANOUT_INTERVAL s for $PING_S s; fd limit $NOFILE per process"
 	echo "- method: fresh broker per scenario, vigil then mosquitto, same config (listener on 127.0.0.1, allow_anonymous, max_keepalive 65535, max_connections -1, persistence off, log_type error, user root); RSS = VmRSS after connecting minus before, divided by connections; CPU = utime+stime from /proc/PID/stat over the window; loadgen (bench/loadgen.c) runs on the same machine; lateness = will arrival at the observer - (last packet sent + 1.5 x K)."
 	[ -n "$FAILED" ] && echo "- FAILED:$FAILED (see the run's stderr)"
 	echo
