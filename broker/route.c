@@ -29,6 +29,7 @@ struct route_ctx {
 	struct target *t;
 	size_t n, cap;
 	bool heap;
+	bool upgrade; /* upgrade_outgoing_qos (non-standard, as mosquitto) */
 };
 
 static struct target *target_for(struct route_ctx *rc, struct session *s, struct message *m,
@@ -68,8 +69,8 @@ static void add_sub(struct route_ctx *rc, struct session *s, const struct sub_en
 	if (!t)
 		return;
 	uint8_t q = e->options & 0x03;
-	if (q > m->qos)
-		q = m->qos; /* v311 MQTT-3.8.4-6? effective QoS = min(published, granted) */
+	if (q > m->qos && !rc->upgrade)
+		q = m->qos; /* effective QoS = min(published, granted) (v5 3.8.4, v311 3.8.4) */
 	if (q > t->qos)
 		t->qos = q;
 	if ((e->options & 0x08) && m->retain)
@@ -102,6 +103,7 @@ size_t route_message(struct broker *b, struct message *m)
 	struct target stack[16];
 	rc.t = stack;
 	rc.cap = 16;
+	rc.upgrade = b->cfg->upgrade_outgoing_qos;
 	if (b->routing || subtree_match(b->subs, m->topic, &b->match))
 		return 0; /* never re-entered: b->match is in use */
 	b->routing = true;

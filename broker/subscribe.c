@@ -53,7 +53,7 @@ static bool send_retained(void *value, void *ctx)
 	struct retained_ctx *rc = ctx;
 	if (!security_acl(rc->s->client, rc->s, (const char *)m->topic.p, AUTH_READ))
 		return true;
-	uint8_t q = m->qos < rc->granted ? m->qos : rc->granted;
+	uint8_t q = (m->qos < rc->granted && !rc->b->cfg->upgrade_outgoing_qos) ? m->qos : rc->granted;
 	/* v311 MQTT-3.3.1-8, v5 MQTT-3.3.1-9: RETAIN set on messages sent
 	 * because of a new subscription. */
 	deliver_to_session(rc->b, rc->s, m, q, true, &rc->sub_id, rc->sub_id ? 1 : 0);

@@ -472,6 +472,24 @@ START_TEST(mount_point_namespaces_topics)
 }
 END_TEST
 
+/* upgrade_outgoing_qos (non-standard, as mosquitto): the subscription's
+ * QoS wins; without it the effective QoS is the minimum (v311 MQTT-3.8.4-6). */
+START_TEST(upgrade_outgoing_qos_v311_MQTT_3_8_4_6)
+{
+	struct net_conn *sub = connect_client(&(struct conn_opts){.id = "sub", .clean = true});
+	subscribe(sub, MQTT_V311, "t", 2);
+	struct net_conn *pub = connect_client(&(struct conn_opts){.id = "pub", .clean = true});
+	struct mqtt_frame f;
+	publish(pub, MQTT_V311, "t", 0, 0, false);
+	ck_assert(next_packet(sub, &f));
+	ck_assert_uint_eq((f.flags >> 1) & 3, 0);
+	cfg.upgrade_outgoing_qos = true;
+	publish(pub, MQTT_V311, "t", 0, 0, false);
+	ck_assert(next_packet(sub, &f));
+	ck_assert_uint_eq((f.flags >> 1) & 3, 2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("broker");
@@ -492,6 +510,7 @@ static Suite *suite(void)
 	tcase_add_test(t, redelivery_with_dup_on_reconnect_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, clean_session_discards_v311_MQTT_3_1_2_6);
 	tcase_add_test(t, mount_point_namespaces_topics);
+	tcase_add_test(t, upgrade_outgoing_qos_v311_MQTT_3_8_4_6);
 	suite_add_tcase(s, t);
 	return s;
 }
