@@ -141,6 +141,7 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 		}
 		struct net_listen_opts lo = {
 			.bind_address = lc->bind_address,
+			.bind_interface = lc->bind_interface,
 			.port = lc->port,
 			.unix_path = lc->unix_path,
 			.family = lc->family,

@@ -412,7 +412,7 @@ static const struct kw KW[] = {
 	FN("listener", S_GLOBAL, h_listener, 0, 0, 0),
 	FN("port", S_GLOBAL, h_port, 1, 65535, 0),
 	FN("bind_address", S_GLOBAL, h_bind_address, 0, 0, 0),
-	STR("bind_interface", S_LISTENER, LF(bind_interface), F_NOTYET),
+	STR("bind_interface", S_LISTENER, LF(bind_interface), 0),
 	FNF("socket_domain", S_LISTENER, LF(family), h_socket_domain, 0, 0, 0),
 	FNF("protocol", S_LISTENER, LF(websockets), h_protocol, 0, 0, 0),
 	STR("http_dir", S_LISTENER, LF(http_dir), 0),

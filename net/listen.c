@@ -198,6 +198,14 @@ static int listen_inet(struct net_listener *l, const struct net_listen_opts *o, 
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		if (o->bind_interface && o->bind_interface[0] &&
+		    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->bind_interface, (socklen_t)strlen(o->bind_interface)) < 0) {
+			/* bind_interface: only connections arriving on that device */
+			lasterr = errno;
+			hard = 1;
+			close(fd);
+			break;
+		}
 		if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
 			lasterr = errno;
 			if (lasterr != EADDRNOTAVAIL && lasterr != EAFNOSUPPORT)

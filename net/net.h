@@ -146,6 +146,7 @@ enum net_transport_kind { NET_TCP = 0, NET_WEBSOCKETS = 1 };
 
 struct net_listen_opts {
 	const char *bind_address; /* NULL or "" = any; a host name or literal */
+	const char *bind_interface; /* SO_BINDTODEVICE (e.g. "eth0"), or NULL */
 	int port;                 /* TCP port; ignored with unix_path */
 	const char *unix_path;    /* Unix-domain socket path, or NULL */
 	int family;               /* AF_UNSPEC (both), AF_INET, AF_INET6 */

@@ -217,6 +217,21 @@ def test_two_listeners_both_serve(h):
         s.expect_publish("two/2", "from-b")
 
 
+def test_bind_interface(h):
+    # bind_interface lo (SO_BINDTODEVICE): the listener serves loopback clients; a device that
+    # does not exist stops start-up with an error (the user asked for that interface).
+    b = ConfBroker(h, lambda p: ("listener %(a)d 127.0.0.1\nbind_interface lo\nallow_anonymous true\n" % p,
+                                 [("tcp", "127.0.0.1", p["a"])], []), names=("a",))
+    s = h.connect(b.ports["a"], "bi")
+    s.subscribe("bi/#")
+    h.connect(b.ports["a"], "bp").publish("bi/1", "x", qos=1)
+    s.expect_publish("bi/1", "x")
+    path = h.file("nodev.conf", "listener %d 127.0.0.1\nbind_interface vigil-nodev0\nallow_anonymous true\n"
+                  % mqtt_test.free_port())
+    rc, out, secs = _run([mqtt_test.broker_bin(), "-c", path], h.dir)
+    check(rc != 0, "started with bind_interface on a device that does not exist")
+
+
 def test_bind_address_v4_and_v6(h):
     # listener PORT 127.0.0.1 is not reachable on ::1; listener PORT ::1 not on 127.0.0.1.
     if not _has_ipv6():
