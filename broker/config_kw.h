@@ -381,7 +381,7 @@ static const struct kw KW[] = {
 	INT("max_packet_size", S_GLOBAL, GF(max_packet_size), 20, UINT32_MAX, F_RELOAD),
 	INT("message_size_limit", S_GLOBAL, GF(message_size_limit), 0, 268435455, F_RELOAD),
 	INT("max_inflight_messages", S_GLOBAL, GF(max_inflight_messages), 0, 65535, F_RELOAD),
-	INT("max_inflight_bytes", S_GLOBAL, GF(max_inflight_bytes), 0, INT64_MAX, F_RELOAD | F_NOTYET),
+	INT("max_inflight_bytes", S_GLOBAL, GF(max_inflight_bytes), 0, INT64_MAX, F_RELOAD),
 	INT("max_queued_messages", S_GLOBAL, GF(max_queued_messages), 0, INT_MAX, F_RELOAD | F_NEGMIN),
 	INT("max_queued_bytes", S_GLOBAL, GF(max_queued_bytes), 0, INT64_MAX, F_RELOAD),
 	INT("memory_limit", S_GLOBAL, GF(memory_limit), 0, INT64_MAX, F_RELOAD | F_NOTYET),

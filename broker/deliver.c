@@ -76,6 +76,17 @@ static uint32_t window(const struct session *s)
 	return w;
 }
 
+/* Room in the window for one more message of `bytes` payload: the count
+ * (max_inflight_messages, the client's Receive Maximum) and, when set,
+ * max_inflight_bytes (always room for one message, however large). */
+static bool window_room(const struct session *s, uint64_t bytes)
+{
+	uint64_t maxb = s->b->cfg->max_inflight_bytes;
+	if (s->inflight.count >= window(s))
+		return false;
+	return !maxb || s->inflight.count == 0 || s->inflight.bytes + bytes <= maxb;
+}
+
 static bool pid_in_use(const struct session *s, uint16_t pid)
 {
 	for (const struct outmsg *o = s->inflight.head; o; o = o->next)
@@ -210,7 +221,7 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 	}
 	if (qos == 0 && !cfg->queue_qos0_messages)
 		return;
-	if (c && c->state == CS_CONNECTED && qos > 0 && s->inflight.count < window(s) && !s->queue.head) {
+	if (c && c->state == CS_CONNECTED && qos > 0 && window_room(s, m->payload.len) && !s->queue.head) {
 		struct outmsg *o = out_new(m, qos, retain, sub_ids, n_sub_ids);
 		if (!o) {
 			b->st.pub_dropped++;
@@ -241,7 +252,7 @@ void deliver_drain(struct session *s)
 {
 	struct broker *b = s->b;
 	struct client *c = s->client;
-	while (c && c->state == CS_CONNECTED && s->queue.head && s->inflight.count < window(s)) {
+	while (c && c->state == CS_CONNECTED && s->queue.head && window_room(s, s->queue.head->msg->payload.len)) {
 		struct outmsg *o = s->queue.head;
 		list_remove(&s->queue, o);
 		if (message_expired(o->msg, broker_now(b))) {

@@ -395,6 +395,22 @@ START_TEST(inflight_window)
 }
 END_TEST
 
+/* max_inflight_bytes: payload bytes in flight are bounded too (but one
+ * message always fits). Each test payload is 5 bytes ("hello"). */
+START_TEST(inflight_bytes_window)
+{
+	cfg.max_inflight_bytes = 12;
+	struct net_conn *sub = connect_client(&(struct conn_opts){.id = "sub", .clean = true});
+	subscribe(sub, MQTT_V311, "t", 1);
+	struct net_conn *pub = connect_client(&(struct conn_opts){.id = "pub", .clean = true});
+	for (int i = 1; i <= 4; i++)
+		publish(pub, MQTT_V311, "t", 1, (uint16_t)i, false);
+	ck_assert_int_eq(count_type(sub, MQTT_PUBLISH), 2); /* 10 of 12 bytes */
+	send_ack(sub, MQTT_PUBACK, 1);
+	ck_assert_int_eq(count_type(sub, MQTT_PUBLISH), 1);
+}
+END_TEST
+
 /* v311 MQTT-4.3.3-2 / v5 MQTT-4.3.3-3: a re-sent QoS 2 PUBLISH is not
  * delivered twice. */
 START_TEST(qos2_exactly_once_v311_MQTT_4_3_3_2)
@@ -506,6 +522,7 @@ static Suite *suite(void)
 	tcase_add_test(t, will_delay_fires_v5_MQTT_3_1_2_8);
 	tcase_add_test(t, will_not_after_session_end_v5_MQTT_3_1_2_8);
 	tcase_add_test(t, inflight_window);
+	tcase_add_test(t, inflight_bytes_window);
 	tcase_add_test(t, qos2_exactly_once_v311_MQTT_4_3_3_2);
 	tcase_add_test(t, redelivery_with_dup_on_reconnect_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, clean_session_discards_v311_MQTT_3_1_2_6);
