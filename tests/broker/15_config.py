@@ -294,8 +294,8 @@ def test_duplicate_listener_is_an_error(h):
 def test_unsupported_option_warns_with_line(h):
     # mosquitto-compat.md: "parsed, warns": a non-default value logs
     # "file:line: option 'X' is not supported by vigil yet and is ignored".
-    b = h.broker("\nupgrade_outgoing_qos true\n")
+    b = h.broker("\ncheck_retain_source true\n")
     h.connect(b, "c")
-    lines = [ln for ln in b.log().splitlines() if "upgrade_outgoing_qos" in ln]
+    lines = [ln for ln in b.log().splitlines() if "check_retain_source" in ln]
     check(any(re.search(r"%s:4: .*not supported" % re.escape(b.conf_path), ln) for ln in lines),
           "no 'FILE:4: ... not supported' warning: %r" % lines)
