@@ -57,11 +57,14 @@ struct message {
 	struct mqtt_str topic; /* NUL-terminated */
 	struct mqtt_str payload;
 	struct mqtt_str props; /* v5 properties forwarded as-is (no alias, sub id, expiry) */
+	const char *origin_id;   /* retained messages: publisher's client id (check_retain_source) */
+	const char *origin_user; /* and user name; NULL when none */
 	uint8_t data[];
 };
 
+/* origin_id / origin_user (may be NULL) are kept only when retain is set. */
 struct message *message_new(struct mqtt_str topic, struct mqtt_str payload, struct mqtt_str props, uint8_t qos,
-			    bool retain);
+			    bool retain, const char *origin_id, const char *origin_user);
 static inline struct message *message_ref(struct message *m)
 {
 	m->refs++;

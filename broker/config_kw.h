@@ -389,7 +389,7 @@ static const struct kw KW[] = {
 	BOOL("retain_available", S_GLOBAL, GF(retain_available), F_RELOAD),
 	BOOL("set_tcp_nodelay", S_GLOBAL, GF(set_tcp_nodelay), F_RELOAD),
 	BOOL("upgrade_outgoing_qos", S_GLOBAL, GF(upgrade_outgoing_qos), F_RELOAD),
-	BOOL("check_retain_source", S_GLOBAL, GF(check_retain_source), F_NOTYET),
+	BOOL("check_retain_source", S_GLOBAL, GF(check_retain_source), F_RELOAD),
 	FNF("persistent_client_expiration", S_GLOBAL, GF(persistent_client_expiration), h_expiration, 0, 0, F_RELOAD),
 	INT("sys_interval", S_GLOBAL, GF(sys_interval), 0, 65535, F_RELOAD),
 	INT("connect_timeout", S_GLOBAL, GF(connect_timeout), 1, 3600, F_RELOAD), /* vigil */

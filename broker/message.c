@@ -12,9 +12,11 @@
 #include "broker.h"
 
 struct message *message_new(struct mqtt_str topic, struct mqtt_str payload, struct mqtt_str props, uint8_t qos,
-			    bool retain)
+			    bool retain, const char *origin_id, const char *origin_user)
 {
-	size_t n = sizeof(struct message) + (size_t)topic.len + 1 + payload.len + props.len;
+	size_t il = retain && origin_id ? strlen(origin_id) + 1 : 0;
+	size_t ul = retain && origin_user ? strlen(origin_user) + 1 : 0;
+	size_t n = sizeof(struct message) + (size_t)topic.len + 1 + payload.len + props.len + il + ul;
 	struct message *m = malloc(n);
 	if (!m)
 		return NULL;
@@ -35,6 +37,16 @@ struct message *message_new(struct mqtt_str topic, struct mqtt_str payload, stru
 	if (props.len)
 		memcpy(p, props.p, props.len);
 	m->props = (struct mqtt_str){p, props.len};
+	p += props.len;
+	if (il) {
+		memcpy(p, origin_id, il);
+		m->origin_id = (const char *)p;
+		p += il;
+	}
+	if (ul) {
+		memcpy(p, origin_user, ul);
+		m->origin_user = (const char *)p;
+	}
 	return m;
 }
 

@@ -53,6 +53,12 @@ static bool send_retained(void *value, void *ctx)
 	struct retained_ctx *rc = ctx;
 	if (!security_acl(rc->s->client, rc->s, (const char *)m->topic.p, AUTH_READ))
 		return true;
+	/* check_retain_source (mosquitto's default): the publisher of a retained
+	 * message must still be allowed to write it when it is handed out. */
+	const struct listener *l = rc->s->listener;
+	if (rc->b->cfg->check_retain_source && m->origin_id && l && l->acl &&
+	    !auth_acl_check(l->acl, m->origin_id, m->origin_user, (const char *)m->topic.p, AUTH_WRITE))
+		return true;
 	uint8_t q = (m->qos < rc->granted && !rc->b->cfg->upgrade_outgoing_qos) ? m->qos : rc->granted;
 	/* v311 MQTT-3.3.1-8, v5 MQTT-3.3.1-9: RETAIN set on messages sent
 	 * because of a new subscription. */

@@ -17,7 +17,7 @@ static void pub(struct broker *b, const char *topic, const char *value)
 	struct message *old = retain_get(b->retained, mqtt_cstr(topic));
 	if (old && old->payload.len == strlen(value) && memcmp(old->payload.p, value, old->payload.len) == 0)
 		return;
-	struct message *m = message_new(mqtt_cstr(topic), mqtt_cstr(value), (struct mqtt_str){0}, 0, true);
+	struct message *m = message_new(mqtt_cstr(topic), mqtt_cstr(value), (struct mqtt_str){0}, 0, true, NULL, NULL);
 	if (!m)
 		return;
 	route_retain(b, m);
