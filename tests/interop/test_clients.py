@@ -10,69 +10,14 @@ Invariant: every client runs with a timeout (-W / subprocess timeout); every bro
 Usage: test_clients.py [-k SUBSTR]
 """
 import os
-import signal
 import subprocess
 import sys
 import time
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "broker"))
-import mqtt_test  # noqa: E402
+from interop import Sub, pub, run_cases  # noqa: E402  (puts tests/broker on the path)
 from mqtt_test import check, check_eq  # noqa: E402
 
 VERSIONS = ("mqttv31", "mqttv311", "mqttv5")
-
-
-class Sub:
-    """A mosquitto_sub running in the background; started() returns once it holds its SUBACK."""
-
-    def __init__(self, port, topic, version="mqttv311", qos=0, count=1, fmt="%t %p", extra=()):
-        args = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-V", version, "-t", topic,
-                "-q", str(qos), "-C", str(count), "-W", "8", "-d", "-F", fmt] + list(extra)
-        # Unbuffered: communicate() with a timeout reads the raw pipe, so no read-ahead may hide
-        # lines in a buffer.
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, bufsize=0)
-        self.lines = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode("utf-8", "replace")
-            if not line:
-                break
-            self.lines.append(line.rstrip("\n"))
-            if "received SUBACK" in line:
-                return
-        self.kill()
-        mqtt_test.fail("mosquitto_sub did not get its SUBACK:\n" + "\n".join(self.lines))
-
-    def output(self, timeout=8):
-        """Message lines printed by mosquitto_sub (debug lines removed), after it exits."""
-        try:
-            out, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            out, _ = self.proc.communicate()
-        lines = self.lines + out.decode("utf-8", "replace").splitlines()
-        return [ln for ln in lines if not ln.startswith("Client ") and not ln.startswith(" ")
-                and "received SUBACK" not in ln and not ln.startswith("Subscribed (")
-                and ln != "Timed out"]
-
-    def kill(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def pub(port, topic, msg, version="mqttv311", qos=0, extra=(), expect_ok=True):
-    args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-V", version, "-t", topic,
-            "-m", msg, "-q", str(qos)] + list(extra)
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
-    if expect_ok:
-        check(r.returncode == 0, "mosquitto_pub %r failed (%d): %s"
-              % (args[5:], r.returncode, r.stdout.decode()))
-    return r
 
 
 def case_qos_matrix(h):
@@ -142,10 +87,10 @@ def case_password(h):
         s = Sub(b.port, "ip/t", v, extra=["-u", "user1", "-P", "s3cret"])
         pub(b.port, "ip/t", "authed", v, extra=["-u", "user1", "-P", "s3cret"])
         check_eq(s.output(), ["ip/t authed"], "authenticated message via %s" % v)
-        r = pub(b.port, "ip/t", "x", v, extra=["-u", "user1", "-P", "wrong"], expect_ok=False)
-        check(r.returncode != 0, "wrong password accepted via %s" % v)
-        r = pub(b.port, "ip/t", "x", v, expect_ok=False)
-        check(r.returncode != 0, "anonymous accepted via %s" % v)
+        rc, _ = pub(b.port, "ip/t", "x", v, extra=["-u", "user1", "-P", "wrong"], expect_ok=False)
+        check(rc != 0, "wrong password accepted via %s" % v)
+        rc, _ = pub(b.port, "ip/t", "x", v, expect_ok=False)
+        check(rc != 0, "anonymous accepted via %s" % v)
 
 
 def case_v5_properties(h):
@@ -185,35 +130,7 @@ CASES = [(n, f) for n, f in sorted(globals().items()) if n.startswith("case_")]
 
 
 def main():
-    kfilter = sys.argv[sys.argv.index("-k") + 1] if "-k" in sys.argv else ""
-    if mqtt_test.broker_kind() == "vigil" and not os.access(mqtt_test.broker_bin(), os.X_OK):
-        print("FAIL vigil binary %s not found (set VIGIL_BIN or VIGIL_BROKER=mosquitto)"
-              % mqtt_test.broker_bin())
-        return 1
-    failed = 0
-    for name, f in CASES:
-        if kfilter not in name:
-            continue
-        h = mqtt_test.Harness(name)
-        t0 = time.monotonic()
-        try:
-            try:
-                f(h)
-            finally:
-                h.cleanup()
-            print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
-            h.remove_dir()
-        except Exception as e:  # noqa: BLE001 - report and go on
-            failed += 1
-            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
-            print("FAIL %s (%.1fs)\n     %s" % (name, time.monotonic() - t0,
-                                                detail.replace("\n", "\n     ")), flush=True)
-            for b in h._brokers:
-                print("     --- %s:\n     %s" % (b.log_path, b.log_tail(15).replace("\n",
-                                                                               "\n     ")))
-    print("\n%s: %d failed (broker: %s)" % (os.path.basename(__file__), failed,
-                                            mqtt_test.broker_kind()))
-    return 1 if failed else 0
+    return run_cases(__file__, CASES)
 
 
 if __name__ == "__main__":

@@ -9,19 +9,15 @@ What it deliberately does not: no packet-level assertions (tests/broker does tho
 Invariant: every wait is bounded; clients and brokers are stopped at the end of each case.
 Usage: test_paho.py [-k SUBSTR]
 """
-import os
 import queue
 import sys
 import time
-import traceback
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "broker"))
-import mqtt_test  # noqa: E402
+from interop import run_cases  # noqa: E402  (puts tests/broker on the path)
 from mqtt_test import check, check_eq, fail  # noqa: E402
 
 PROTOS = {"v311": mqtt.MQTTv311, "v5": mqtt.MQTTv5}
@@ -51,7 +47,7 @@ class PahoClient:
         ev = self._event("connack")
         check(ev[1] == 0, "CONNACK rc %r" % (ev[1],))
         self.session_present = ev[2]
-        h._paho.append(self)
+        h.__dict__.setdefault("_paho", []).append(self)
 
     def _on_connect(self, c, u, flags, rc, props=None):
         self.events.put(("connack", int(rc) if not hasattr(rc, "value") else rc.value,
@@ -253,43 +249,17 @@ def case_many_qos1(h):
 CASES = [(n, f) for n, f in sorted(globals().items()) if n.startswith("case_")]
 
 
-def main():
-    kfilter = sys.argv[sys.argv.index("-k") + 1] if "-k" in sys.argv else ""
-    if mqtt_test.broker_kind() == "vigil" and not os.access(mqtt_test.broker_bin(), os.X_OK):
-        print("FAIL vigil binary %s not found (set VIGIL_BIN or VIGIL_BROKER=mosquitto)"
-              % mqtt_test.broker_bin())
-        return 1
-    failed = 0
-    for name, f in CASES:
-        if kfilter not in name:
-            continue
-        h = mqtt_test.Harness(name)
-        h._paho = []
-        t0 = time.monotonic()
+def _stop_paho(h):
+    for pc in getattr(h, "_paho", []):
         try:
-            try:
-                f(h)
-            finally:
-                for pc in h._paho:
-                    try:
-                        pc.c.loop_stop()
-                        pc.c.socket() and pc.c.socket().close()
-                    except Exception:  # noqa: BLE001 - best-effort cleanup
-                        pass
-                h.cleanup()
-            print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
-            h.remove_dir()
-        except Exception as e:  # noqa: BLE001 - report and go on
-            failed += 1
-            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
-            print("FAIL %s (%.1fs)\n     %s" % (name, time.monotonic() - t0,
-                                                detail.replace("\n", "\n     ")), flush=True)
-            for b in h._brokers:
-                print("     --- %s:\n     %s" % (b.log_path, b.log_tail(15).replace("\n",
-                                                                               "\n     ")))
-    print("\n%s: %d failed (broker: %s)" % (os.path.basename(__file__), failed,
-                                            mqtt_test.broker_kind()))
-    return 1 if failed else 0
+            pc.c.loop_stop()
+            pc.c.socket() and pc.c.socket().close()
+        except Exception:  # noqa: BLE001 - best-effort cleanup
+            pass
+
+
+def main():
+    return run_cases(__file__, CASES, cleanup=_stop_paho)
 
 
 if __name__ == "__main__":

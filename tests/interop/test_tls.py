@@ -26,10 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "broker"))
+from interop import Sub, pub, run_cases  # noqa: E402  (puts tests/broker on the path)
 import mqtt_test  # noqa: E402
 from mqtt_test import check, check_eq  # noqa: E402
 
@@ -110,57 +108,6 @@ def client_tls(cert=None, cafile=None):
 
 # ---------------------------------------------------------------------------------------------
 # mosquitto_sub / mosquitto_pub
-
-
-class Sub:
-    """A mosquitto_sub in the background; the constructor returns once it holds its SUBACK."""
-
-    def __init__(self, port, topic, version="mqttv311", qos=0, count=1, wait=6, extra=()):
-        args = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-V",
-                version, "-t", topic, "-q", str(qos), "-C", str(count), "-W", str(wait), "-d",
-                "-F", "%t %p"] + list(extra)
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, bufsize=0)
-        self.lines = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode("utf-8", "replace")
-            if not line:
-                break
-            self.lines.append(line.rstrip("\n"))
-            if "received SUBACK" in line:
-                return
-        self.kill()
-        mqtt_test.fail("mosquitto_sub did not get its SUBACK:\n" + "\n".join(self.lines))
-
-    def output(self, timeout=10):
-        """Message lines (debug lines removed), after mosquitto_sub exits (-C or -W)."""
-        try:
-            out, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            out, _ = self.proc.communicate()
-        lines = self.lines + out.decode("utf-8", "replace").splitlines()
-        return [ln for ln in lines if not ln.startswith("Client ") and not ln.startswith(" ")
-                and "received SUBACK" not in ln and not ln.startswith("Subscribed (")
-                and ln != "Timed out"]
-
-    def kill(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def pub(port, topic, msg, version="mqttv311", qos=0, extra=(), expect_ok=True):
-    args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-V", version, "-t", topic,
-            "-m", msg, "-q", str(qos)] + list(extra)
-    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
-    out = r.stdout.decode("utf-8", "replace")
-    if expect_ok:
-        check(r.returncode == 0, "mosquitto_pub -t %s (%s) failed (%d): %s"
-              % (topic, " ".join(extra), r.returncode, out))
-    return r.returncode, out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,43 +397,15 @@ CASES = [(n, f) for n, f in sorted(globals().items()) if n.startswith("case_")]
 
 def main():
     global CERTS
-    kfilter = sys.argv[sys.argv.index("-k") + 1] if "-k" in sys.argv else ""
-    if mqtt_test.broker_kind() == "vigil" and not os.access(mqtt_test.broker_bin(), os.X_OK):
-        print("FAIL vigil binary %s not found (set VIGIL_BIN or VIGIL_BROKER=mosquitto)"
-              % mqtt_test.broker_bin())
-        return 1
     try:
         CERTS = Certs()
     except Exception as e:  # noqa: BLE001
         print("FAIL making certificates: %s" % e)
         return 1
-    failed = 0
     try:
-        for name, f in CASES:
-            if kfilter not in name:
-                continue
-            h = mqtt_test.Harness(name)
-            t0 = time.monotonic()
-            try:
-                try:
-                    f(h)
-                finally:
-                    h.cleanup()
-                print("PASS %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
-                h.remove_dir()
-            except Exception as e:  # noqa: BLE001 - report and go on
-                failed += 1
-                detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
-                print("FAIL %s (%.1fs)\n     %s" % (name, time.monotonic() - t0,
-                                                    detail.replace("\n", "\n     ")), flush=True)
-                for b in h._brokers:
-                    print("     --- %s:\n     %s" % (b.log_path, b.log_tail(15).replace(
-                        "\n", "\n     ")))
+        return run_cases(__file__, CASES)
     finally:
         CERTS.remove()
-    print("\n%s: %d failed (broker: %s)" % (os.path.basename(__file__), failed,
-                                            mqtt_test.broker_kind()))
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":
