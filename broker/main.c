@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,6 +108,20 @@ static int drop_privileges(struct broker *b, const char *user)
 	return 0;
 }
 
+/* Every connection is a descriptor: take the hard limit the system grants
+ * (compat: mosquitto leaves the soft limit, often 1024, to the service unit). */
+static void raise_nofile(struct broker *b)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_msg(b, LOG_F_INFORMATION, "Raised the open file limit from %llu to %llu.",
+				(unsigned long long)was, (unsigned long long)rl.rlim_max);
+	}
+}
+
 static int write_pid(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -197,6 +212,7 @@ int main(int argc, char **argv)
 			"Starting in local only mode: listening on localhost port %d only, anonymous clients allowed "
 			"(configure a 'listener' with -c FILE to accept remote clients).",
 			cfg.n_listeners ? cfg.listeners[0].port : 1883);
+	raise_nofile(b);
 	if (broker_listen(b, err, sizeof(err))) {
 		log_msg(b, LOG_F_ERROR, "Error: %s", err);
 		goto out_broker;
