@@ -325,19 +325,10 @@ def test_per_listener_settings_anonymous(h):
     a, bp = b.ports["a"], b.ports["b"]
     h.connect(a, "anonA")
     h.connect(a, "anonA5", proto=5)
-    c = h.client(bp)
-    c.send(connect("anonB"))
-    c.expect_packet(connack(5))
-    c.expect_closed()
-    c = h.client(bp, proto=5)
-    c.send(connect("anonB5", proto=5))
-    c.expect_packet(connack(0x87, proto=5))
-    c.expect_closed()
+    h.expect_refused(bp, "anonB", 5)
+    h.expect_refused(bp, "anonB5", 0x87, proto=5)
     h.connect(bp, "aliceB", username="alice", password="apass")
-    c = h.client(bp)
-    c.send(connect("badB", username="alice", password="nope"))
-    c.expect_packet(connack(5))
-    c.expect_closed()
+    h.expect_refused(bp, "badB", 5, username="alice", password="nope")
     # On A (no password file, anonymous allowed) the same wrong password is no reason to refuse.
     h.connect(a, "badA", username="alice", password="nope")
 

@@ -224,14 +224,8 @@ def test_allow_anonymous_default_false_with_listener(h):
     # allow_anonymous unset with a listener configured means false (mosquitto 2.0): anonymous
     # CONNECT -> v311 CONNACK 0x05, v5 0x87.
     b = h.broker("", anon=False)
-    c = h.client(b)
-    c.send(connect("anon"))
-    c.expect_packet(connack(5))
-    c.expect_closed()
-    c = h.client(b, proto=5)
-    c.send(connect("anon5", proto=5))
-    c.expect_packet(connack(0x87, proto=5))
-    c.expect_closed()
+    h.expect_refused(b, "anon", 5)
+    h.expect_refused(b, "anon5", 0x87, proto=5)
 
 
 def test_local_only_forces_anonymous(h):

@@ -904,6 +904,14 @@ class Harness:
         port = broker.port if isinstance(broker, Broker) else broker
         return Client(self, port, proto, timeout, name or "client%d" % len(self._clients))
 
+    def expect_refused(self, broker, client_id, rc, proto=4, **kw):
+        """CONNECT (kw: username, password, ...) answered by exactly CONNACK rc, then a close."""
+        c = self.client(broker, proto)
+        c.send(connect(client_id, proto=proto, **kw))
+        c.expect_packet(connack(rc, proto=proto))
+        c.expect_closed()
+        return c
+
     def connect(self, broker, client_id="", proto=4, clean=True, keepalive=60, will=None,
                 username=None, password=None, properties=None, session_present=False,
                 timeout=3.0, name=None):

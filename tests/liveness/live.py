@@ -240,37 +240,8 @@ class Broker:
                 self.proc.wait()
             return None, time.monotonic() - t0
 
-    def san_problems(self):
-        log = self.log()
-        return ["%s: %r in its stderr" % (self.name, m)
-                for m in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
-                if m in log]
-
-    def stop(self, check=True):
-        if self.proc is None or self.stopped:
-            return
-        self.stopped = True
-        problems = []
-        rc = self.proc.poll()
-        if rc is not None:
-            problems.append("%s had exited before stop (rc=%s)" % (self.name, rc))
-        else:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                problems.append("%s did not exit within 5 s of SIGTERM" % self.name)
-                rc = 0
-        if rc is not None and rc < 0 and rc != -signal.SIGTERM:
-            problems.append("%s died from signal %d" % (self.name, -rc))
-        if SAN:
-            if rc != 0:
-                problems.append("%s exit status %s under sanitizers" % (self.name, rc))
-            problems += self.san_problems()
-        if problems and check:
-            fail("; ".join(problems) + "\nlog tail:\n" + self.log_tail())
+    # SIGTERM, wait, and fail on a crash, a hang or a sanitizer report: the shared harness's.
+    stop = mt.Broker.stop
 
 
 # ---------------------------------------------------------------------------------------------
