@@ -240,6 +240,12 @@ class Broker:
                 self.proc.wait()
             return None, time.monotonic() - t0
 
+    def san_problems(self):
+        log = self.log()
+        return ["%s: %r in its stderr" % (self.name, m)
+                for m in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+                if m in log]
+
     # SIGTERM, wait, and fail on a crash, a hang or a sanitizer report: the shared harness's.
     stop = mt.Broker.stop
 
