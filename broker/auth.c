@@ -165,6 +165,11 @@ static int psk_add(struct auth_psk *p, char *line, const char *path, size_t line
 	return 0;
 }
 
+struct auth_psk *auth_psk_empty(void)
+{
+	return calloc(1, sizeof(struct auth_psk));
+}
+
 struct auth_psk *auth_psk_load(const char *path, char *err, size_t errlen)
 {
 	struct auth_psk *p = NULL;

@@ -38,6 +38,9 @@ struct auth_acl; /* a loaded ACL file */
  * are skipped too and listed as warnings, "file:line: reason". */
 struct auth_pw *auth_pw_load(const char *path, char *err, size_t errlen);
 void auth_pw_free(struct auth_pw *p);
+/* A password file without users: every user name is refused (a reload
+ * whose file no longer loads fails closed). NULL: out of memory. */
+struct auth_pw *auth_pw_empty(void);
 /* 0 ok, -1 wrong password, -2 unknown user. Constant time in the hash.
  * pass NULL (no password field) or passlen 0 never authenticates: mosquitto
  * 2.0 reads an empty password as absent (compat). */
@@ -64,6 +67,8 @@ size_t auth_acl_count(const struct auth_acl *a);
 struct auth_psk;
 struct auth_psk *auth_psk_load(const char *path, char *err, size_t errlen);
 void auth_psk_free(struct auth_psk *p);
+/* No identities: every PSK handshake fails. NULL: out of memory. */
+struct auth_psk *auth_psk_empty(void);
 /* Returns key length or -1. */
 int auth_psk_lookup(const struct auth_psk *p, const char *identity, uint8_t *key, size_t cap);
 

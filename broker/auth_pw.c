@@ -219,6 +219,11 @@ void auth_pw_free(struct auth_pw *p)
 	free(p);
 }
 
+struct auth_pw *auth_pw_empty(void)
+{
+	return calloc(1, sizeof(struct auth_pw));
+}
+
 struct auth_pw *auth_pw_load(const char *path, char *err, size_t errlen)
 {
 	struct auth_pw *p = NULL;

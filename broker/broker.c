@@ -169,24 +169,18 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 
 /* After a reload: connected clients whose credentials no longer pass are
  * disconnected (compat: mosquitto 2.0.11 does the same, although its man
- * page says otherwise): a removed user, a changed password, an anonymous
- * client once allow_anonymous is false. Certificate identities are left to
- * the TLS layer. */
+ * page says otherwise): a removed user, a changed password, a removed
+ * password_file while allow_anonymous is false, an anonymous client once
+ * allow_anonymous is false. The same decision as at CONNECT
+ * (security_password_ok). Certificate identities are left to the TLS layer. */
 static void recheck_clients(struct broker *b)
 {
 	for (struct client *c = b->clients, *n; c; c = n) {
 		n = c->next_all;
 		const struct listener *l = c->l;
-		if (c->state != CS_CONNECTED || l->conf->use_identity_as_username || l->conf->use_subject_as_username)
+		if (c->state != CS_CONNECTED || security_uses_tls_identity(l))
 			continue;
-		bool ok;
-		if (!c->username)
-			ok = l->sec->allow_anonymous != 0;
-		else if (l->pw)
-			ok = c->password && auth_pw_check(l->pw, c->username, c->password, c->password_len) == 0;
-		else
-			ok = true;
-		if (!ok) {
+		if (!security_password_ok(l, c->username, c->password, c->password_len)) {
 			log_msg(b, LOG_F_NOTICE, "Client %s disconnected: credentials no longer valid after reload.",
 				c->id);
 			client_close(c, 0x87, true, false, NULL); /* v5: Not authorized */
@@ -194,32 +188,95 @@ static void recheck_clients(struct broker *b)
 	}
 }
 
+/* Reload one security block into l (the previous objects are freed by the
+ * caller once nothing refers to them). A password or PSK file that no
+ * longer loads fails closed (compat: mosquitto then admits no user name /
+ * PSK identity): an operator who deletes the file to revoke access must not
+ * be met by the old users. An ACL file that no longer loads keeps its
+ * previous rules (mosquitto drops them all, allowing everything:
+ * mosquitto-compat.md). */
+static void reload_security(struct broker *b, struct listener *l)
+{
+	char err[512];
+	const struct security_conf *sec = l->sec;
+	struct auth_pw *pw = NULL;
+	struct auth_psk *psk = NULL;
+	struct auth_acl *acl = NULL;
+
+	if (sec->password_file && !(pw = auth_pw_load(sec->password_file, err, sizeof(err)))) {
+		log_msg(b, LOG_F_ERROR, "Error: %s; no user name is accepted until the password file loads.", err);
+		pw = auth_pw_empty();
+	}
+	if (sec->psk_file && !(psk = auth_psk_load(sec->psk_file, err, sizeof(err)))) {
+		log_msg(b, LOG_F_ERROR, "Error: %s; no PSK identity is accepted until the PSK file loads.", err);
+		psk = auth_psk_empty();
+	}
+	if (sec->acl_file && !(acl = auth_acl_load(sec->acl_file, err, sizeof(err)))) {
+		log_msg(b, LOG_F_ERROR, "Error: %s; keeping the previous ACL rules.", err);
+		acl = l->acl;
+	}
+	if ((sec->password_file && !pw) || (sec->psk_file && !psk)) {
+		/* no memory even for an empty table: keep everything as it was
+		 * rather than fall back to "no password_file" */
+		log_msg(b, LOG_F_ERROR, "Error: out of memory reloading security files; keeping the previous ones.");
+		auth_pw_free(pw);
+		auth_psk_free(psk);
+		if (acl != l->acl)
+			auth_acl_free(acl);
+		return;
+	}
+	l->pw = pw;
+	l->psk = psk;
+	l->acl = acl;
+}
+
+/* Is p still used by a listener, or an earlier entry of old[0..i)? */
+static bool auth_in_use(const struct broker *b, const struct listener *old, size_t i, const void *p)
+{
+	for (size_t j = 0; j < b->n_listeners; j++) {
+		const struct listener *l = &b->listeners[j];
+		if ((const void *)l->pw == p || (const void *)l->acl == p || (const void *)l->psk == p)
+			return true;
+	}
+	for (size_t j = 0; j < i; j++)
+		if ((const void *)old[j].pw == p || (const void *)old[j].acl == p || (const void *)old[j].psk == p)
+			return true;
+	return false;
+}
+
 void broker_reload(struct broker *b)
 {
 	char err[512];
 	log_msg(b, LOG_F_NOTICE, "Reloading password, ACL and TLS files.");
-	for (size_t i = 0; i < b->n_listeners; i++) {
-		struct listener *l = &b->listeners[i];
-		if (!b->cfg->per_listener_settings && i > 0) {
-			l->pw = b->listeners[0].pw;
-			l->acl = b->listeners[0].acl;
-			l->psk = b->listeners[0].psk;
-		} else {
-			struct listener fresh = {0};
-			if (load_security(&fresh, l->sec, err, sizeof(err))) {
-				log_msg(b, LOG_F_ERROR, "Error: %s; keeping the previous files.", err);
-				auth_pw_free(fresh.pw);
-				auth_acl_free(fresh.acl);
-				auth_psk_free(fresh.psk);
+	struct listener *old = calloc(b->n_listeners ? b->n_listeners : 1, sizeof(*old));
+	if (!old) {
+		log_msg(b, LOG_F_ERROR, "Error: out of memory; password, ACL and PSK files not reloaded.");
+	} else {
+		memcpy(old, b->listeners, b->n_listeners * sizeof(*old));
+		for (size_t i = 0; i < b->n_listeners; i++) {
+			struct listener *l = &b->listeners[i];
+			/* per_listener_settings is reloadable: re-pick the block */
+			l->sec = config_security(b->cfg, l->conf);
+			if (!b->cfg->per_listener_settings && i > 0) {
+				l->pw = b->listeners[0].pw;
+				l->acl = b->listeners[0].acl;
+				l->psk = b->listeners[0].psk;
 			} else {
-				auth_pw_free(l->pw);
-				auth_acl_free(l->acl);
-				auth_psk_free(l->psk);
-				l->pw = fresh.pw;
-				l->acl = fresh.acl;
-				l->psk = fresh.psk;
+				reload_security(b, l);
 			}
 		}
+		for (size_t i = 0; i < b->n_listeners; i++) {
+			if (old[i].pw && !auth_in_use(b, old, i, old[i].pw))
+				auth_pw_free(old[i].pw);
+			if (old[i].acl && !auth_in_use(b, old, i, old[i].acl))
+				auth_acl_free(old[i].acl);
+			if (old[i].psk && !auth_in_use(b, old, i, old[i].psk))
+				auth_psk_free(old[i].psk);
+		}
+		free(old);
+	}
+	for (size_t i = 0; i < b->n_listeners; i++) {
+		struct listener *l = &b->listeners[i];
 		if (l->tls) {
 			struct net_tls_opts o;
 			tls_opts(l->conf, l, &o);

@@ -315,7 +315,19 @@ int unsubscribe_handle(struct client *c, const struct mqtt_frame *f);
 /* Remove all of a session's subscriptions from the tree. */
 void subscribe_remove_all(struct session *s);
 
-/* acl helpers (security.c) */
+/* security.c: admission and ACL decisions */
+/* The CONNECT's credentials on listener l (not for TLS-identity listeners):
+ * username NULL or "" = anonymous (allow_anonymous decides); otherwise the
+ * password_file must hold user and password, and without a password_file
+ * allow_anonymous decides (compat: mosquitto 2.0.11). */
+bool security_password_ok(const struct listener *l, const char *username, const uint8_t *pass, size_t passlen);
+/* Does l take user names from TLS (use_identity_as_username /
+ * use_subject_as_username on a TLS listener)? */
+bool security_uses_tls_identity(const struct listener *l);
+/* On such a listener: the user name of conn (certificate CN or RFC 2253
+ * subject; on a psk_hint listener the PSK identity, with
+ * use_identity_as_username only), or NULL: the client is refused. */
+const char *security_tls_identity(const struct listener *l, const struct net_conn *conn);
 bool security_acl(struct client *c, struct session *s, const char *topic, enum auth_access a);
 
 /* sys.c */

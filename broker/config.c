@@ -512,7 +512,20 @@ static int add_local(struct config *c, const char *addr, int port, bool optional
 	return 0;
 }
 
-static int check_listener(const struct listener_conf *l, char *err, size_t errlen)
+/* "file:line: listener PORT: " + text through warn (NULL: dropped). */
+static void lwarn(config_warn_fn warn, void *u, const struct listener_conf *l, const char *text)
+{
+	char msg[600];
+	if (!warn)
+		return;
+	if (l->file)
+		snprintf(msg, sizeof(msg), "%s:%d: listener %d: %s", l->file, l->line, l->port, text);
+	else
+		snprintf(msg, sizeof(msg), "default listener (port %d): %s", l->port, text);
+	warn(msg, u);
+}
+
+static int check_listener(const struct listener_conf *l, config_warn_fn warn, void *u, char *err, size_t errlen)
 {
 	bool tls = l->certfile || l->psk_hint;
 	if (l->certfile && !l->keyfile)
@@ -534,10 +547,20 @@ static int check_listener(const struct listener_conf *l, char *err, size_t errle
 				    tls_only[i]);
 	if (l->require_certificate && !l->cafile && !l->capath)
 		return ferr(err, errlen, l, "require_certificate needs cafile or capath to verify client certificates");
-	if (l->use_subject_as_username && !l->require_certificate)
-		return ferr(err, errlen, l, "use_subject_as_username needs require_certificate true");
+	/* compat: mosquitto 2.0.11 starts with these and refuses every client
+	 * that has no identity (CONNACK 0x04 / v5 0x86): without
+	 * require_certificate no certificate is even asked for, and on a
+	 * psk_hint listener only use_identity_as_username takes the PSK
+	 * identity. Started as mosquitto does, with a warning. */
 	if (l->use_identity_as_username && !l->require_certificate && !l->psk_hint)
-		return ferr(err, errlen, l, "use_identity_as_username needs require_certificate true (or psk_hint)");
+		lwarn(warn, u, l, "use_identity_as_username without require_certificate true: no client certificate "
+				  "is requested, so every client is refused (as mosquitto)");
+	else if (l->use_subject_as_username && !l->use_identity_as_username && (l->psk_hint || !l->require_certificate))
+		lwarn(warn, u, l,
+		      l->psk_hint ? "use_subject_as_username on a psk_hint listener: PSK clients have no subject, so every "
+				    "client is refused (as mosquitto)"
+				  : "use_subject_as_username without require_certificate true: no client certificate is "
+				    "requested, so every client is refused (as mosquitto)");
 	if (l->psk_hint && l->websockets)
 		return ferr(err, errlen, l, "psk_hint cannot be used with protocol websockets (as mosquitto)");
 	if (l->unix_path && (l->websockets || tls))
@@ -555,6 +578,11 @@ static int finish_security(struct security_conf *s, int anonymous)
 }
 
 int config_finish(struct config *c, int cmdline_port, char *err, size_t errlen)
+{
+	return config_finish_warn(c, cmdline_port, NULL, NULL, err, errlen);
+}
+
+int config_finish_warn(struct config *c, int cmdline_port, config_warn_fn warn, void *u, char *err, size_t errlen)
 {
 	if (default_listener_used(c)) {
 		if (!c->default_listener.port)
@@ -578,7 +606,7 @@ int config_finish(struct config *c, int cmdline_port, char *err, size_t errlen)
 	for (size_t i = 0; i < c->n_listeners; i++) {
 		if (finish_security(&c->listeners[i].security, anonymous))
 			goto nomem;
-		if (check_listener(&c->listeners[i], err, errlen))
+		if (check_listener(&c->listeners[i], warn, u, err, errlen))
 			return -1;
 	}
 	if (!c->user && !(c->user = strdup("mosquitto")))

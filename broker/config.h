@@ -172,6 +172,10 @@ int config_parse_string(struct config *c, const char *name, const char *text,
  * TLS options on a listener without TLS, ...). Returns 0 or -1 with err.
  */
 int config_finish(struct config *c, int cmdline_port, char *err, size_t errlen);
+/* The same, reporting risky listener setups through warn (e.g.
+ * use_identity_as_username without require_certificate: every client is
+ * refused, as in mosquitto). */
+int config_finish_warn(struct config *c, int cmdline_port, config_warn_fn warn, void *u, char *err, size_t errlen);
 /* The security options that apply to listener l. */
 const struct security_conf *config_security(const struct config *c, const struct listener_conf *l);
 

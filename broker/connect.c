@@ -186,40 +186,36 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	if (k.version == MQTT_V5 && (k.props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD)))
 		return refuse(c, MQTT_V5, 0, 0x8C, "unsupported authentication method");
 
-	/* ---- who is it? ---- */
-	if (k.has_username) {
-		username = str_dup(k.username);
+	/* ---- who is it? (security.c decides; compat: as mosquitto 2.0.11) ---- */
+	if (security_uses_tls_identity(c->l)) {
+		/* The certificate (or PSK) identity is the user name; the CONNECT's
+		 * user name and password are ignored. None: v3 0x04, v5 0x86. */
+		const char *u = security_tls_identity(c->l, c->conn);
+		username = u ? strdup(u) : NULL;
+		if (!u) {
+			rc = refuse(c, k.version, V3_BAD_AUTH, 0x86, "no certificate identity");
+			goto out;
+		}
 		if (!username)
 			goto nomem;
-	}
-	if (lc->use_identity_as_username || lc->use_subject_as_username) {
-		const char *u = lc->use_subject_as_username ? net_conn_cert_subject(c->conn)
-							    : net_conn_cert_cn(c->conn);
-		if (!u)
-			u = net_conn_psk_identity(c->conn);
-		free(username);
-		username = u ? strdup(u) : NULL;
-		if (!username) {
-			rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x87, "no certificate identity");
-			goto out;
-		}
 	} else {
-		const struct listener *l = c->l;
-		if (!username && !l->sec->allow_anonymous) {
-			rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x87, "anonymous access not allowed");
+		/* compat: a zero-length user name is no user name (anonymous). */
+		if (k.has_username && k.username.len && !(username = str_dup(k.username)))
+			goto nomem;
+		if (!security_password_ok(c->l, username, k.password.p, k.has_password ? k.password.len : 0)) {
+			/* v3 0x05, v5 0x87 Not authorized (MQTT-3.1.4-2), as mosquitto */
+			rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x87,
+				    username ? "bad user name or password" : "anonymous access not allowed");
 			goto out;
 		}
-		if (username && l->pw) {
-			if (auth_pw_check(l->pw, username, k.password.p, k.has_password ? k.password.len : 0) != 0 ||
-			    !k.has_password) {
-				rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x86, "bad user name or password");
-				goto out;
-			}
-		}
+	}
+	if (lc->use_username_as_clientid && !username) {
+		rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x87, "no user name for use_username_as_clientid");
+		goto out;
 	}
 
 	/* ---- client identifier ---- */
-	if (lc->use_username_as_clientid && username) {
+	if (lc->use_username_as_clientid) {
 		id = strdup(username);
 	} else if (k.client_id.len == 0) {
 		if (k.version == MQTT_V31) {
@@ -340,8 +336,9 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	c->id = s->id; /* free(id) below: the session holds the id */
 	c->username = username;
 	username = NULL;
-	if (c->l->pw && k.has_password && k.password.len) {
-		/* compat: as mosquitto, a reload re-checks connected clients. */
+	if (k.has_password && k.password.len && !security_uses_tls_identity(c->l)) {
+		/* compat: as mosquitto, a reload re-checks connected clients
+		 * (also against a password_file the reload adds). */
 		c->password = malloc(k.password.len);
 		if (c->password) {
 			memcpy(c->password, k.password.p, k.password.len);

@@ -77,7 +77,7 @@ static void reload(struct app *a)
 		fresh.verbose = b->cfg->verbose;
 		fresh.daemon = b->cfg->daemon;
 		if (config_parse_file(&fresh, a->conf_file, warn_cb, NULL, err, sizeof(err)) ||
-		    config_finish(&fresh, a->cmd_port, err, sizeof(err))) {
+		    config_finish_warn(&fresh, a->cmd_port, warn_cb, NULL, err, sizeof(err))) {
 			log_msg(b, LOG_F_ERROR, "Error reloading %s: %s; keeping the running configuration.",
 				a->conf_file, err);
 		} else {
@@ -184,7 +184,7 @@ int main(int argc, char **argv)
 	}
 	cfg.verbose = cfg.verbose || verbose;
 	cfg.daemon = cfg.daemon || daemon_mode;
-	if (config_finish(&cfg, cmd_port, err, sizeof(err))) {
+	if (config_finish_warn(&cfg, cmd_port, warn_cb, NULL, err, sizeof(err))) {
 		fprintf(stderr, "Error: %s\n", err);
 		goto out_cfg;
 	}
