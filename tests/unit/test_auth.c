@@ -317,6 +317,26 @@ START_TEST(pw_missing_file_and_null)
 }
 END_TEST
 
+/* A reload whose password or PSK file no longer loads installs these
+ * (compat: mosquitto then admits no user name and no PSK identity). */
+START_TEST(empty_tables_refuse_everyone)
+{
+	struct auth_pw *p = auth_pw_empty();
+	struct auth_psk *k = auth_psk_empty();
+	uint8_t key[16];
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(k);
+	ck_assert_uint_eq(auth_pw_count(p), 0);
+	ck_assert_int_eq(check(p, "alice", "apass"), -2);
+	ck_assert_int_eq(check(p, "alice", ""), -2);
+	ck_assert_int_eq(check(p, "", "x"), -2);
+	ck_assert_int_eq(auth_psk_lookup(k, "id1", key, sizeof(key)), -1);
+	auth_pw_free(p);
+	auth_psk_free(k);
+}
+END_TEST
+
 /* ---- PSK ---- */
 
 START_TEST(psk_file)
@@ -671,6 +691,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(pw, pw_malformed_lines_are_warnings_with_line_numbers);
 	tcase_add_test(pw, pw_duplicate_user_later_wins);
 	tcase_add_test(pw, pw_missing_file_and_null);
+	tcase_add_test(pw, empty_tables_refuse_everyone);
 	tcase_add_test(psk, psk_file);
 	tcase_add_test(acl, acl_anonymous_section);
 	tcase_add_test(acl, acl_user_sections);

@@ -59,7 +59,7 @@ static int load(const char *text)
 {
 	if (config_parse_string(&C, "t.conf", text, warn_cb, &W, E, sizeof(E)))
 		return -1;
-	return config_finish(&C, 0, E, sizeof(E));
+	return config_finish_warn(&C, 0, warn_cb, &W, E, sizeof(E));
 }
 
 #define LOAD_OK(text) ck_assert_msg(load(text) == 0, "unexpected error: %s", E)
@@ -583,9 +583,6 @@ START_TEST(tls_cross_checks)
 	config_free(&C);
 	LOAD_ERR_PREFIX("cafile /ca\n", "default listener (port 1883): cafile is set but TLS is not enabled");
 	config_free(&C);
-	LOAD_ERR("listener 8883\ncertfile /c\nkeyfile /k\nuse_subject_as_username true\n",
-		 "t.conf:1: listener 8883: use_subject_as_username needs require_certificate true");
-	config_free(&C);
 	LOAD_ERR("listener 8084\nprotocol websockets\npsk_hint h\n",
 		 "t.conf:1: listener 8084: psk_hint cannot be used with protocol websockets (as mosquitto)");
 	config_free(&C);
@@ -596,6 +593,48 @@ START_TEST(tls_cross_checks)
 	config_free(&C);
 	LOAD_OK("listener 8883\ncertfile /c\nkeyfile /k\ncafile /ca\nrequire_certificate true\n"
 		"use_identity_as_username true\n");
+	ck_assert_int_eq(W.n, 0);
+}
+END_TEST
+
+/* compat: mosquitto 2.0.11 starts with use_identity_as_username /
+ * use_subject_as_username but without require_certificate, and then refuses
+ * every client (CONNACK 0x04 / v5 0x86: no certificate is requested). vigil
+ * starts too, with a warning that says so (16_auth_paths checks the
+ * refusal). */
+START_TEST(tls_username_without_require_certificate_warns)
+{
+	LOAD_OK("listener 8883\ncertfile /c\nkeyfile /k\nuse_subject_as_username true\n");
+	ck_assert(C.listeners[0].use_subject_as_username && !C.listeners[0].require_certificate);
+	ck_assert_int_eq(W.n, 1);
+	ck_assert_msg(has_warning(&W, "t.conf:1: listener 8883: use_subject_as_username without require_certificate "
+				      "true: no client certificate is requested, so every client is refused"),
+		      "%s", W.msg[0]);
+	config_free(&C);
+	memset(&W, 0, sizeof(W));
+	LOAD_OK("listener 8883\ncertfile /c\nkeyfile /k\nuse_identity_as_username true\n");
+	ck_assert_int_eq(W.n, 1);
+	ck_assert(has_warning(&W, "t.conf:1: listener 8883: use_identity_as_username without require_certificate"));
+	config_free(&C);
+	memset(&W, 0, sizeof(W));
+	/* both: the identity (CN) wins, as in mosquitto; one warning */
+	LOAD_OK("listener 8883\ncertfile /c\nkeyfile /k\nuse_identity_as_username true\nuse_subject_as_username true\n");
+	ck_assert_int_eq(W.n, 1);
+	config_free(&C);
+	memset(&W, 0, sizeof(W));
+	/* a PSK listener has no certificate subject */
+	LOAD_OK("listener 8883\npsk_hint h\nuse_subject_as_username true\n");
+	ck_assert(has_warning(&W, "use_subject_as_username on a psk_hint listener"));
+	config_free(&C);
+	memset(&W, 0, sizeof(W));
+	/* PSK identity: fine without require_certificate */
+	LOAD_OK("listener 8883\npsk_hint h\nuse_identity_as_username true\n");
+	ck_assert_int_eq(W.n, 0);
+	config_free(&C);
+	memset(&W, 0, sizeof(W));
+	/* still an error without TLS at all (mosquitto-compat.md: TLS options without TLS) */
+	LOAD_ERR_PREFIX("listener 1883\nuse_identity_as_username true\n",
+			"t.conf:1: listener 1883: use_identity_as_username is set but TLS is not enabled");
 }
 END_TEST
 
@@ -764,6 +803,7 @@ static Suite *config_suite(void)
 	tcase_add_test(t, unsupported_options_warn);
 	tcase_add_test(t, every_mosquitto_keyword_is_known);
 	tcase_add_test(t, tls_cross_checks);
+	tcase_add_test(t, tls_username_without_require_certificate_warns);
 	tcase_add_test(t, per_listener_settings_false_is_global);
 	tcase_add_test(t, per_listener_settings_true_is_per_listener);
 	tcase_add_test(t, per_listener_settings_late_warns);
