@@ -21,13 +21,6 @@ topic readwrite #
 """
 
 
-def _bad_credentials(h):
-    """v5 CONNACK codes accepted for bad credentials: vigil promises 0x86 (Bad User Name or
-    Password); mosquitto 2.0.11 sends 0x87 (Not authorized), which the spec also allows."""
-    codes = [0x86] if h.vigil else [0x86, 0x87]
-    return [connack(rc, proto=5) for rc in codes]
-
-
 def _auth_broker(h, acl=True, extra="", hashes=("sha512-pbkdf2", "sha512")):
     path = os.path.join(h.dir, "passwd")
     users = [("alice", "apass"), ("bob", "bpass"), ("carol", "cpass")]
@@ -69,23 +62,25 @@ def test_wrong_password_v311_0x05(h):
     c.expect_closed()
 
 
-def test_wrong_password_v5_0x86(h):
-    # v5 MQTT-3.1.4-2, MQTT-3.2.2-7: CONNACK 0x86 (Bad User Name or Password), then close.
-    # compat: mosquitto 2.0.11 sends 0x87 (also allowed); vigil sends 0x86.
+def test_wrong_password_v5_0x87(h):
+    # v5 MQTT-3.1.4-2, MQTT-3.2.2-7: a wrong password -> CONNACK 0x87 (Not authorized, as
+    # mosquitto 2.0.11: 20 03 00 87 00), then close (v5 MQTT-3.2.2-7: session present 0).
     b = _auth_broker(h)
-    c = h.client(b, proto=5)
-    c.send(connect("wp5", proto=5, username="alice", password="wrong"))
-    got = c.expect_optional_then_closed(_bad_credentials(h))
-    check(got is not None, "no CONNACK before the close")
+    h.expect_refused(b, "wp5", 0x87, proto=5, username="alice", password="wrong")
 
 
-def test_unknown_user_v5_0x86(h):
-    # v5 MQTT-3.1.4-2: unknown user -> CONNACK 0x86, close.
+def test_unknown_user_v5_0x87(h):
+    # v5 MQTT-3.1.4-2: a user not in the password file -> CONNACK 0x87, close.
     b = _auth_broker(h)
-    c = h.client(b, proto=5)
-    c.send(connect("uu5", proto=5, username="mallory", password="apass"))
-    got = c.expect_optional_then_closed(_bad_credentials(h))
-    check(got is not None, "no CONNACK before the close")
+    h.expect_refused(b, "uu5", 0x87, proto=5, username="mallory", password="apass")
+
+
+def test_missing_password_v5_0x87(h):
+    # v5 MQTT-3.1.4-2: a known user without a password (or with a zero-length one, which
+    # mosquitto reads as none) -> CONNACK 0x87, close.
+    b = _auth_broker(h)
+    h.expect_refused(b, "mp5", 0x87, proto=5, username="alice")
+    h.expect_refused(b, "ep5", 0x87, proto=5, username="alice", password="")
 
 
 def test_anonymous_refused_v311_0x05(h):
@@ -114,8 +109,8 @@ def test_refused_connect_processes_nothing_v5_MQTT_3_1_4_6(h):
     c = h.client(b, proto=5)
     c.send(connect("x5", proto=5, username="alice", password="bad") +
            publish("alice/x", "sneak", proto=5))
-    got = c.expect_optional_then_closed(_bad_credentials(h))
-    check(got is not None, "no CONNACK before the close")
+    c.expect_packet(connack(0x87, proto=5))
+    c.expect_closed()
     bob.expect_no_packet(0.3)
 
 
