@@ -28,7 +28,7 @@ import sys
 import time
 
 import mqtt_test
-from mqtt_test import CONNACK, connack, connect, check, check_eq, fail, publish, puback, timeout
+from mqtt_test import CONNACK, connack, connect, check, publish, puback, vigil_only
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "interop"))
@@ -403,6 +403,29 @@ def test_sighup_allow_anonymous_false_without_password_file_v5_MQTT_3_1_4_2(h):
             break
         check(time.monotonic() < deadline, "still refused 3 s after allow_anonymous true")
         time.sleep(0.1)
+
+
+@vigil_only("mosquitto 2.0.11 drops every ACL rule when the acl_file no longer loads on SIGHUP "
+            "(everything is then allowed); vigil keeps the previous rules")
+def test_sighup_acl_file_unreadable_keeps_rules_v5(h):
+    # Not admission, but the same reload: an acl_file deleted before SIGHUP keeps its previous
+    # rules (logged as an error), so a topic it denied stays denied (v5 PUBACK 0x87), an allowed
+    # one stays allowed (PUBACK 0x10: no subscribers). mosquitto-compat.md.
+    acl = h.file("acl", "topic readwrite ok/#\n")
+    b = h.broker("allow_anonymous true\nacl_file %s\n" % acl, anon=False)
+    c = admitted(_tcp(h, b, 5))
+    c.send(publish("no/1", "x", qos=1, mid=1, proto=5))
+    c.expect_packet(puback(1, 0x87, proto=5))
+    os.unlink(acl)
+    b.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 3
+    while "keeping the previous ACL rules" not in b.log():
+        check(time.monotonic() < deadline, "no reload error logged:\n" + b.log_tail())
+        time.sleep(0.05)
+    c.send(publish("no/2", "x", qos=1, mid=2, proto=5))
+    c.expect_packet(puback(2, 0x87, proto=5))
+    c.send(publish("ok/3", "x", qos=1, mid=3, proto=5))
+    c.expect_packet(puback(3, 0x10, proto=5))
 
 
 # ---------------------------------------------------------------------------------------------
