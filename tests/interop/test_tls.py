@@ -9,8 +9,11 @@ checks: --cafile round trips (v3.1.1 and v5, QoS 1); require_certificate (valid 
 accepted, none or an untrusted one refused); use_identity_as_username and use_subject_as_username
 feeding the ACL; a plain MQTT CONNECT on the TLS port (no CONNACK, closed); tls_version tlsv1.3
 refusing a TLS 1.2 client; bulk (a 3 MB payload, 500 QoS 1 messages); SIGHUP with a replaced server certificate (existing connection kept,
-new connections see the new certificate). Prints PASS / FAIL per case; exit status 1 if any failed.
-What it deliberately does not: no PSK, no CRL, no WebSockets over TLS (test_websockets.py), no
+new connections see the new certificate); use_identity_as_username without require_certificate
+refusing even a client with a valid certificate ("bad user name or password", as mosquitto); TLS-PSK
+with mosquitto_pub/sub --psk (identity as user name feeding the ACL, wrong key refused, a user name
+without a password file refused). Prints PASS / FAIL per case; exit status 1 if any failed.
+What it deliberately does not: no CRL, no WebSockets over TLS (test_websockets.py), no
 packet-level checks beyond the few raw cases (tests/broker does those).
 Invariant: every client runs with a timeout (-W / subprocess timeout / socket timeout); every
 broker is stopped; the temp dirs are removed when the case passes.
@@ -390,6 +393,49 @@ def case_sighup_reloads_certificate(h):
     old.expect_publish("r/1", "after-reload", qos=1)
     old.send(mqtt_test.pingreq())
     old.expect_packet(mqtt_test.pingresp())
+
+
+def case_identity_without_require_certificate(h):
+    # use_identity_as_username without require_certificate: no client certificate is requested,
+    # so no client has an identity and every one is refused with "bad user name or password"
+    # (CONNACK 0x04 / v5 0x86), even with a valid certificate and allow_anonymous true; nothing
+    # it publishes is delivered. (mosquitto 2.0.11; vigil warns at start-up.)
+    b = h.broker(tls_conf("use_identity_as_username true\nallow_anonymous true\n"), anon=False)
+    for v in ("mqttv311", "mqttv5"):
+        rc, out = pub(b.port, "id/x", "x", v, qos=1, extra=client_tls(CERTS.alice) + ["-u", "alice"],
+                      expect_ok=False)
+        check(rc != 0 and "bad user name or password" in out.lower(),
+              "%s: want a refusal 'bad user name or password', got rc %d: %s" % (v, rc, out))
+    ok = h.broker(tls_conf("require_certificate true\nuse_identity_as_username true\n"), anon=False)
+    pub(ok.port, "id/x", "x", "mqttv5", qos=1, extra=client_tls(CERTS.alice))
+
+
+def _psk(identity, key):
+    return ["--psk", key, "--psk-identity", identity]
+
+
+def case_psk_clients(h):
+    # TLS-PSK with mosquitto_sub / mosquitto_pub --psk: with use_identity_as_username the PSK
+    # identity is the user name the ACL sees (ident1 may use psk/ident1/#, ident2 only reads);
+    # allow_anonymous false and no password file do not matter. A wrong key fails the handshake.
+    # Without use_identity_as_username a user name proves nothing: -u/-P refused (not authorised).
+    psk = h.file("psk", "ident1:deadbeef\nident2:0123456789abcdef\n")
+    acl = h.file("acl", "user ident1\ntopic readwrite psk/ident1/#\nuser ident2\ntopic read psk/#\n")
+    b = h.broker("psk_hint hint\npsk_file %s\nacl_file %s\nuse_identity_as_username true\n"
+                 "allow_anonymous false\n" % (psk, acl), anon=False)
+    s = Sub(b.port, "psk/#", "mqttv5", qos=1, count=2, wait=4, extra=_psk("ident2", "0123456789abcdef"))
+    pub(b.port, "psk/ident1/a", "one", "mqttv311", qos=1, extra=_psk("ident1", "deadbeef"))
+    pub(b.port, "psk/other", "denied", "mqttv5", qos=1, extra=_psk("ident1", "deadbeef"))
+    pub(b.port, "psk/ident1/b", "two", "mqttv5", qos=1, extra=_psk("ident1", "deadbeef") + ["-u", "ident2"])
+    check_eq(s.output(), ["psk/ident1/a one", "psk/ident1/b two"], "messages under the PSK identities")
+    rc, out = pub(b.port, "psk/ident1/c", "x", extra=_psk("ident1", "beef"), expect_ok=False)
+    check(rc != 0, "a wrong PSK was accepted: %s" % out)
+    b2 = h.broker("psk_hint hint\npsk_file %s\nallow_anonymous false\n" % psk, anon=False)
+    for v in ("mqttv311", "mqttv5"):
+        rc, out = pub(b2.port, "psk/x", "x", v, extra=_psk("ident1", "deadbeef") + ["-u", "ident1", "-P", "x"],
+                      expect_ok=False)
+        check(rc != 0 and "not authori" in out.lower(),
+              "%s: want 'not authorised' for a user name without a password file, got rc %d: %s" % (v, rc, out))
 
 
 CASES = [(n, f) for n, f in sorted(globals().items()) if n.startswith("case_")]
