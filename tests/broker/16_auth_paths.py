@@ -628,6 +628,21 @@ def test_psk_identity_as_username_and_sighup_v5_MQTT_3_1_4_2(h, psk):
     check(b.alive(), "broker died on SIGHUP")
 
 
+@with_certs
+def test_psk_listener_certificate_has_no_identity_v5_MQTT_3_1_4_2(h, certs):
+    # A listener with both certfile and psk_hint and use_identity_as_username: only a PSK
+    # identity is a user name there (mosquitto 2.0.11), so a client with a valid certificate is
+    # refused, 0x04 / v5 0x86. Control: without psk_hint the same certificate gets in.
+    pskf = h.file("psk", "ident1:deadbeef\n")
+    b = h.broker(_tls_conf(certs, "psk_hint hint\npsk_file %s\nuse_identity_as_username true\n"
+                           "require_certificate true\nallow_anonymous false\n" % pskf), anon=False)
+    ok = h.broker(_tls_conf(certs, "use_identity_as_username true\nrequire_certificate true\n"
+                            "allow_anonymous false\n"), anon=False)
+    for proto in PROTOS:
+        refused(_tls(h, b.port, proto, certs, certs.alice), BAD_USER_OR_PASSWORD)
+        admitted(_tls(h, ok.port, proto, certs, certs.alice))
+
+
 # ---------------------------------------------------------------------------------------------
 # WebSockets (vigil only: Debian's mosquitto 2.0.11 fails to open websockets listeners)
 
