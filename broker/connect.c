@@ -215,7 +215,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	}
 
 	/* ---- client identifier ---- */
-	if (lc->use_username_as_clientid) {
+	if (lc->use_username_as_clientid && username) {
 		id = strdup(username);
 	} else if (k.client_id.len == 0) {
 		if (k.version == MQTT_V31) {
