@@ -12,7 +12,7 @@ removes the password file (from the configuration or from disk), empties it, rem
 flips allow_anonymous; TLS listeners without require_certificate; use_identity_as_username /
 use_subject_as_username with and without require_certificate, a certificate without a CN, both
 options at once; TLS-PSK listeners (psk_file, identity as user name, identity revoked by
-SIGHUP, file deleted); WebSockets listeners (plain and over TLS; vigil only: Debian's mosquitto
+SIGHUP, file deleted); Unix-socket listeners; a v5 Authentication Method (0x8C); WebSockets listeners (plain and over TLS; vigil only: Debian's mosquitto
 2.0.11 cannot open a websockets listener). Authentication is not specified by MQTT beyond
 "the Server MAY check" (v311 3.1.4, v5 MQTT-3.1.4-2): each test cites the statement about the
 refusal it checks.
@@ -270,6 +270,60 @@ def test_refused_user_processes_nothing_v311_MQTT_3_1_4_5(h):
         c.expect_packet(NOT_AUTHORIZED[proto])
         c.expect_closed()
     w.expect_no_packet(0.3)
+
+
+def test_unix_socket_listener_v5_MQTT_3_1_4_2(h):
+    # A Unix-socket listener (`listener 0 PATH`) decides like TCP: allow_anonymous false and no
+    # password file refuse a user name; with a password file alice gets in (v5 MQTT-3.1.4-2).
+    # (mosquitto binds after dropping to user mosquitto: a directory it may write to.)
+    run = os.path.join(h.dir, "run")
+    os.mkdir(run)
+    os.chmod(run, 0o777)
+    pw = _passwd(h, [("alice", "apass")])
+    socks = []
+    for i, extra in enumerate(("", "password_file %s\n" % pw)):
+        path = os.path.join(run, "s%d.sock" % i)
+        h.broker("listener 0 %s\nallow_anonymous false\n%s" % (path, extra), anon=False)
+        deadline = time.monotonic() + 5
+        while not os.path.exists(path):
+            check(time.monotonic() < deadline, "no unix socket %s" % path)
+            time.sleep(0.01)
+        socks.append(path)
+
+    def unix(path, proto):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(3)
+        deadline = time.monotonic() + 3
+        while True:
+            try:
+                s.connect(path)
+                break
+            except OSError:
+                check(time.monotonic() < deadline, "cannot connect to %s" % path)
+                time.sleep(0.02)
+        return _client_on(h, s, proto, "unix")
+    for proto in PROTOS:
+        refused(unix(socks[0], proto), NOT_AUTHORIZED, username="alice", password="apass")
+        refused(unix(socks[0], proto), NOT_AUTHORIZED)
+        admitted(unix(socks[1], proto), username="alice", password="apass")
+        refused(unix(socks[1], proto), NOT_AUTHORIZED, username="alice", password="x")
+
+
+def test_enhanced_authentication_refused_v5_MQTT_3_1_4_2(h):
+    # v5 4.12: an Authentication Method the server does not support -> CONNACK 0x8C (Bad
+    # authentication method), close; valid user name and password do not change that, nor does
+    # allow_anonymous true (mosquitto 2.0.11 without plugins). Control: the same credentials
+    # without the property get in.
+    pw = _passwd(h, [("alice", "apass")])
+    for conf in ("allow_anonymous false\npassword_file %s\n" % pw, "allow_anonymous true\n"):
+        b = h.broker(conf, anon=False)
+        for props in ([(mqtt_test.AUTH_METHOD, "SCRAM-SHA-1")],
+                      [(mqtt_test.AUTH_METHOD, "SCRAM-SHA-1"), (mqtt_test.AUTH_DATA, b"client-first")]):
+            c = _tcp(h, b, 5)
+            c.send(connect(_cid("enh"), proto=5, username="alice", password="apass", properties=props))
+            c.expect_packet(connack(0x8C, proto=5))
+            c.expect_closed()
+        admitted(_tcp(h, b, 5), username="alice", password="apass")
 
 
 # ---------------------------------------------------------------------------------------------
