@@ -12,8 +12,9 @@ removes the password file (from the configuration or from disk), empties it, rem
 flips allow_anonymous; TLS listeners without require_certificate; use_identity_as_username /
 use_subject_as_username with and without require_certificate, a certificate without a CN, both
 options at once; TLS-PSK listeners (psk_file, identity as user name, identity revoked by
-SIGHUP, file deleted); Unix-socket listeners; a v5 Authentication Method (0x8C); WebSockets listeners (plain and over TLS; vigil only: Debian's mosquitto
-2.0.11 cannot open a websockets listener). Authentication is not specified by MQTT beyond
+SIGHUP, file deleted); Unix-socket listeners; a v5 Authentication Method (0x8C); WebSockets
+listeners (plain and over TLS; vigil only: Debian's mosquitto 2.0.11 cannot open a websockets
+listener). Authentication is not specified by MQTT beyond
 "the Server MAY check" (v311 3.1.4, v5 MQTT-3.1.4-2): each test cites the statement about the
 refusal it checks.
 """
