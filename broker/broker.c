@@ -21,6 +21,8 @@ int broker_init(struct broker *b, struct config *cfg, struct net_loop *loop)
 	b->cfg = cfg;
 	b->loop = loop;
 	b->start_mono = net_now_update(loop);
+	mem_init(&b->mem, cfg->memory_limit);
+	net_loop_set_mem_hook(loop, mem_note, &b->mem); /* connection buffers count too */
 	wheel_init(&b->wheel, b->start_mono);
 	b->subs = subtree_new();
 	b->retained = retain_new();
@@ -198,6 +200,7 @@ void broker_reload(struct broker *b)
 {
 	char err[512];
 	log_msg(b, LOG_F_NOTICE, "Reloading password, ACL and TLS files.");
+	b->mem.limit = b->cfg->memory_limit; /* reloaded, as mosquitto */
 	for (size_t i = 0; i < b->n_listeners; i++) {
 		struct listener *l = &b->listeners[i];
 		if (!b->cfg->per_listener_settings && i > 0) {

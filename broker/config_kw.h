@@ -384,7 +384,7 @@ static const struct kw KW[] = {
 	INT("max_inflight_bytes", S_GLOBAL, GF(max_inflight_bytes), 0, INT64_MAX, F_RELOAD),
 	INT("max_queued_messages", S_GLOBAL, GF(max_queued_messages), 0, INT_MAX, F_RELOAD | F_NEGMIN),
 	INT("max_queued_bytes", S_GLOBAL, GF(max_queued_bytes), 0, INT64_MAX, F_RELOAD),
-	INT("memory_limit", S_GLOBAL, GF(memory_limit), 0, INT64_MAX, F_RELOAD | F_NOTYET),
+	INT("memory_limit", S_GLOBAL, GF(memory_limit), 0, INT64_MAX, F_RELOAD),
 	BOOL("queue_qos0_messages", S_GLOBAL, GF(queue_qos0_messages), F_RELOAD),
 	BOOL("retain_available", S_GLOBAL, GF(retain_available), F_RELOAD),
 	BOOL("set_tcp_nodelay", S_GLOBAL, GF(set_tcp_nodelay), F_RELOAD),

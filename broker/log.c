@@ -93,7 +93,7 @@ static void log_to_topic(struct broker *b, struct log *l, unsigned type, const c
 		return;
 	char topic[24];
 	snprintf(topic, sizeof(topic), "$SYS/broker/log/%c", topic_letter(type));
-	struct message *m = message_new(mqtt_cstr(topic), mqtt_cstr(msg), (struct mqtt_str){0}, 0, false, NULL, NULL);
+	struct message *m = message_new(NULL, mqtt_cstr(topic), mqtt_cstr(msg), (struct mqtt_str){0}, 0, false, NULL, NULL);
 	if (!m)
 		return;
 	l->in_topic = true;
