@@ -111,6 +111,14 @@ static int load_security(struct listener *l, const struct security_conf *sec, ch
 	return 0;
 }
 
+/* websockets_log_level: libwebsockets' lines go to the log as type
+ * "websockets" (as mosquitto's log_wrap), without lws's newline. */
+static void ws_log_line(void *user, const char *line)
+{
+	size_t n = strlen(line);
+	log_msg(user, LOG_F_WEBSOCKETS, "%.*s", (int)(n && line[n - 1] == '\n' ? n - 1 : n), line);
+}
+
 int broker_listen(struct broker *b, char *err, size_t errlen)
 {
 	const struct config *cfg = b->cfg;
@@ -150,6 +158,10 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 			.kind = lc->websockets ? NET_WEBSOCKETS : NET_TCP,
 			.tls = l->tls,
 			.ws_http_dir = lc->http_dir,
+			.ws_headers_size = cfg->websockets_headers_size,
+			.ws_log_level = cfg->websockets_log_level,
+			.ws_log = ws_log_line,
+			.ws_log_user = b,
 		};
 		l->nl = net_listen(b->loop, &lo, client_accept, l, err, errlen);
 		if (!l->nl && lc->bind_optional) {

@@ -158,6 +158,13 @@ struct net_listen_opts {
 	struct net_tls *tls;      /* NULL for plain; owned by the caller */
 	int backlog;              /* 0 = default (SOMAXCONN) */
 	const char *ws_http_dir;  /* optional static files for WebSockets (NULL = none) */
+	unsigned ws_headers_size; /* WebSockets: HTTP header buffer (bytes, <= 65535), 0 = lws's default */
+	/* WebSockets: libwebsockets' log level (its LLL_* bitmask; 0 = nothing)
+	 * and where its lines go (NULL: stderr). Process-wide in lws: the last
+	 * WebSockets listener opened sets them. */
+	int ws_log_level;
+	void (*ws_log)(void *user, const char *line);
+	void *ws_log_user;
 };
 
 /* A new connection was accepted (before any handshake completes). The
