@@ -15,7 +15,8 @@
  *                  QoS state machine and encoding.
  *   6. subscribe.c SUBSCRIBE / UNSUBSCRIBE and retained delivery.
  *   7. wheel.c, subtree.c  data structures; store.c the durable-state seam;
- *      sys.c $SYS; log.c logging; config.c and auth.c the mosquitto files.
+ *      sys.c $SYS; log.c logging; config.c and auth.c the mosquitto files;
+ *      mem.c the memory_limit accounting of what holds load.
  *
  * Threading: one thread owns everything here. Time: broker_now(b) (monotonic
  * ms) is the loop's cached clock; nothing in the broker reads the wall clock for
