@@ -273,7 +273,7 @@ START_TEST(fanout_not_refused_qos0_shed_when_backlogged_v5_MQTT_4_3_2_4)
 {
 	struct net_conn *s[3];
 	for (int i = 0; i < 3; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof(id), "s%d", i);
 		s[i] = connect_ok(MQTT_V311, id);
 		subscribe(s[i], MQTT_V311, "f", 1);
