@@ -5,7 +5,9 @@
  *
  * Every function takes the accounting (struct mem, one per broker, inside
  * struct broker) explicitly; NULL means "not accounted" (plain malloc/free),
- * for the few objects that are deliberately left out.
+ * for the few objects that are deliberately left out. Durable state restored
+ * at start-up was acknowledged before the restart and must not be refused:
+ * restore it with the limit lifted (m->limit = 0 while loading).
  */
 #ifndef VIGIL_MEM_H
 #define VIGIL_MEM_H
