@@ -17,10 +17,10 @@
  * net's memory hook each connection's struct, input buffer and output
  * chunks. Those are what grows with load. Not counted: subscriptions and
  * the topic trees, retained-tree nodes, topic aliases, user names, the
- * configuration and auth files, libwebsockets and OpenSSL internals, and the
- * broker's own $SYS and log-topic messages (a bounded set; they must go on
- * reporting while the broker sits at its limit). So the $SYS heap topics are
- * this figure, not the process's heap.
+ * configuration and auth files, net/ws.c's frame buffers, libwebsockets and
+ * OpenSSL internals, and the broker's own $SYS and log-topic messages (a
+ * bounded set; they must go on reporting while the broker sits at its
+ * limit). So the $SYS heap topics are this figure, not the process's heap.
  *
  * The policy (mem_alloc vs mem_zalloc_always): only new load is refused —
  * a new message (PUBLISH, will) and a new session. Whatever serves load
