@@ -72,6 +72,7 @@ LINK_test_subtree  = $(BUILD)/broker/subtree.o $(BUILD)/libprotocol.a
 LINK_test_config   = $(BUILD)/broker/config.o
 LINK_test_auth     = $(BUILD)/broker/auth.o $(BUILD)/broker/auth_pw.o $(BUILD)/broker/auth_acl.o
 LINK_test_broker   = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
+LINK_test_mem      = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_ws       = $(BUILD)/libnet.a
 LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 

@@ -21,6 +21,8 @@ int broker_init(struct broker *b, struct config *cfg, struct net_loop *loop)
 	b->cfg = cfg;
 	b->loop = loop;
 	b->start_mono = net_now_update(loop);
+	mem_init(&b->mem, cfg->memory_limit);
+	net_loop_set_mem_hook(loop, mem_note, &b->mem); /* connection buffers count too */
 	wheel_init(&b->wheel, b->start_mono);
 	b->subs = subtree_new();
 	b->retained = retain_new();
@@ -109,6 +111,14 @@ static int load_security(struct listener *l, const struct security_conf *sec, ch
 	return 0;
 }
 
+/* websockets_log_level: libwebsockets' lines go to the log as type
+ * "websockets" (as mosquitto's log_wrap), without lws's newline. */
+static void ws_log_line(void *user, const char *line)
+{
+	size_t n = strlen(line);
+	log_msg(user, LOG_F_WEBSOCKETS, "%.*s", (int)(n && line[n - 1] == '\n' ? n - 1 : n), line);
+}
+
 int broker_listen(struct broker *b, char *err, size_t errlen)
 {
 	const struct config *cfg = b->cfg;
@@ -148,6 +158,10 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 			.kind = lc->websockets ? NET_WEBSOCKETS : NET_TCP,
 			.tls = l->tls,
 			.ws_http_dir = lc->http_dir,
+			.ws_headers_size = cfg->websockets_headers_size,
+			.ws_log_level = cfg->websockets_log_level,
+			.ws_log = ws_log_line,
+			.ws_log_user = b,
 		};
 		l->nl = net_listen(b->loop, &lo, client_accept, l, err, errlen);
 		if (!l->nl && lc->bind_optional) {
@@ -248,6 +262,7 @@ void broker_reload(struct broker *b)
 {
 	char err[512];
 	log_msg(b, LOG_F_NOTICE, "Reloading password, ACL and TLS files.");
+	b->mem.limit = b->cfg->memory_limit; /* reloaded, as mosquitto */
 	struct listener *old = calloc(b->n_listeners ? b->n_listeners : 1, sizeof(*old));
 	if (!old) {
 		log_msg(b, LOG_F_ERROR, "Error: out of memory; password, ACL and PSK files not reloaded.");

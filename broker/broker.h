@@ -15,7 +15,8 @@
  *                  QoS state machine and encoding.
  *   6. subscribe.c SUBSCRIBE / UNSUBSCRIBE and retained delivery.
  *   7. wheel.c, subtree.c  data structures; store.c the durable-state seam;
- *      sys.c $SYS; log.c logging; config.c and auth.c the mosquitto files.
+ *      sys.c $SYS; log.c logging; config.c and auth.c the mosquitto files;
+ *      mem.c the memory_limit accounting of what holds load.
  *
  * Threading: one thread owns everything here. Time: broker_now(b) (monotonic
  * ms) is the loop's cached clock; nothing in the broker reads the wall clock for
@@ -32,6 +33,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "mem.h"
 #include "mqtt.h"
 #include "net.h"
 #include "subtree.h"
@@ -59,12 +61,16 @@ struct message {
 	struct mqtt_str props; /* v5 properties forwarded as-is (no alias, sub id, expiry) */
 	const char *origin_id;   /* retained messages: publisher's client id (check_retain_source) */
 	const char *origin_user; /* and user name; NULL when none */
+	struct mem *mem;         /* the accounting it was allocated from (NULL: none) */
 	uint8_t data[];
 };
 
-/* origin_id / origin_user (may be NULL) are kept only when retain is set. */
-struct message *message_new(struct mqtt_str topic, struct mqtt_str payload, struct mqtt_str props, uint8_t qos,
-			    bool retain, const char *origin_id, const char *origin_user);
+/* origin_id / origin_user (may be NULL) are kept only when retain is set.
+ * mem: the broker's accounting (&b->mem); NULL only for the broker's own
+ * bounded messages ($SYS, log topic). NULL result: no memory, or
+ * memory_limit reached (the caller refuses the message). */
+struct message *message_new(struct mem *mem, struct mqtt_str topic, struct mqtt_str payload, struct mqtt_str props,
+			    uint8_t qos, bool retain, const char *origin_id, const char *origin_user);
 static inline struct message *message_ref(struct message *m)
 {
 	m->refs++;
@@ -221,6 +227,7 @@ struct broker {
 	bool stopping;
 	bool routing;        /* inside route_message (log.c must not route then) */
 	struct log *log;
+	struct mem mem;      /* memory_limit accounting (mem.c) */
 	const struct store_ops *store;
 	void *store_user;
 };

@@ -40,7 +40,7 @@ void client_accept(struct net_listener *nl, struct net_conn *conn, void *user)
 		net_conn_close(conn, NET_CLOSE_ABORT);
 		return;
 	}
-	struct client *c = calloc(1, sizeof(*c));
+	struct client *c = mem_zalloc_always(&b->mem, sizeof(*c)); /* counted; a CONNECT is refused later */
 	if (!c) {
 		net_conn_close(conn, NET_CLOSE_ABORT);
 		return;
@@ -303,6 +303,13 @@ static void on_data(struct net_conn *conn, void *user)
 		if (rc == MQTT_INCOMPLETE) {
 			uint32_t rl;
 			int n = avail > 1 ? mqtt_vbi_decode(buf + 1, avail - 1, &rl) : 0;
+			/* memory_limit: a PUBLISH that cannot fit is refused before it
+			 * is buffered (mosquitto fails its packet read the same way). */
+			if (n > 0 && (buf[0] >> 4) == MQTT_PUBLISH && c->state == CS_CONNECTED &&
+			    !mem_fits(&b->mem, rl)) {
+				client_fail(c, 0x97, MQTT_PUBLISH); /* v5: Quota exceeded */
+				break;
+			}
 			if (n > 0)
 				net_conn_set_input_limit(conn, (size_t)rl + 1 + (size_t)n); /* room for this frame */
 			break;
@@ -351,5 +358,5 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 		explicit_bzero(c->password, c->password_len);
 		free(c->password);
 	}
-	free(c);
+	mem_free(&b->mem, c);
 }

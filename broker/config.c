@@ -428,6 +428,7 @@ void config_init(struct config *c)
 	c->log_type = LOG_F_ERROR | LOG_F_WARNING | LOG_F_NOTICE | LOG_F_INFORMATION;
 	c->log_timestamp = true;
 	c->connection_messages = true;
+	c->log_facility = -1; /* daemon */
 	listener_defaults(&c->default_listener);
 }
 

@@ -111,7 +111,10 @@ struct config {
 	bool check_retain_source;    /* default true */
 	unsigned connect_timeout;    /* seconds before CONNECT must arrive; default 10 */
 	unsigned sys_interval;       /* $SYS period in seconds; default 10; 0 off */
-	uint64_t memory_limit;       /* bytes, 0 = none */
+	uint64_t memory_limit;       /* bytes, 0 = none (mem.c) */
+	bool allow_duplicate_messages; /* v3.x: one copy per matching subscription (default false) */
+	int websockets_log_level;    /* libwebsockets log level bitmask; 0 = none */
+	unsigned websockets_headers_size; /* libwebsockets HTTP header buffer; 0 = lws's default */
 	unsigned retry_interval;     /* accepted for compatibility, no effect (as mosquitto 2.0) */
 
 	/* process */
@@ -131,6 +134,7 @@ struct config {
 	bool log_timestamp;          /* default true */
 	char *log_timestamp_format;
 	bool connection_messages;    /* default true */
+	int log_facility;            /* syslog: -1 = daemon (default), 0..7 = local0..local7 */
 	bool verbose;                /* -v: config_finish sets log_type to all (log_dest unchanged, as mosquitto) */
 
 	/* Added by config. Options given before the first "listener" line of a

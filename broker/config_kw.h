@@ -283,6 +283,18 @@ static int h_retry_interval(struct pfile *f, const struct kw *k, char *args)
 	return 0;
 }
 
+static int h_allow_duplicate(struct pfile *f, const struct kw *k, char *args)
+{
+	char *w = one_word(f, k, &args);
+	bool b;
+	if (!w || parse_bool(f, k, w, &b))
+		return -1;
+	f->p->c->allow_duplicate_messages = b;
+	pwarn(f, "option 'allow_duplicate_messages' is deprecated (as in mosquitto 2.0, which still honours it, "
+		 "as vigil does)");
+	return 0;
+}
+
 /* mosquitto's include_dir order: letter by letter, case-insensitively first,
  * then upper case before lower case ("A.conf" < "a.conf" < "B.conf"). */
 static int include_cmp(const void *a, const void *b)
@@ -384,7 +396,7 @@ static const struct kw KW[] = {
 	INT("max_inflight_bytes", S_GLOBAL, GF(max_inflight_bytes), 0, INT64_MAX, F_RELOAD),
 	INT("max_queued_messages", S_GLOBAL, GF(max_queued_messages), 0, INT_MAX, F_RELOAD | F_NEGMIN),
 	INT("max_queued_bytes", S_GLOBAL, GF(max_queued_bytes), 0, INT64_MAX, F_RELOAD),
-	INT("memory_limit", S_GLOBAL, GF(memory_limit), 0, INT64_MAX, F_RELOAD | F_NOTYET),
+	INT("memory_limit", S_GLOBAL, GF(memory_limit), 0, INT64_MAX, F_RELOAD),
 	BOOL("queue_qos0_messages", S_GLOBAL, GF(queue_qos0_messages), F_RELOAD),
 	BOOL("retain_available", S_GLOBAL, GF(retain_available), F_RELOAD),
 	BOOL("set_tcp_nodelay", S_GLOBAL, GF(set_tcp_nodelay), F_RELOAD),
@@ -394,6 +406,7 @@ static const struct kw KW[] = {
 	INT("sys_interval", S_GLOBAL, GF(sys_interval), 0, 65535, F_RELOAD),
 	INT("connect_timeout", S_GLOBAL, GF(connect_timeout), 1, 3600, F_RELOAD), /* vigil */
 	FNF("retry_interval", S_GLOBAL, GF(retry_interval), h_retry_interval, 0, INT_MAX, F_RELOAD),
+	FNF("allow_duplicate_messages", S_GLOBAL, GF(allow_duplicate_messages), h_allow_duplicate, 0, 0, F_RELOAD),
 	/* process, persistence, logging */
 	STR("pid_file", S_GLOBAL, GF(pid_file), 0),
 	STR("user", S_GLOBAL, GF(user), 0),
@@ -407,6 +420,9 @@ static const struct kw KW[] = {
 	BOOL("log_timestamp", S_GLOBAL, GF(log_timestamp), F_RELOAD),
 	STR("log_timestamp_format", S_GLOBAL, GF(log_timestamp_format), F_RELOAD),
 	BOOL("connection_messages", S_GLOBAL, GF(connection_messages), F_RELOAD),
+	INT("log_facility", S_GLOBAL, GF(log_facility), 0, 7, F_RELOAD), /* local0..local7 */
+	INT("websockets_log_level", S_GLOBAL, GF(websockets_log_level), 0, INT_MAX, 0),
+	INT("websockets_headers_size", S_GLOBAL, GF(websockets_headers_size), 0, 65535, 0),
 	FN("include_dir", S_GLOBAL, h_include_dir, 0, 0, 0),
 	/* listeners */
 	FN("listener", S_GLOBAL, h_listener, 0, 0, 0),
@@ -442,11 +458,7 @@ static const struct kw KW[] = {
 	ERR("tls_engine", 0, "selects an OpenSSL engine, which vigil does not support"),
 	ERR("tls_engine_kpass_sha1", 0, "selects an OpenSSL engine, which vigil does not support"),
 	/* known, accepted, ignored with a warning */
-	WARN("allow_duplicate_messages"),
 	WARN("autosave_on_changes"),
-	WARN("log_facility"),
-	WARN("websockets_log_level"),
-	WARN("websockets_headers_size"),
 	/* known, refused */
 	ERR("clientid_prefixes", 0, "restricts client ids; vigil does not implement it and ignoring it would "
 				    "admit clients that mosquitto refuses"),

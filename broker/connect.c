@@ -117,7 +117,7 @@ static int make_will(struct client *c, const struct mqtt_connect *k, struct will
 	struct mqtt_str topic = mqtt_cstr(t);
 	struct will *wl = calloc(1, sizeof(*wl));
 	if (wl)
-		wl->msg = message_new(topic, k->will_payload, props, k->will_qos, k->will_retain, NULL, NULL);
+		wl->msg = message_new(&c->b->mem, topic, k->will_payload, props, k->will_qos, k->will_retain, NULL, NULL);
 	free(big);
 	free(full);
 	if (!wl || !wl->msg) {

@@ -52,8 +52,9 @@ static void list_remove(struct out_list *l, struct outmsg *o)
 
 static void out_free(struct outmsg *o)
 {
+	struct mem *acct = o->msg->mem; /* entries are charged to their message's accounting */
 	message_unref(&o->msg);
-	free(o);
+	mem_free(acct, o);
 }
 
 void out_list_clear(struct out_list *l)
@@ -173,7 +174,8 @@ static bool send_publish(struct client *c, struct message *m, uint8_t qos, uint1
 
 static struct outmsg *out_new(struct message *m, uint8_t qos, bool retain, const uint32_t *sub_ids, uint8_t n)
 {
-	struct outmsg *o = calloc(1, sizeof(*o) + n * sizeof(uint32_t));
+	/* Counted, never refused: the message was accepted (mem.c). */
+	struct outmsg *o = mem_zalloc_always(m->mem, sizeof(*o) + n * sizeof(uint32_t));
 	if (!o)
 		return NULL;
 	o->msg = message_ref(m);
@@ -212,7 +214,10 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 		 * without bound: past the limit, QoS 0 messages to it are dropped
 		 * (QoS 1/2 are bounded by the in-flight window). */
 		uint64_t cap = cfg->max_queued_bytes ? cfg->max_queued_bytes : DELIVER_QOS0_BACKLOG;
-		if (net_conn_out_pending(c->conn) > cap) {
+		size_t pending = net_conn_out_pending(c->conn);
+		/* At memory_limit, a client that has not taken its output yet
+		 * sheds QoS 0 first (at most once allows it). */
+		if (pending > cap || (pending && !mem_fits(&b->mem, m->payload.len))) {
 			b->st.pub_dropped++;
 			return;
 		}

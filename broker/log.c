@@ -3,7 +3,8 @@
  *
  * "1700000000: New connection from 127.0.0.1:54321 on port 1883." — a Unix
  * timestamp prefix (or log_timestamp_format via strftime), then the message.
- * The wording of the events people grep for follows mosquitto's. Log
+ * The wording of the events people grep for follows mosquitto's. syslog
+ * uses the daemon facility, or localN with log_facility N. Log
  * timestamps are the one place the broker reads the wall clock; no timeout
  * ever depends on it.
  */
@@ -44,8 +45,13 @@ void log_init(struct broker *b)
 		else
 			setvbuf(l->file, NULL, _IOLBF, 0);
 	}
-	if (l->dest & LOG_D_SYSLOG)
-		openlog("vigil", LOG_PID | LOG_CONS, LOG_DAEMON);
+	if (l->dest & LOG_D_SYSLOG) {
+		/* log_facility N: localN, as mosquitto (mosquitto.conf(5)); else daemon. */
+		static const int local[8] = {LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3,
+					     LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7};
+		int n = c->log_facility;
+		openlog("vigil", LOG_PID | LOG_CONS, n >= 0 && n < 8 ? local[n] : LOG_DAEMON);
+	}
 	b->log = l;
 }
 
@@ -93,7 +99,7 @@ static void log_to_topic(struct broker *b, struct log *l, unsigned type, const c
 		return;
 	char topic[24];
 	snprintf(topic, sizeof(topic), "$SYS/broker/log/%c", topic_letter(type));
-	struct message *m = message_new(mqtt_cstr(topic), mqtt_cstr(msg), (struct mqtt_str){0}, 0, false, NULL, NULL);
+	struct message *m = message_new(NULL, mqtt_cstr(topic), mqtt_cstr(msg), (struct mqtt_str){0}, 0, false, NULL, NULL);
 	if (!m)
 		return;
 	l->in_topic = true;

@@ -4,23 +4,26 @@
  * One allocation holds the header, the topic (NUL-terminated), the payload
  * and the forwardable v5 properties. A message is never changed after
  * message_new; every receiver shares it. message_unref NULLs the caller's
- * pointer so a dangling use faults at once.
+ * pointer so a dangling use faults at once. It is allocated from the
+ * broker's accounting (mem.c), so a message that does not fit under
+ * memory_limit is never made.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
 
-struct message *message_new(struct mqtt_str topic, struct mqtt_str payload, struct mqtt_str props, uint8_t qos,
-			    bool retain, const char *origin_id, const char *origin_user)
+struct message *message_new(struct mem *mem, struct mqtt_str topic, struct mqtt_str payload, struct mqtt_str props,
+			    uint8_t qos, bool retain, const char *origin_id, const char *origin_user)
 {
 	size_t il = retain && origin_id ? strlen(origin_id) + 1 : 0;
 	size_t ul = retain && origin_user ? strlen(origin_user) + 1 : 0;
 	size_t n = sizeof(struct message) + (size_t)topic.len + 1 + payload.len + props.len + il + ul;
-	struct message *m = malloc(n);
+	struct message *m = mem_alloc(mem, n); /* refused at memory_limit */
 	if (!m)
 		return NULL;
 	memset(m, 0, sizeof(*m));
+	m->mem = mem;
 	m->refs = 1;
 	m->qos = qos;
 	m->retain = retain;
@@ -57,7 +60,7 @@ void message_unref(struct message **mp)
 		return;
 	*mp = NULL;
 	if (--m->refs == 0)
-		free(m);
+		mem_free(m->mem, m);
 }
 
 bool message_expired(const struct message *m, uint64_t now)

@@ -127,7 +127,7 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 		mqtt_pw_copy_except(&w, p.props.raw, drop);
 		props = (struct mqtt_str){buf, (uint32_t)w.len};
 	}
-	struct message *m = message_new(topic, p.payload, props, p.qos, p.retain, c->id, c->username);
+	struct message *m = message_new(&b->mem, topic, p.payload, props, p.qos, p.retain, c->id, c->username);
 	free(pbig);
 	free(tbig);
 	if (!m)

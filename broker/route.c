@@ -30,12 +30,13 @@ struct route_ctx {
 	size_t n, cap;
 	bool heap;
 	bool upgrade; /* upgrade_outgoing_qos (non-standard, as mosquitto) */
+	bool dup_v3;  /* allow_duplicate_messages: a v3.x session gets one copy per subscription */
 };
 
 static struct target *target_for(struct route_ctx *rc, struct session *s, struct message *m,
 				 uint32_t gen)
 {
-	if (s->route_gen == gen)
+	if (s->route_gen == gen && !(rc->dup_v3 && s->version != MQTT_V5))
 		return &rc->t[s->route_slot];
 	if (rc->n == rc->cap) {
 		size_t cap = rc->cap * 2;
@@ -104,6 +105,7 @@ size_t route_message(struct broker *b, struct message *m)
 	rc.t = stack;
 	rc.cap = 16;
 	rc.upgrade = b->cfg->upgrade_outgoing_qos;
+	rc.dup_v3 = b->cfg->allow_duplicate_messages; /* compat: as mosquitto 2.0.11 */
 	if (b->routing || subtree_match(b->subs, m->topic, &b->match))
 		return 0; /* never re-entered: b->match is in use */
 	b->routing = true;

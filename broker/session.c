@@ -91,22 +91,25 @@ void session_destroy_all(struct broker *b)
 
 struct session *session_new(struct broker *b, const char *id)
 {
-	struct session *s = calloc(1, sizeof(*s));
+	/* A new session is new load: refused at memory_limit (mem.c). */
+	size_t idlen = strlen(id) + 1;
+	struct session *s = mem_zalloc(&b->mem, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->id = strdup(id);
+	s->id = mem_alloc(&b->mem, idlen);
 	if (!s->id) {
-		free(s);
+		mem_free(&b->mem, s);
 		return NULL;
 	}
+	memcpy(s->id, id, idlen);
 	s->b = b;
 	s->serial = ++b->next_serial;
 	s->next_pid = 1;
 	s->hash = id_hash(id);
 	wheel_entry_init(&s->expiry_timer, on_expiry);
 	if (stab_insert(b, s)) {
-		free(s->id);
-		free(s);
+		mem_free(&b->mem, s->id);
+		mem_free(&b->mem, s);
 		return NULL;
 	}
 	store_session_new(b, s);
@@ -137,8 +140,8 @@ void session_destroy(struct session *s)
 	free(s->in_qos2);
 	free(s->subs);
 	free(s->username);
-	free(s->id);
-	free(s);
+	mem_free(&b->mem, s->id);
+	mem_free(&b->mem, s);
 }
 
 void session_clear_will(struct session *s)

@@ -4,7 +4,9 @@
  * Every sys_interval seconds the broker publishes its counters as retained
  * messages under $SYS/broker/..., only when a value changed. vigil adds its
  * liveness counters under $SYS/broker/vigil/... (keepalive timeouts, wills
- * published, pre-CONNECT timeouts, half-open closes).
+ * published, pre-CONNECT timeouts, half-open closes). The heap figures are
+ * the memory_limit accounting of mem.c (what the broker holds for its load),
+ * not the whole process heap.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,7 +19,7 @@ static void pub(struct broker *b, const char *topic, const char *value)
 	struct message *old = retain_get(b->retained, mqtt_cstr(topic));
 	if (old && old->payload.len == strlen(value) && memcmp(old->payload.p, value, old->payload.len) == 0)
 		return;
-	struct message *m = message_new(mqtt_cstr(topic), mqtt_cstr(value), (struct mqtt_str){0}, 0, true, NULL, NULL);
+	struct message *m = message_new(NULL, mqtt_cstr(topic), mqtt_cstr(value), (struct mqtt_str){0}, 0, true, NULL, NULL);
 	if (!m)
 		return;
 	route_retain(b, m);
@@ -52,6 +54,9 @@ void sys_publish(struct broker *b)
 	pub_u64(b, "$SYS/broker/bytes/sent", st->bytes_sent);
 	pub_u64(b, "$SYS/broker/subscriptions/count", subtree_count(b->subs));
 	pub_u64(b, "$SYS/broker/retained messages/count", retain_count(b->retained));
+	/* mosquitto's figures with memory tracking; vigil's count what mem.c accounts. */
+	pub_u64(b, "$SYS/broker/heap/current", b->mem.current);
+	pub_u64(b, "$SYS/broker/heap/maximum", b->mem.maximum);
 	pub_u64(b, "$SYS/broker/vigil/keepalive_timeouts", st->keepalive_timeouts);
 	pub_u64(b, "$SYS/broker/vigil/wills_published", st->wills_published);
 	pub_u64(b, "$SYS/broker/vigil/preconnect_timeouts", st->preconnect_timeouts);

@@ -34,6 +34,7 @@ struct net_conn *net_conn_new(struct net_loop *loop, int fd, struct net_listener
 	struct net_conn *c = calloc(1, sizeof *c + plen + 1);
 	if (!c)
 		return NULL;
+	net_mem(loop, c, 1);
 	memcpy(c->peer, peer, plen + 1);
 	c->h.kind = NET_H_CONN;
 	c->loop = loop;
@@ -57,6 +58,7 @@ void net_conn_free_out(struct net_conn *c)
 	struct net_chunk *k = c->out_head;
 	while (k) {
 		struct net_chunk *next = k->next;
+		net_mem(c->loop, k, -1);
 		free(k);
 		k = next;
 	}
@@ -87,6 +89,7 @@ void net_conn_destroy(struct net_conn *c)
 		close(c->fd);
 	}
 	c->h.dead = 1;
+	net_mem(loop, c->in_own, -1);
 	free(c->in_own);
 	net_conn_free_out(c);
 	free(c->cert_cn);
@@ -94,6 +97,7 @@ void net_conn_destroy(struct net_conn *c)
 	free(c->psk_identity);
 	if (c->listener)
 		net_listener_unref(c->listener);
+	net_mem(loop, c, -1);
 	free(c);
 }
 
@@ -197,6 +201,7 @@ void net_conn_consume(struct net_conn *c, size_t n)
 	if (c->in_start == c->in_end) {
 		/* Nothing left: drop the own buffer (idle conns hold none). */
 		if (c->in_base == c->in_own) {
+			net_mem(c->loop, c->in_own, -1);
 			free(c->in_own);
 			c->in_own = NULL;
 			c->in_cap = 0;
@@ -259,11 +264,14 @@ uint8_t *net_conn_in_space(struct net_conn *c, size_t want, size_t *avail, int *
 			ncap = used + want;
 		if (ncap > c->in_limit)
 			ncap = c->in_limit;
+		long long was = c->in_own ? (long long)malloc_usable_size(c->in_own) : 0;
 		uint8_t *nb = realloc(c->in_own, ncap);
 		if (!nb) {
 			*err = -ENOMEM;
 			return NULL;
 		}
+		if (c->loop->mem_cb)
+			c->loop->mem_cb(c->loop->mem_user, (long long)malloc_usable_size(nb) - was);
 		c->in_own = nb;
 		c->in_cap = ncap;
 	}
@@ -294,7 +302,9 @@ int net_conn_input_own(struct net_conn *c)
 		c->in_start = c->in_end = 0;
 		return -ENOMEM;
 	}
+	net_mem(c->loop, nb, 1);
 	memcpy(nb, c->in_base + c->in_start, used);
+	net_mem(c->loop, c->in_own, -1);
 	free(c->in_own);
 	c->in_own = nb;
 	c->in_cap = cap;
@@ -368,6 +378,7 @@ static struct net_chunk *chunk_append(struct net_conn *c, size_t atleast)
 	struct net_chunk *k = malloc(sizeof *k + cap);
 	if (!k)
 		return NULL;
+	net_mem(c->loop, k, 1);
 	k->next = NULL;
 	k->start = k->end = 0;
 	k->cap = cap;

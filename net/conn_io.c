@@ -232,6 +232,7 @@ void net_conn_flush(struct net_conn *c)
 			c->out_head = k->next;
 			if (!c->out_head)
 				c->out_tail = NULL;
+			net_mem(c->loop, k, -1);
 			free(k);
 		}
 		if ((size_t)n < total) {
@@ -361,6 +362,7 @@ void net_conn_reap_all(struct net_loop *loop)
 			c->cbs->on_close(c, c->why, c->err, c->cb_user);
 		/* The owner is done with c; net alone decides its fate now. */
 		c->reserved = 0;
+		net_mem(loop, c->in_own, -1);
 		free(c->in_own);
 		c->in_own = c->in_base = NULL;
 		c->in_start = c->in_end = c->in_cap = 0;

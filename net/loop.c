@@ -122,6 +122,12 @@ void net_loop_set_before_flush(struct net_loop *loop, net_hook_cb cb, void *user
 	loop->before_flush_user = user;
 }
 
+void net_loop_set_mem_hook(struct net_loop *loop, void (*cb)(void *user, long long delta), void *user)
+{
+	loop->mem_cb = cb;
+	loop->mem_user = user;
+}
+
 size_t net_loop_lingering(const struct net_loop *loop)
 {
 	size_t n = 0;

@@ -60,6 +60,10 @@ int net_loop_run_once(struct net_loop *loop, int timeout_ms);
 /* Hook run at the start of every pass before pending output is flushed
  * (the broker encodes queued messages there). */
 void net_loop_set_before_flush(struct net_loop *loop, net_hook_cb cb, void *user);
+/* Memory accounting: cb is told, in bytes (usable sizes), of every block
+ * net allocates (+) or frees (-) for connections: the conn itself, its
+ * input buffer and its output chunks. NULL cb: none (the default). */
+void net_loop_set_mem_hook(struct net_loop *loop, void (*cb)(void *user, long long delta), void *user);
 /* Connections past their on_close that are still finishing an orderly
  * close (flushing queued output, waiting for the peer's FIN). A shutdown
  * can run passes until this is 0; each is bounded by the linger time. */
@@ -154,6 +158,13 @@ struct net_listen_opts {
 	struct net_tls *tls;      /* NULL for plain; owned by the caller */
 	int backlog;              /* 0 = default (SOMAXCONN) */
 	const char *ws_http_dir;  /* optional static files for WebSockets (NULL = none) */
+	unsigned ws_headers_size; /* WebSockets: HTTP header buffer (bytes, <= 65535), 0 = lws's default */
+	/* WebSockets: libwebsockets' log level (its LLL_* bitmask; 0 = nothing)
+	 * and where its lines go (NULL: stderr). Process-wide in lws: the last
+	 * WebSockets listener opened sets them. */
+	int ws_log_level;
+	void (*ws_log)(void *user, const char *line);
+	void *ws_log_user;
 };
 
 /* A new connection was accepted (before any handshake completes). The

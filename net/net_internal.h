@@ -63,6 +63,7 @@
 
 #include "net.h"
 
+#include <malloc.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -144,7 +145,19 @@ struct net_loop {
 
 	uint8_t *scratch; /* NET_SCRATCH_SIZE shared read buffer */
 	int in_dispatch;
+
+	void (*mem_cb)(void *user, long long delta); /* net_loop_set_mem_hook */
+	void *mem_user;
 };
+
+/* Report a connection block (conn, input buffer, output chunk) to the
+ * memory hook by its usable size: sign +1 after allocating, -1 before
+ * freeing. p may be NULL. */
+static inline void net_mem(struct net_loop *loop, const void *p, int sign)
+{
+	if (loop->mem_cb && p)
+		loop->mem_cb(loop->mem_user, sign * (long long)malloc_usable_size((void *)p));
+}
 
 /* Add/modify/remove fd in epoll according to the EPOLL* mask, given the
  * currently registered mask (0 = not registered). Returns 0 or -errno. */

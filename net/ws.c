@@ -1,43 +1,35 @@
 /*
- * net/ws.c — WebSocket listeners (MQTT over WebSockets, plain or TLS) with
- * libwebsockets 4.1, driven by our epoll loop. The only file that includes
- * <libwebsockets.h>.
+ * net/ws.c — WebSocket listeners (MQTT over WebSockets, plain or TLS) with libwebsockets 4.1, driven by
+ * our epoll loop. The only file that includes <libwebsockets.h>.
  *
- * listen.c binds and accepts as for TCP (bind address honoured, IPv4+IPv6,
- * SO_REUSEADDR, EMFILE pause, peer string); net_ws_attach adopts the fd into
- * lws (opaque = our session). lws does TLS (with the listener's net_tls file
- * names), the HTTP upgrade (subprotocol "mqtt" or "mqttv3.1"; none = "mqtt")
- * and the framing. Binary payloads are appended to the conn's input as one
- * byte stream (split/packed packets are the broker's framing business;
- * fragments are streamed). Text frames close (v5/v311 MQTT-6.0.0-1). Output:
- * up to WS_FRAME_MAX of the conn's queue is copied into an LWS_PRE-headed
- * buffer, written as a binary frame in SERVER_WRITEABLE, which pulls the next.
+ * listen.c binds and accepts as for TCP (bind address honoured, IPv4+IPv6, SO_REUSEADDR, EMFILE pause,
+ * peer string); net_ws_attach adopts the fd into lws (opaque = our session). lws does TLS (with the
+ * listener's net_tls file names), the HTTP upgrade (subprotocol "mqtt" or "mqttv3.1"; none = "mqtt") and
+ * the framing. Binary payloads are appended to the conn's input as one byte stream (split/packed packets
+ * are the broker's framing business; fragments are streamed). Text frames close (v5/v311 MQTT-6.0.0-1).
+ * Output: up to WS_FRAME_MAX of the conn's queue is copied into an LWS_PRE-headed buffer, written as a
+ * binary frame in SERVER_WRITEABLE, which pulls the next.
  *
- * Polling without LWS_WITH_EXTERNAL_POLL: Debian's lws 4.1 is built without
- * it, so the ADD/DEL/CHANGE_MODE_POLL_FD callbacks never come. We know every
- * fd lws serves (we adopted it), so each is registered here with net_fd_add
- * and serviced with lws_service_fd; the interest mask is ours to compute after
- * every entry into lws for each session lws called back about: READ unless rx
- * is flow-controlled; WRITE while we hold an unsent frame or a close request,
- * lws holds a partial write (lws_partial_buffered) or OpenSSL wants to write.
- * Writes lws decides on its own (pong, close reply) are caught by offering an
- * established session one POLLOUT right after each read service.
- * Forced service and timers: lws_service(ctx, -1) never blocks: it runs lws's
- * ripe timers (its sul list: close-ack, shutdown and handshake timeouts, our
- * own drain bound), polls lws's fds with timeout 0 at their true interest and
- * services buffered rx/TLS data. We call it from one timerfd per listener
- * that is (a) kicked to fire at once when lws_service_adjust_timeout reports
- * pending work or rx was resumed, and (b) ticks every WS_TICK_MS only while
- * some session is "unsettled" (handshaking, closing, holding output or
- * overflow input): an idle broker or idle established sessions cost nothing.
+ * Polling without LWS_WITH_EXTERNAL_POLL: Debian's lws 4.1 is built without it, so the
+ * ADD/DEL/CHANGE_MODE_POLL_FD callbacks never come. We know every fd lws serves (we adopted it), so each
+ * is registered here with net_fd_add and serviced with lws_service_fd; the interest mask is ours to
+ * compute after every entry into lws for each session lws called back about: READ unless rx is
+ * flow-controlled; WRITE while we hold an unsent frame or a close request, lws holds a partial write
+ * (lws_partial_buffered) or OpenSSL wants to write. Writes lws decides on its own (pong, close reply) are
+ * caught by offering an established session one POLLOUT right after each read service. Forced service and
+ * timers: lws_service(ctx, -1) never blocks: it runs lws's ripe timers (its sul list: close-ack, shutdown
+ * and handshake timeouts, our own drain bound), polls lws's fds with timeout 0 at their true interest and
+ * services buffered rx/TLS data. We call it from one timerfd per listener that is (a) kicked to fire at
+ * once when lws_service_adjust_timeout reports pending work or rx was resumed, and (b) ticks every
+ * WS_TICK_MS only while some session is "unsettled" (handshaking, closing, holding output or overflow
+ * input): an idle broker or idle established sessions cost nothing.
  *
- * Not here: accepting (listen.c), conn buffers and reaping (conn*.c), PSK over
- * WebSockets (config refuses it), permessage-deflate, TLS reload for WS
- * listeners (new certificate files need a restart).
+ * Options: lws's header buffer size and log level (and a sink for its lines) come in net_listen_opts. Not
+ * here: accepting (listen.c), conn buffers and reaping (conn*.c), PSK over WebSockets (config refuses it),
+ * permessage-deflate, TLS reload for WS listeners (new certificate files need a restart).
  *
- * Invariant: a session lives while its wsi lives or its conn names it; the
- * conn never sees lws, and lws never sees a conn after tp->close (the session
- * is detached and lws finishes the close on its own, bounded in time).
+ * Invariant: a session lives while its wsi lives or its conn names it; the conn never sees lws, and lws never
+ * sees a conn after tp->close (the session is detached and lws finishes the close on its own, bounded in time).
  */
 #include "net_internal.h"
 
@@ -687,6 +679,14 @@ int net_ws_attach(struct net_listener *l, struct net_conn *c)
 	return 0;
 }
 
+/* lws's log level and emit function are process-wide (no user pointer): so is our sink. */
+static struct { void (*fn)(void *user, const char *line); void *user; } ws_log_sink;
+static void ws_log_emit(int level, const char *line)
+{
+	if (ws_log_sink.fn)
+		ws_log_sink.fn(ws_log_sink.user, line);
+}
+
 int net_ws_listener_init(struct net_listener *l, const struct net_listen_opts *o, char *err, size_t errlen)
 {
 	struct net_ws *ws = calloc(1, sizeof *ws);
@@ -725,7 +725,8 @@ int net_ws_listener_init(struct net_listener *l, const struct net_listen_opts *o
 		ws->tfd = -1;
 		goto fail;
 	}
-	lws_set_log_level(LLL_ERR, NULL); /* lws's notices would go to stderr */
+	ws_log_sink.fn = o->ws_log, ws_log_sink.user = o->ws_log_user; /* websockets_log_level */
+	lws_set_log_level(o->ws_log_level, o->ws_log ? ws_log_emit : NULL);
 
 	struct lws_context_creation_info ci;
 	memset(&ci, 0, sizeof ci);
@@ -735,6 +736,7 @@ int net_ws_listener_init(struct net_listener *l, const struct net_listen_opts *o
 	ci.uid = -1;
 	ci.user = ws;
 	ci.pt_serv_buf_size = WS_SERV_BUF;
+	ci.max_http_header_data = (unsigned short)o->ws_headers_size; /* 0: lws's default */
 	ci.timeout_secs = WS_LWS_TIMEOUT_SECS;
 	ws->ctx = lws_create_context(&ci);
 	if (!ws->ctx) {

@@ -67,6 +67,9 @@ int net_loop_run_once(struct net_loop *loop, int timeout_ms)
 void net_loop_set_before_flush(struct net_loop *loop, net_hook_cb cb, void *user)
 {
 }
+void net_loop_set_mem_hook(struct net_loop *loop, void (*cb)(void *user, long long delta), void *user)
+{
+}
 
 static struct net_conn *fake_conn_new(int n)
 {

@@ -254,9 +254,9 @@ START_TEST(every_global_option)
 	ck_assert(!C.log_timestamp && !C.connection_messages);
 	ck_assert_str_eq(C.log_timestamp_format, "%Y-%m-%dT%H:%M:%S");
 	/* parsed, but not acted on by the broker yet: said so, once each */
-	ck_assert_int_eq(W.n, 5);
+	ck_assert_int_eq(W.n, 4);
 	ck_assert(!has_warning(&W, "max_inflight_bytes")); /* implemented */
-	ck_assert(has_warning(&W, "t.conf:15: option 'memory_limit' is not supported by vigil yet"));
+	ck_assert(!has_warning(&W, "memory_limit"));       /* implemented (mem.c) */
 	ck_assert(!has_warning(&W, "upgrade_outgoing_qos")); /* implemented */
 	ck_assert(!has_warning(&W, "check_retain_source")); /* implemented */
 	ck_assert(has_warning(&W, "t.conf:26: option 'persistence' is not supported"));
@@ -441,6 +441,9 @@ static const struct {
 	{"max_inflight_messages 70000\n",
 	 "t.conf:1: max_inflight_messages: invalid value '70000' (expected an integer 0..65535)"},
 	{"memory_limit 10k\n", "t.conf:1: memory_limit: invalid value '10k' (expected an integer >= 0)"},
+	{"log_facility 8\n", "t.conf:1: log_facility: invalid value '8' (expected an integer 0..7)"},
+	{"websockets_headers_size 65536\n",
+	 "t.conf:1: websockets_headers_size: invalid value '65536' (expected an integer 0..65535)"},
 	{"sys_interval -1\n", "t.conf:1: sys_interval: invalid value '-1' (expected an integer 0..65535)"},
 	{"connect_timeout 0\n", "t.conf:1: connect_timeout: invalid value '0' (expected an integer 1..3600)"},
 	{"listener 1\nmax_qos 3\n", "t.conf:2: max_qos: invalid value '3' (expected an integer 0..2)"},
@@ -515,13 +518,12 @@ END_TEST
 START_TEST(unsupported_options_warn)
 {
 	LOAD_OK("listener 1883\nlog_facility 5\nwebsockets_log_level 255\nwebsockets_headers_size 4096\n"
-		"allow_duplicate_messages false\nautosave_on_changes true\nretry_interval 20\nlog_dest dlt\n");
-	ck_assert_int_eq(W.n, 7);
-	ck_assert_str_eq(W.msg[0], "t.conf:2: option 'log_facility' is not supported by vigil yet and is ignored");
-	ck_assert_str_eq(W.msg[1],
-			 "t.conf:3: option 'websockets_log_level' is not supported by vigil yet and is ignored");
-	ck_assert(has_warning(&W, "t.conf:4: option 'websockets_headers_size' is not supported"));
-	ck_assert(has_warning(&W, "t.conf:5: option 'allow_duplicate_messages' is not supported"));
+		"allow_duplicate_messages true\nautosave_on_changes true\nretry_interval 20\nlog_dest dlt\n");
+	ck_assert_int_eq(W.n, 4); /* the first three are implemented now: quiet, and stored */
+	ck_assert(C.log_facility == 5 && C.websockets_log_level == 255 && C.websockets_headers_size == 4096);
+	ck_assert(C.allow_duplicate_messages);
+	ck_assert_str_eq(W.msg[0], "t.conf:5: option 'allow_duplicate_messages' is deprecated (as in mosquitto "
+				   "2.0, which still honours it, as vigil does)");
 	ck_assert(has_warning(&W, "t.conf:6: option 'autosave_on_changes' is not supported"));
 	ck_assert(has_warning(&W, "t.conf:7: option 'retry_interval' has no effect"));
 	ck_assert(has_warning(&W, "t.conf:8: log_dest dlt is not supported"));
