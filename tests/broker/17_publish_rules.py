@@ -14,8 +14,8 @@ mosquitto 2.0.11 does not.
 import signal
 
 from mqtt_test import (connect, connack, publish, puback, pubrec, pubrel, pubcomp, subscribe,
-                       unsubscribe, disconnect, pingreq, pingresp, packet, mstr, subopts, check,
-                       sleep,
+                       unsubscribe, disconnect, pingreq, pingresp, packet, mstr, u16, subopts,
+                       check, sleep,
                        PAYLOAD_FORMAT, MESSAGE_EXPIRY, SESSION_EXPIRY, RECEIVE_MAXIMUM,
                        REASON_STRING, WILL_DELAY, MAXIMUM_QOS, TOPIC_ALIAS, SUBSCRIPTION_ID,
                        RESPONSE_TOPIC, USER_PROPERTY, mosquitto_differs)
@@ -821,3 +821,30 @@ def _publish_refused(h, plist):
     c.send_quiet(publish("pr/t", "x", qos=1, mid=1, proto=5, properties=plist))
     c.expect_disconnect_close(0x82)
     w.expect_no_packet(0.3)
+
+
+@mosquitto_differs("mosquitto 2.0.11 ignores bytes after the Packet Identifier of a v3.1.1 "
+                   "PUBACK / PUBREL")
+def test_ack_longer_than_2_bytes_closes_v311_MQTT_4_8_0_1(h):
+    # v311 3.4.1 / 3.6.1: the Remaining Length of PUBACK and PUBREL is 2; a longer one is a
+    # malformed packet (MQTT-4.8.0-1: close). Both kinds, on two connections.
+    b, s, mid = _inflight(h, 4, 1)
+    s.send_quiet(packet(0x40, u16(mid) + b"\x00"))
+    s.expect_closed()
+    c = h.connect(b, "long-rel")
+    c.send(publish("wk/t", "x", qos=2, mid=5))
+    c.expect_packet(pubrec(5))
+    c.send_quiet(packet(0x62, u16(5) + b"\x00"))
+    c.expect_closed()
+
+
+@mosquitto_differs("mosquitto 2.0.11 accepts PUBREC / PUBCOMP with reserved flag bits set")
+def test_pubrec_pubcomp_reserved_flags_close_MQTT_2_2_2_2(h):
+    # v311 MQTT-2.2.2-2 / v5 MQTT-2.1.3-1: PUBREC and PUBCOMP flags must be 0000; otherwise the
+    # packet is malformed (v5: DISCONNECT 0x81).
+    b, s, mid = _inflight(h, 4, 2)
+    s.send_quiet(packet(0x52, u16(mid)))
+    s.expect_closed()
+    c = h.connect(b, "flag5", proto=5)
+    c.send_quiet(packet(0x71, u16(9)))
+    c.expect_disconnect_close(0x81)
