@@ -81,7 +81,8 @@ void message_unref(struct message **m);
 /* prefix (may be NULL) + t as a NUL-terminated string, in buf when it fits
  * in cap bytes, else in a malloc'd *big the caller frees. NULL: no memory. */
 const char *topic_join(const char *prefix, struct mqtt_str t, char *buf, size_t cap, char **big);
-/* True once a message with a Message Expiry Interval has passed it. */
+/* True once a message with a Message Expiry Interval has passed it (an
+ * interval of 0 passes after the loop pass that received the message). */
 bool message_expired(const struct message *m, uint64_t now);
 
 /* ---- sessions ----------------------------------------------------------------- */
@@ -126,6 +127,12 @@ struct will {
 	uint32_t expiry;      /* seconds, counted from publication */
 };
 
+/* One inbound QoS 2 flow between PUBREC and PUBREL. */
+struct in_qos2 {
+	uint16_t pid;
+	struct message *msg; /* routed on PUBREL; NULL: refused, only acknowledged */
+};
+
 struct session {
 	struct session *hnext;     /* session table chain (session.c) */
 	uint32_t hash;
@@ -148,7 +155,7 @@ struct session {
 	struct out_list queue;     /* OUT_QUEUED, FIFO */
 	uint16_t next_pid;
 	uint16_t n_in_qos2, cap_in_qos2;
-	uint16_t *in_qos2;         /* inbound QoS 2 packet ids awaiting PUBREL */
+	struct in_qos2 *in_qos2;   /* inbound QoS 2 flows awaiting PUBREL */
 
 	struct will *will;
 };
@@ -282,10 +289,12 @@ void session_detach(struct session *s, bool abnormal);
 /* Subscription bookkeeping on the session side. */
 int session_sub_add(struct session *s, const char *filter, uint8_t options, uint32_t sub_id, bool *existed);
 bool session_sub_remove(struct session *s, const char *filter);
-/* Inbound QoS 2 ids. */
-bool session_qos2_has(struct session *s, uint16_t pid);
-int session_qos2_add(struct session *s, uint16_t pid);
-bool session_qos2_remove(struct session *s, uint16_t pid);
+/* Inbound QoS 2 flows (publish.c holds the message until PUBREL). add
+ * takes over the caller's reference to m (may be NULL); remove hands the
+ * held message to *m, or drops it when m is NULL. */
+struct in_qos2 *session_qos2_find(struct session *s, uint16_t pid);
+int session_qos2_add(struct session *s, uint16_t pid, struct message *m);
+bool session_qos2_remove(struct session *s, uint16_t pid, struct message **m);
 /* Will: publish now (honouring ACL) and clear. */
 void session_publish_will(struct session *s);
 void session_clear_will(struct session *s);
@@ -298,16 +307,19 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 void deliver_resume(struct session *s);
 /* Send queued messages while the window has room. */
 void deliver_drain(struct session *s);
-/* Ack handling for outbound messages. Return the v5 reason code to use when
- * the packet id is unknown (0x92) or 0. */
-uint8_t deliver_puback(struct session *s, uint16_t pid);
-uint8_t deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc);
-uint8_t deliver_pubcomp(struct session *s, uint16_t pid);
+/* Ack handling for outbound messages: ACK_WRONG when the ack does not fit
+ * the message in flight with that id (PUBACK for QoS 2, PUBREC for QoS 1,
+ * PUBCOMP before PUBREC, ...), a protocol error (v311 4.8, v5 4.13). */
+enum ack_result { ACK_OK = 0, ACK_UNKNOWN = 1, ACK_WRONG = 2 };
+enum ack_result deliver_puback(struct session *s, uint16_t pid);
+enum ack_result deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc);
+enum ack_result deliver_pubcomp(struct session *s, uint16_t pid);
 void out_list_clear(struct out_list *l);
 
 /* route.c */
 /* Deliver msg to every matching subscription (policy second loop).
- * Returns the number of sessions it matched (0: "no matching subscribers"). */
+ * Returns the number of matching subscriptions before policy (no-local, ACL)
+ * is applied; 0 means "no matching subscribers" (compat: as mosquitto). */
 size_t route_message(struct broker *b, struct message *m);
 /* Set or clear a retained message (store notified). */
 void route_retain(struct broker *b, struct message *m);

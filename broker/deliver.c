@@ -8,6 +8,8 @@
  * the rest wait in a FIFO bounded by max_queued_messages / max_queued_bytes.
  * In-flight messages are resent with DUP only when a session is resumed on a
  * new connection, never on the same one (v5 MQTT-4.4.0-1, v311 MQTT-4.4.0-1).
+ * Read access (ACL) is checked again whenever a stored message is sent
+ * from the queue or resent from the window, as it may have been revoked.
  * Encoding goes straight into the connection's output queue; the loop
  * flushes every connection once per pass.
  * Invariant: inflight holds only OUT_PUBLISH / OUT_PUBREL entries with
@@ -253,6 +255,16 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 	store_msg_queued(b, s, o);
 }
 
+/* Read access re-checked when a stored message is (re)sent: the ACL may
+ * have changed on SIGHUP, or the session resumed under another user. */
+static bool may_read(struct session *s, const struct outmsg *o)
+{
+	if (security_acl(s->client, s, (const char *)o->msg->topic.p, AUTH_READ))
+		return true;
+	log_msg(s->b, LOG_F_DEBUG, "Denied delivery to %s on '%s' (ACL).", s->id, (const char *)o->msg->topic.p);
+	return false;
+}
+
 void deliver_drain(struct session *s)
 {
 	struct broker *b = s->b;
@@ -260,7 +272,7 @@ void deliver_drain(struct session *s)
 	while (c && c->state == CS_CONNECTED && s->queue.head && window_room(s, s->queue.head->msg->payload.len)) {
 		struct outmsg *o = s->queue.head;
 		list_remove(&s->queue, o);
-		if (message_expired(o->msg, broker_now(b))) {
+		if (message_expired(o->msg, broker_now(b)) || !may_read(s, o)) {
 			store_msg_acked(b, s, o);
 			out_free(o);
 			continue;
@@ -279,7 +291,18 @@ void deliver_resume(struct session *s)
 {
 	struct client *c = s->client;
 	uint8_t buf[8];
-	for (struct outmsg *o = s->inflight.head; o; o = o->next) {
+	struct outmsg *next;
+	for (struct outmsg *o = s->inflight.head; o; o = next) {
+		next = o->next;
+		if (o->state == OUT_PUBLISH && !may_read(s, o)) {
+			/* compat: a PUBLISH whose topic the client may no longer read
+			 * is not resent, as mosquitto (checked on reconnect). A PUBREL
+			 * carries no data and is always resent (MQTT-4.4.0-1). */
+			list_remove(&s->inflight, o);
+			store_msg_acked(s->b, s, o);
+			out_free(o);
+			continue;
+		}
 		if (o->state == OUT_PUBLISH) {
 			/* v311 MQTT-4.4.0-1, v5 MQTT-4.4.0-1: resend with DUP on reconnect. */
 			send_publish(c, o->msg, o->qos, o->pid, o->retain, o->sent, o->sub_ids, o->n_sub_ids);
@@ -309,34 +332,45 @@ static void finish(struct session *s, struct outmsg *o)
 	deliver_drain(s);
 }
 
-uint8_t deliver_puback(struct session *s, uint16_t pid)
+/* The acks below: an unknown id is ignored (the ack may be a late repeat),
+ * an ack of the wrong kind for the message in flight is ACK_WRONG (v311
+ * 4.8 / v5 4.13 protocol violation; mosquitto closes the connection). */
+enum ack_result deliver_puback(struct session *s, uint16_t pid)
 {
 	struct outmsg *o = find_inflight(s, pid);
-	if (!o || o->qos != 1 || o->state != OUT_PUBLISH)
-		return 0x92;
+	if (!o)
+		return ACK_UNKNOWN;
+	if (o->qos != 1)
+		return ACK_WRONG; /* PUBACK for a QoS 2 message */
 	finish(s, o);
-	return 0;
+	return ACK_OK;
 }
 
-uint8_t deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc)
+enum ack_result deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc)
 {
 	struct outmsg *o = find_inflight(s, pid);
-	if (!o || o->qos != 2)
-		return 0x92;
+	if (!o)
+		return ACK_UNKNOWN;
+	if (o->qos != 2)
+		return ACK_WRONG; /* PUBREC for a QoS 1 message */
+	if (o->state == OUT_PUBREL)
+		return rc >= 0x80 ? ACK_WRONG : ACK_OK; /* a repeated PUBREC gets PUBREL again */
 	if (rc >= 0x80) {
-		/* v5 4.3.3: an error PUBREC ends the flow; no PUBREL. */
+		/* v5 MQTT-4.4.0-2: an error PUBREC ends the flow; no PUBREL. */
 		finish(s, o);
-		return rc;
+		return ACK_OK;
 	}
 	o->state = OUT_PUBREL;
-	return 0;
+	return ACK_OK;
 }
 
-uint8_t deliver_pubcomp(struct session *s, uint16_t pid)
+enum ack_result deliver_pubcomp(struct session *s, uint16_t pid)
 {
 	struct outmsg *o = find_inflight(s, pid);
-	if (!o || o->state != OUT_PUBREL)
-		return 0x92;
+	if (!o)
+		return ACK_UNKNOWN;
+	if (o->state != OUT_PUBREL)
+		return ACK_WRONG; /* QoS 1, or QoS 2 before its PUBREC */
 	finish(s, o);
-	return 0;
+	return ACK_OK;
 }

@@ -65,7 +65,10 @@ void message_unref(struct message **mp)
 
 bool message_expired(const struct message *m, uint64_t now)
 {
-	return m->has_expiry && now >= m->expiry_at;
+	/* '>': a Message Expiry Interval of 0 still reaches the subscribers
+	 * connected when it arrives (compat: mosquitto delivers it too), but it
+	 * is never kept for later ones (v5 MQTT-3.3.2-5). */
+	return m->has_expiry && now > m->expiry_at;
 }
 
 const char *topic_join(const char *prefix, struct mqtt_str t, char *buf, size_t cap, char **big)

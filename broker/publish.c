@@ -1,12 +1,19 @@
 /*
  * broker/publish.c — inbound PUBLISH and the four acknowledgements.
  *
- * Decode, then decide: topic alias, limits, QoS 2 duplicate check, ACL,
- * then one refcounted message is made and handed to route.c. QoS 2 messages
- * are routed when the PUBLISH arrives and their packet id is remembered
- * until PUBREL, so a re-sent PUBLISH is acknowledged but never delivered
- * twice (v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-3).
- * Returns enum mqtt_rc errors to client.c, which closes the connection.
+ * Decode, then decide: topic alias, limits, ACL, QoS 2 duplicates, then one
+ * refcounted message is made. QoS 0 and 1 messages are routed at once. A
+ * QoS 2 message is answered with PUBREC and held in the session until its
+ * PUBREL, then routed (compat: mosquitto 2.0.11 does the same, so PUBREC
+ * leaves before any subscriber sees the message, and the PUBLISH to a
+ * subscriber comes before the PUBCOMP). Until PUBREL a re-sent PUBLISH with
+ * the same id is acknowledged again and never delivered twice (v311
+ * MQTT-4.3.3-2, v5 MQTT-4.3.3-10); one with another topic or payload is
+ * taken as a reused id and replaces the held message, as mosquitto does.
+ * Acks of our own outbound messages go to deliver.c; one of the wrong kind
+ * for the packet id in flight is a protocol error (v311 4.8, v5 4.13).
+ * Does not send DISCONNECT or close: errors (enum mqtt_rc) go back to
+ * client.c, which does.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +28,13 @@ static void ack_rejected(struct client *c, const struct mqtt_publish *p, uint8_t
 	} else if (p->qos == 2) {
 		client_send_ack(c, MQTT_PUBREC, p->packet_id, c->version == MQTT_V5 ? rc : 0);
 		/* v3 has no error PUBREC: remember the id so PUBREL completes. */
-		if (c->version != MQTT_V5 && !session_qos2_has(c->s, p->packet_id))
-			session_qos2_add(c->s, p->packet_id);
+		if (c->version != MQTT_V5 && !session_qos2_find(c->s, p->packet_id))
+			session_qos2_add(c->s, p->packet_id, NULL);
 	}
 }
 
-/* Resolve a v5 topic alias (v5 3.3.2.3.4). Returns 0 or a reason code. */
+/* Resolve a v5 topic alias (v5 3.3.2.3.4). Returns 0 or a reason code.
+ * (Alias 0 never gets here: the decoder refuses it as malformed.) */
 static int resolve_alias(struct client *c, struct mqtt_publish *p)
 {
 	if (!(p->props.present & MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS)))
@@ -50,11 +58,108 @@ static int resolve_alias(struct client *c, struct mqtt_publish *p)
 	return 0;
 }
 
+/* A re-sent QoS 2 PUBLISH is a duplicate when topic and payload are those
+ * of the held message (compat: mosquitto's test; properties, retain and DUP
+ * are not compared). */
+static bool same_message(const struct message *m, const char *topic, const struct mqtt_publish *p)
+{
+	return m && strcmp((const char *)m->topic.p, topic) == 0 && m->payload.len == p->payload.len &&
+	       (p->payload.len == 0 || memcmp(m->payload.p, p->payload.p, p->payload.len) == 0);
+}
+
+/* Hand an accepted message to the subscribers. Returns the matches. */
+static size_t publish_route(struct broker *b, struct message *m)
+{
+	if (message_expired(m, broker_now(b)))
+		return 0; /* held QoS 2 message expired before its PUBREL */
+	if (m->retain)
+		route_retain(b, m);
+	return route_message(b, m);
+}
+
+/* The v5 properties a message forwards: all but alias, subscription id and
+ * expiry, which are per receiver (v5 MQTT-3.3.2-4, 3.3.4). */
+static struct message *make_message(struct client *c, const struct mqtt_publish *p, const char *topic)
+{
+	uint8_t pbuf[256];
+	uint8_t *pbig = NULL;
+	struct mqtt_str props = {0};
+	if (c->version == MQTT_V5 && p->props.raw.len) {
+		uint64_t drop = MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS) | MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY) |
+				MQTT_PBIT(MQTT_PROP_SUBSCRIPTION_ID);
+		struct mqtt_pw w;
+		uint8_t *buf = p->props.raw.len <= sizeof(pbuf) ? pbuf : (pbig = malloc(p->props.raw.len));
+		if (!buf)
+			return NULL;
+		mqtt_pw_init(&w, buf, p->props.raw.len);
+		mqtt_pw_copy_except(&w, p->props.raw, drop);
+		props = (struct mqtt_str){buf, (uint32_t)w.len};
+	}
+	struct message *m = message_new(&c->b->mem, mqtt_cstr(topic), p->payload, props, p->qos, p->retain, c->id, c->username);
+	free(pbig);
+	if (!m)
+		return NULL;
+	m->origin_sid = c->s->serial;
+	if (p->props.present & MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY)) {
+		m->has_expiry = true;
+		m->expiry_at = broker_now(c->b) + (uint64_t)p->props.message_expiry * 1000u;
+	}
+	return m;
+}
+
+/* After the checks: route (QoS 0/1) or hold (QoS 2), and acknowledge. */
+static int publish_accept(struct client *c, const struct mqtt_publish *p, const char *topic)
+{
+	struct broker *b = c->b;
+	struct session *s = c->s;
+	struct in_qos2 *held = p->qos ? session_qos2_find(s, p->packet_id) : NULL;
+	if (held) {
+		if (p->qos == 2 && same_message(held->msg, topic, p)) {
+			/* A re-sent QoS 2 PUBLISH: acknowledge, do not deliver again. */
+			client_send_ack(c, MQTT_PUBREC, p->packet_id, 0);
+			return 0;
+		}
+		/* compat: another message on an id still in use: mosquitto drops
+		 * the held one ("Reused message ID") and takes the new one. */
+		if (held->msg)
+			log_msg(b, LOG_F_WARNING, "Reused message ID %u from %s detected. Clearing from storage.",
+				p->packet_id, c->id);
+		session_qos2_remove(s, p->packet_id, NULL);
+	}
+	if (p->qos == 2 && c->version == MQTT_V5) {
+		uint32_t rmax = b->cfg->max_inflight_messages ? b->cfg->max_inflight_messages : 65535;
+		if (s->n_in_qos2 >= rmax)
+			return 0x93; /* Receive Maximum exceeded, v5 MQTT-3.3.4-9 */
+	}
+	struct message *m = make_message(c, p, topic);
+	if (!m)
+		return 0x97;
+	if (p->qos == 2) {
+		if (session_qos2_add(s, p->packet_id, m)) {
+			message_unref(&m);
+			return 0x97;
+		}
+		/* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8; PUBREC 0x00 always: the
+		 * message is routed only on PUBREL. */
+		client_send_ack(c, MQTT_PUBREC, p->packet_id, 0);
+		return 0;
+	}
+	size_t matched = publish_route(b, m);
+	message_unref(&m);
+	if (p->qos == 1) {
+		/* v5: 0x10 No matching subscribers when no subscription matched;
+		 * one whose no-local dropped the copy still counts (compat: as
+		 * mosquitto). v311 MQTT-4.3.2-2, v5 MQTT-4.3.2-4. */
+		uint8_t ack_rc = (c->version == MQTT_V5 && matched == 0) ? 0x10 : 0;
+		client_send_ack(c, MQTT_PUBACK, p->packet_id, ack_rc);
+	}
+	return 0;
+}
+
 int publish_handle(struct client *c, const struct mqtt_frame *f)
 {
 	struct broker *b = c->b;
 	const struct config *cfg = b->cfg;
-	struct session *s = c->s;
 	struct mqtt_publish p;
 	char tbuf[512];
 	char *tbig = NULL;
@@ -74,16 +179,6 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 		if (rc)
 			return rc;
 	}
-	if (p.qos == 2 && session_qos2_has(s, p.packet_id)) {
-		/* A re-sent QoS 2 PUBLISH: acknowledge, do not deliver again. */
-		client_send_ack(c, MQTT_PUBREC, p.packet_id, 0);
-		return 0;
-	}
-	if (p.qos == 2 && c->version == MQTT_V5) {
-		uint32_t rmax = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
-		if (s->n_in_qos2 >= rmax)
-			return 0x93; /* Receive Maximum exceeded, v5 MQTT-3.3.4-9 */
-	}
 	if (cfg->message_size_limit && p.payload.len > cfg->message_size_limit) {
 		log_msg(b, LOG_F_DEBUG, "Dropped too large PUBLISH from %s (%u bytes).", c->id, p.payload.len);
 		b->st.pub_dropped++;
@@ -97,88 +192,53 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 	}
 
 	/* Topic as routed: with the listener's mount point in front. */
-	const char *ctopic = topic_join(c->l->conf->mount_point, p.topic, tbuf, sizeof(tbuf), &tbig);
-	if (!ctopic)
+	const char *topic = topic_join(c->l->conf->mount_point, p.topic, tbuf, sizeof(tbuf), &tbig);
+	if (!topic)
 		return 0x97;
-	struct mqtt_str topic = mqtt_cstr(ctopic);
-
-	if (!security_acl(c, s, ctopic, AUTH_WRITE)) {
-		log_msg(b, LOG_F_DEBUG, "Denied PUBLISH from %s on '%s'.", c->id, ctopic);
+	if (!security_acl(c, c->s, topic, AUTH_WRITE)) {
+		log_msg(b, LOG_F_DEBUG, "Denied PUBLISH from %s on '%s'.", c->id, topic);
 		ack_rejected(c, &p, 0x87); /* Not authorized */
-		free(tbig);
-		return 0;
+		rc = 0;
+	} else {
+		rc = publish_accept(c, &p, topic);
 	}
-
-	/* Forwarded properties: all but alias, subscription id and expiry,
-	 * which are per receiver (v5 MQTT-3.3.2-4, 3.3.4). */
-	uint8_t pbuf[256];
-	uint8_t *pbig = NULL;
-	struct mqtt_str props = {0};
-	if (c->version == MQTT_V5 && p.props.raw.len) {
-		uint64_t drop = MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS) | MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY) |
-				MQTT_PBIT(MQTT_PROP_SUBSCRIPTION_ID);
-		struct mqtt_pw w;
-		uint8_t *buf = p.props.raw.len <= sizeof(pbuf) ? pbuf : (pbig = malloc(p.props.raw.len));
-		if (!buf) {
-			free(tbig);
-			return 0x97;
-		}
-		mqtt_pw_init(&w, buf, p.props.raw.len);
-		mqtt_pw_copy_except(&w, p.props.raw, drop);
-		props = (struct mqtt_str){buf, (uint32_t)w.len};
-	}
-	struct message *m = message_new(&b->mem, topic, p.payload, props, p.qos, p.retain, c->id, c->username);
-	free(pbig);
 	free(tbig);
-	if (!m)
-		return 0x97;
-	m->origin_sid = s->serial;
-	if (p.props.present & MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY)) {
-		m->has_expiry = true;
-		m->expiry_at = broker_now(b) + (uint64_t)p.props.message_expiry * 1000u;
-	}
-	if (p.retain)
-		route_retain(b, m);
-	size_t matched = route_message(b, m);
-	message_unref(&m);
-
-	/* v5: PUBACK 0x10 No matching subscribers (compat: as mosquitto 2.0,
-	 * which sends it in PUBACK only; PUBREC stays 0x00). */
-	uint8_t ack_rc = (c->version == MQTT_V5 && matched == 0) ? 0x10 : 0;
-	if (p.qos == 1) {
-		client_send_ack(c, MQTT_PUBACK, p.packet_id, ack_rc); /* v311 MQTT-4.3.2-2, v5 MQTT-4.3.2-4 */
-	} else if (p.qos == 2) {
-		if (session_qos2_add(s, p.packet_id))
-			return 0x97;
-		client_send_ack(c, MQTT_PUBREC, p.packet_id, 0); /* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8 */
-	}
-	return 0;
+	return rc;
 }
 
 int publish_handle_ack(struct client *c, const struct mqtt_frame *f)
 {
 	struct session *s = c->s;
 	struct mqtt_ack a;
+	struct message *m = NULL;
 	int rc = mqtt_ack_decode(f, c->version, &a);
 	if (rc)
 		return rc;
 	switch (a.type) {
 	case MQTT_PUBACK:
-		deliver_puback(s, a.packet_id);
-		break;
+		if (deliver_puback(s, a.packet_id) == ACK_WRONG)
+			return MQTT_RC_PROTOCOL_ERROR;
+		break; /* an unknown id is ignored, as mosquitto */
 	case MQTT_PUBREC:
-		rc = deliver_pubrec(s, a.packet_id, a.rc);
-		if (rc == 0 || rc == 0x92) /* v5 MQTT-4.3.3-4: PUBREL, 0x92 if unknown */
-			client_send_ack(c, MQTT_PUBREL, a.packet_id, c->version == MQTT_V5 ? (uint8_t)rc : 0);
+		if (deliver_pubrec(s, a.packet_id, a.rc) == ACK_WRONG)
+			return MQTT_RC_PROTOCOL_ERROR;
+		/* v5 MQTT-4.3.3-4: PUBREL, none after an error PUBREC. compat: an
+		 * unknown id gets PUBREL 0x00 too, as mosquitto (not 0x92). */
+		if (a.rc < 0x80)
+			client_send_ack(c, MQTT_PUBREL, a.packet_id, 0);
 		break;
-	case MQTT_PUBREL: {
-		bool found = session_qos2_remove(s, a.packet_id);
-		/* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-11: PUBCOMP, 0x92 if unknown. */
-		client_send_ack(c, MQTT_PUBCOMP, a.packet_id, (found || c->version != MQTT_V5) ? 0 : 0x92);
+	case MQTT_PUBREL:
+		if (session_qos2_remove(s, a.packet_id, &m) && m) {
+			publish_route(c->b, m);
+			message_unref(&m);
+		}
+		/* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-11: PUBCOMP; compat: 0x00 also
+		 * for an unknown or finished id, as mosquitto (not 0x92). */
+		client_send_ack(c, MQTT_PUBCOMP, a.packet_id, 0);
 		break;
-	}
 	case MQTT_PUBCOMP:
-		deliver_pubcomp(s, a.packet_id);
+		if (deliver_pubcomp(s, a.packet_id) == ACK_WRONG)
+			return MQTT_RC_PROTOCOL_ERROR;
 		break;
 	}
 	return 0;

@@ -129,7 +129,9 @@ size_t route_message(struct broker *b, struct message *m)
 	if (rc.heap)
 		free(rc.t);
 	b->routing = false;
-	return rc.n;
+	/* compat: "has subscribers" as mosquitto counts it, before no-local and
+	 * ACL: a PUBACK is 0x00, not 0x10, when only no-local held it back. */
+	return b->match.n + b->match.ng;
 }
 
 void route_retain(struct broker *b, struct message *m)

@@ -13,13 +13,13 @@
  * decides again. A zero-length user name or password counts as absent.
  *
  * ACL: the acl_file of the listener the session last connected through (or
- * the global one) decides; with no acl_file everything is allowed except
- * writes to $SYS, which only the broker publishes (compat: as mosquitto).
+ * the global one) decides; with no acl_file everything is allowed except what
+ * mosquitto's '$' rule denies (auth_dollar_check: writes to $SYS except
+ * "$SYS/broker/connection/+/state", and PUBLISH to "$share...").
  *
  * Does not: send CONNACKs or close anything (connect.c and the reload in
  * broker.c do), or parse the files (auth*.c).
  */
-#include <string.h>
 
 #include "broker.h"
 
@@ -48,8 +48,8 @@ const char *security_tls_identity(const struct listener *l, const struct net_con
 bool security_acl(struct client *c, struct session *s, const char *topic, enum auth_access a)
 {
 	struct listener *l = c ? c->l : s ? s->listener : NULL;
-	if (a == AUTH_WRITE && strncmp(topic, "$SYS", 4) == 0 && (topic[4] == '/' || topic[4] == 0))
-		return false;
+	if (!auth_dollar_check(topic, a))
+		return false; /* '$SYS' and '$share' rules, with or without an ACL file */
 	if (!l || !l->acl)
 		return true;
 	const char *id = c && c->id ? c->id : s ? s->id : "";

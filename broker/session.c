@@ -137,6 +137,8 @@ void session_destroy(struct session *s)
 	will_free(b, &s->will);
 	stab_remove(b, s);
 	store_session_end(b, s);
+	for (uint32_t i = 0; i < s->n_in_qos2; i++)
+		message_unref(&s->in_qos2[i].msg);
 	free(s->in_qos2);
 	free(s->subs);
 	free(s->username);
@@ -264,15 +266,15 @@ bool session_sub_remove(struct session *s, const char *filter)
 	return false;
 }
 
-bool session_qos2_has(struct session *s, uint16_t pid)
+struct in_qos2 *session_qos2_find(struct session *s, uint16_t pid)
 {
 	for (uint32_t i = 0; i < s->n_in_qos2; i++)
-		if (s->in_qos2[i] == pid)
-			return true;
-	return false;
+		if (s->in_qos2[i].pid == pid)
+			return &s->in_qos2[i];
+	return NULL;
 }
 
-int session_qos2_add(struct session *s, uint16_t pid)
+int session_qos2_add(struct session *s, uint16_t pid, struct message *m)
 {
 	if (s->n_in_qos2 == s->cap_in_qos2) {
 		if (s->cap_in_qos2 == UINT16_MAX)
@@ -280,23 +282,25 @@ int session_qos2_add(struct session *s, uint16_t pid)
 		uint32_t cap = s->cap_in_qos2 ? s->cap_in_qos2 * 2u : 4u;
 		if (cap > UINT16_MAX)
 			cap = UINT16_MAX;
-		uint16_t *n = realloc(s->in_qos2, cap * sizeof(*n));
+		struct in_qos2 *n = realloc(s->in_qos2, cap * sizeof(*n));
 		if (!n)
 			return -1;
 		s->in_qos2 = n;
 		s->cap_in_qos2 = (uint16_t)cap;
 	}
-	s->in_qos2[s->n_in_qos2++] = pid;
+	s->in_qos2[s->n_in_qos2++] = (struct in_qos2){pid, m};
 	return 0;
 }
 
-bool session_qos2_remove(struct session *s, uint16_t pid)
+bool session_qos2_remove(struct session *s, uint16_t pid, struct message **m)
 {
-	for (uint32_t i = 0; i < s->n_in_qos2; i++) {
-		if (s->in_qos2[i] == pid) {
-			s->in_qos2[i] = s->in_qos2[--s->n_in_qos2];
-			return true;
-		}
-	}
-	return false;
+	struct in_qos2 *q = session_qos2_find(s, pid);
+	if (!q)
+		return false;
+	if (m)
+		*m = q->msg;
+	else
+		message_unref(&q->msg);
+	*q = s->in_qos2[--s->n_in_qos2];
+	return true;
 }

@@ -188,11 +188,12 @@ struct mqtt_props {
 /*
  * Decode the property block at p (starting at its variable-byte length).
  * On success returns MQTT_OK and sets *used to the bytes taken including the
- * length. Errors: MQTT_RC_MALFORMED (bad encoding, truncated, bad UTF-8),
- * MQTT_RC_PROTOCOL_ERROR (identifier not allowed in ctx, a single-valued
- * property twice, or a value the spec forbids: receive maximum 0, maximum
- * packet size 0, topic alias 0, subscription id 0, payload format /
- * request flags not 0 or 1, maximum QoS not 0 or 1, ...).
+ * length. Errors: MQTT_RC_MALFORMED (bad encoding, truncated, bad UTF-8, an
+ * identifier unknown or not allowed in ctx, topic alias 0: as mosquitto),
+ * MQTT_RC_PROTOCOL_ERROR (a single-valued property twice, or a value the
+ * spec forbids: receive maximum 0, maximum packet size 0, subscription id
+ * 0, request flags not 0 or 1, maximum QoS not 0 or 1, ...). A Payload
+ * Format Indicator other than 0/1 is accepted (the spec names no error).
  */
 int mqtt_props_decode(const uint8_t *p, size_t avail, enum mqtt_prop_ctx ctx, struct mqtt_props *out,
 		      size_t *used);
@@ -269,9 +270,10 @@ struct mqtt_publish {
 	struct mqtt_str payload;
 };
 /* Decode PUBLISH. QoS 3 -> MALFORMED (v311 MQTT-3.3.1-4, v5 MQTT-3.3.1-4);
- * packet id 0 with QoS>0 -> PROTOCOL_ERROR; topic with wildcards or bad UTF-8
- * -> TOPIC_NAME_INVALID (v311 MQTT-3.3.2-2); empty topic without v5 ->
- * PROTOCOL_ERROR. v5 empty topic without alias -> PROTOCOL_ERROR. */
+ * DUP with QoS 0 (3.1.1 and 5) -> MALFORMED (MQTT-3.3.1-2); packet id 0 with
+ * QoS>0 -> PROTOCOL_ERROR; topic with bad UTF-8 or U+0000 -> MALFORMED
+ * (v5 MQTT-1.5.4-1/2), then wildcards -> TOPIC_NAME_INVALID (MQTT-3.3.2-2);
+ * empty topic (v5: without a Topic Alias) -> PROTOCOL_ERROR. */
 int mqtt_publish_decode(const struct mqtt_frame *f, uint8_t version, struct mqtt_publish *p);
 
 /* PUBLISH encoder input. props is a finished property block (v5; ignored

@@ -11,10 +11,12 @@
  * known, allowed in its context, well encoded and inside the block, so that
  * mqtt_props_next on the accepted raw block cannot fail part-way.
  *
- * Error choice (as mosquitto): an identifier that does not exist at all is
- * MALFORMED (its length cannot be known); a known one not allowed in this
- * packet, a repeated single-valued one, or a forbidden value is
- * PROTOCOL_ERROR.
+ * Error choice (as mosquitto 2.0.11, checked on the wire): an identifier
+ * that does not exist at all, or a known one that is not allowed in this
+ * packet (v5 2.2.2.2, table 2-4), is MALFORMED, and so is Topic Alias 0; a
+ * repeated single-valued property or a forbidden value is PROTOCOL_ERROR.
+ * A Payload Format Indicator other than 0 or 1 is kept as it is (the spec
+ * names no error for it; mosquitto forwards it).
  */
 #include "codec.h"
 
@@ -130,8 +132,8 @@ static int prop_store(struct mqtt_props *o, const struct mqtt_prop *p, enum mqtt
 	uint32_t v = p->value;
 	switch (p->id) {
 	case MQTT_PROP_PAYLOAD_FORMAT:
-		o->payload_format = (uint8_t)v;
-		return is_flag(v) ? MQTT_OK : MQTT_RC_PROTOCOL_ERROR;
+		o->payload_format = (uint8_t)v; /* compat: 2..255 forwarded, as mosquitto */
+		break;
 	case MQTT_PROP_MESSAGE_EXPIRY:
 		o->message_expiry = v;
 		break;
@@ -193,7 +195,7 @@ static int prop_store(struct mqtt_props *o, const struct mqtt_prop *p, enum mqtt
 		break;
 	case MQTT_PROP_TOPIC_ALIAS:
 		o->topic_alias = (uint16_t)v;
-		return v ? MQTT_OK : MQTT_RC_PROTOCOL_ERROR; /* v5 MQTT-3.3.2-8 */
+		return v ? MQTT_OK : MQTT_RC_MALFORMED; /* v5 MQTT-3.3.2-8 (0x81 as mosquitto) */
 	case MQTT_PROP_MAXIMUM_QOS:
 		o->maximum_qos = (uint8_t)v;
 		return is_flag(v) ? MQTT_OK : MQTT_RC_PROTOCOL_ERROR;
@@ -242,6 +244,8 @@ int mqtt_props_decode(const uint8_t *p, size_t avail, enum mqtt_prop_ctx ctx, st
 		if (d->type == PT_PAIR &&
 		    (!mqtt_utf8_valid(pr.s.p, pr.s.len) || !mqtt_utf8_valid(pr.v.p, pr.v.len)))
 			return MQTT_RC_MALFORMED; /* v5 MQTT-1.5.7-1 */
+		if (!(d->ctx & (1u << ctx)))
+			return MQTT_RC_MALFORMED; /* not a property of this packet (v5 2.2.2.2) */
 		uint64_t bit = MQTT_PBIT(pr.id);
 		if (verdict != MQTT_OK) {
 			out->present |= bit;
@@ -249,9 +253,7 @@ int mqtt_props_decode(const uint8_t *p, size_t avail, enum mqtt_prop_ctx ctx, st
 		}
 		bool multi = pr.id == MQTT_PROP_USER_PROPERTY ||
 			     (pr.id == MQTT_PROP_SUBSCRIPTION_ID && ctx == MQTT_PCTX_PUBLISH);
-		if (!(d->ctx & (1u << ctx)))
-			verdict = MQTT_RC_PROTOCOL_ERROR;
-		else if ((out->present & bit) && !multi)
+		if ((out->present & bit) && !multi)
 			verdict = MQTT_RC_PROTOCOL_ERROR; /* v5 2.2.2.2: at most once */
 		else
 			verdict = prop_store(out, &pr, ctx);

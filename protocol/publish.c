@@ -21,6 +21,10 @@ int mqtt_publish_decode(const struct mqtt_frame *f, uint8_t version, struct mqtt
 	p->retain = f->flags & 0x01;
 	if (p->qos == 3)
 		return MQTT_RC_MALFORMED; /* v311 MQTT-3.3.1-4, v5 MQTT-3.3.1-4 */
+	/* v311/v5 MQTT-3.3.1-2: DUP is 0 on every QoS 0 PUBLISH; invalid flags
+	 * are a Malformed Packet (v5 2.1.3). MQTT 3.1 has no such rule. */
+	if (p->dup && p->qos == 0 && version != MQTT_V31)
+		return MQTT_RC_MALFORMED;
 	struct mqtt_rd r = mqtt_rd_frame(f);
 	if (!mqtt_rd_bin(&r, &p->topic))
 		return MQTT_RC_MALFORMED;
@@ -45,8 +49,13 @@ int mqtt_publish_decode(const struct mqtt_frame *f, uint8_t version, struct mqtt
 			return MQTT_OK;
 		return MQTT_RC_PROTOCOL_ERROR;
 	}
+	/* UTF-8 first: ill-formed or U+0000 is a Malformed Packet (v5
+	 * MQTT-1.5.4-1/2, v311 MQTT-1.5.3-1/2); then wildcards, Topic Name
+	 * invalid (v311/v5 MQTT-3.3.2-2). */
+	if (!mqtt_utf8_valid(p->topic.p, p->topic.len))
+		return MQTT_RC_MALFORMED;
 	if (!mqtt_topic_name_valid(p->topic))
-		return MQTT_RC_TOPIC_NAME_INVALID; /* v311/v5 MQTT-3.3.2-2, MQTT-1.5.x UTF-8 */
+		return MQTT_RC_TOPIC_NAME_INVALID;
 	return MQTT_OK;
 }
 
