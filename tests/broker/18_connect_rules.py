@@ -7,8 +7,12 @@ Where vigil deliberately answers differently (a more precise reason code, a CONN
 where mosquitto closes silently, the spec where mosquitto breaks it) the test is marked
 @mosquitto_differs and mosquitto-compat.md has the row.
 """
+import os
+import time
+
 from mqtt_test import (connect, connack, publish, subscribe, suback, unsubscribe, unsuback,
-                       disconnect, pingreq, packet, mstr, u16, props, check, ASSIGNED_CLIENT_ID, SESSION_EXPIRY, WILL_DELAY, MAXIMUM_PACKET_SIZE,
+                       disconnect, pingreq, packet, mstr, u16, props, check, check_eq, parse,
+                       ASSIGNED_CLIENT_ID, SESSION_EXPIRY, WILL_DELAY, MAXIMUM_PACKET_SIZE,
                        SUBSCRIPTION_ID, RECEIVE_MAXIMUM, AUTH_DATA, mosquitto_differs, sleep, timeout)
 
 V5_CONNACK_DEFAULT = bytes.fromhex("200900000622000a210014")
@@ -495,3 +499,41 @@ def test_bridge_level_v5_0x85_accepted(h):
     c.expect_packet(V5_CONNACK_DEFAULT)
     c.subscribe([("x", 0)])
     check("as b5 (p5, c1, k60)." in b.log(), "no connect line:\n" + b.log_tail())
+
+
+@timeout(15)
+def test_real_mosquitto_bridge_try_private(h):
+    # A real mosquitto 2.0.11 bridge (try_private true, MQTT 3.1.1, 'topic b/# both 1') connects
+    # with level 0x84; messages cross in both directions exactly once (no echo back over the
+    # bridge: the bridge's subscription has no-local, v5 MQTT-3.8.3-3 semantics).
+    b = h.broker()
+    old = os.environ.get("VIGIL_BROKER")
+    os.environ["VIGIL_BROKER"] = "mosquitto"
+    try:
+        m = h.broker("connection vb\naddress 127.0.0.1:%d\ntopic b/# both 1\ntry_private true\n"
+                     "cleansession true\nrestart_timeout 1\n" % b.port, name="bridging")
+    finally:
+        if old is None:
+            del os.environ["VIGIL_BROKER"]
+        else:
+            os.environ["VIGIL_BROKER"] = old
+    deadline = time.monotonic() + 8
+    while "vm.vb 1 b/#" not in b.log() and time.monotonic() < deadline:
+        sleep(0.05)
+    check("New bridge connected from" in b.log() and "vm.vb 1 b/#" in b.log(),
+          "the mosquitto bridge did not connect and subscribe:\n" + b.log_tail())
+    mside = h.connect(m, "ms")
+    mside.subscribe([("b/#", 1)])
+    deadline = time.monotonic() + 8  # the bridge subscribes to vigil's side too ('both')
+    while "vm.vb" not in m.log() or "b/#" not in m.log():
+        check(time.monotonic() < deadline, "bridging broker log:\n" + m.log_tail())
+        sleep(0.05)
+    vside = h.connect(b, "vs")
+    vside.subscribe([("b/#", 1)])
+    sleep(0.3)
+    vside.publish("b/fromv", "1")
+    mside.publish("b/fromm", "2")
+    for c in (vside, mside):
+        got = sorted((p["topic"], p["payload"]) for p in (parse(c.recv("PUBLISH")) for _ in range(2)))
+        check_eq(got, [("b/fromm", b"2"), ("b/fromv", b"1")], "%s received" % c.name)
+        c.expect_no_packet(0.5)
