@@ -3,7 +3,10 @@
  * session resume or takeover, will, CONNACK.
  *
  * Decides, then acts: every refusal is decided before any session state is
- * touched, so a refused CONNECT changes nothing. CONNACK properties are
+ * touched, so a refused CONNECT changes nothing; the checks run in
+ * mosquitto 2.0.11's order. The one exception is a CONNACK too big for the
+ * client's Maximum Packet Size: the CONNECT was accepted, so (as mosquitto)
+ * the connection then ends as a network failure would. CONNACK properties are
  * written in the order mosquitto 2.0 writes them (Topic Alias Maximum,
  * Server Keep Alive, Assigned Client Identifier, Retain Available, Maximum
  * Packet Size, Receive Maximum, Maximum QoS) so byte-exact tests written
