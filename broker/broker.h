@@ -174,6 +174,7 @@ struct client {
 	enum client_state state;
 	uint8_t version;
 	bool clean_start;
+	bool bridge;               /* protocol level with bit 7 (mosquitto bridge, try_private) */
 	bool request_problem_info; /* v5, default true */
 	uint16_t keepalive;        /* seconds, as granted */
 	uint32_t timeout_ms;       /* 1.5 x keepalive, or the CONNECT timeout */

@@ -3,7 +3,10 @@
  * session resume or takeover, will, CONNACK.
  *
  * Decides, then acts: every refusal is decided before any session state is
- * touched, so a refused CONNECT changes nothing. CONNACK properties are
+ * touched, so a refused CONNECT changes nothing; the checks run in
+ * mosquitto 2.0.11's order. The one exception is a CONNACK too big for the
+ * client's Maximum Packet Size: the CONNECT was accepted, so (as mosquitto)
+ * the connection then ends as a network failure would. CONNACK properties are
  * written in the order mosquitto 2.0 writes them (Topic Alias Maximum,
  * Server Keep Alive, Assigned Client Identifier, Retain Available, Maximum
  * Packet Size, Receive Maximum, Maximum QoS) so byte-exact tests written
@@ -19,20 +22,25 @@
 /* v3 CONNACK return codes. */
 enum { V3_ACCEPTED = 0, V3_BAD_VERSION = 1, V3_ID_REJECTED = 2, V3_BAD_AUTH = 4, V3_NOT_AUTHORIZED = 5 };
 
-static void send_connack(struct client *c, uint8_t version, bool present, uint8_t rc, struct mqtt_str props)
+/* False (nothing sent) when the CONNACK would exceed the client's Maximum
+ * Packet Size: v5 MQTT-3.1.2-24 applies to every packet. */
+static bool send_connack(struct client *c, uint8_t version, bool present, uint8_t rc, struct mqtt_str props)
 {
 	uint8_t buf[512];
 	size_t n = mqtt_connack_encode(present, rc, props, version, buf, sizeof(buf));
+	if (c->max_packet_out && n > c->max_packet_out)
+		return false;
 	if (n <= sizeof(buf)) {
 		client_send(c, buf, n);
 	} else {
 		uint8_t *p = malloc(n);
 		if (!p)
-			return;
+			return false;
 		mqtt_connack_encode(present, rc, props, version, p, n);
 		client_send(c, p, n);
 		free(p);
 	}
+	return true;
 }
 
 /* Refuse: CONNACK with the code for this version, then close. Returns 0
@@ -40,7 +48,14 @@ static void send_connack(struct client *c, uint8_t version, bool present, uint8_
 static int refuse(struct client *c, uint8_t version, uint8_t v3rc, uint8_t v5rc, const char *log_reason)
 {
 	uint8_t rc = version == MQTT_V5 ? v5rc : v3rc;
-	send_connack(c, version == MQTT_V5 ? MQTT_V5 : MQTT_V311, false, rc, (struct mqtt_str){0});
+	uint8_t pbuf[4];
+	struct mqtt_pw w;
+	mqtt_pw_init(&w, pbuf, sizeof(pbuf));
+	/* compat: mosquitto 2.0 puts Maximum QoS into every v5 CONNACK, a
+	 * refusal too (its other CONNACK properties only into an accepting one). */
+	if (version == MQTT_V5 && c->l->conf->max_qos < 2)
+		mqtt_pw_byte(&w, MQTT_PROP_MAXIMUM_QOS, (uint8_t)c->l->conf->max_qos);
+	send_connack(c, version == MQTT_V5 ? MQTT_V5 : MQTT_V311, false, rc, (struct mqtt_str){pbuf, (uint32_t)w.len});
 	log_msg(c->b, LOG_F_NOTICE, "Client %s refused: %s.", net_conn_peer(c->conn), log_reason);
 	client_close(c, 0, false, false, NULL);
 	return 0;
@@ -73,7 +88,9 @@ static char *make_auto_id(const char *prefix)
 	return id;
 }
 
-/* Build the will message from CONNECT (already validated by the codec). */
+/* Build the will message from CONNECT (topic, QoS and retain already
+ * checked). MQTT_RC_PACKET_TOO_LARGE: the payload exceeds
+ * message_size_limit (as mosquitto, which applies it to wills too). */
 static int make_will(struct client *c, const struct mqtt_connect *k, struct will **out)
 {
 	struct broker *b = c->b;
@@ -85,11 +102,9 @@ static int make_will(struct client *c, const struct mqtt_connect *k, struct will
 
 	*out = NULL;
 	if (!mqtt_topic_name_valid(k->will_topic))
-		return MQTT_RC_TOPIC_NAME_INVALID; /* v5 MQTT-3.1.3-11? bad will topic */
-	if (k->will_qos > c->l->conf->max_qos)
-		return MQTT_RC_QOS_NOT_SUPPORTED; /* v5 MQTT-3.2.2-12 */
-	if (k->will_retain && !b->cfg->retain_available)
-		return 0x9A; /* Retain not supported, v5 MQTT-3.2.2-13 */
+		return MQTT_RC_TOPIC_NAME_INVALID; /* v311 MQTT-3.1.3-10, v5 MQTT-3.1.3-11 */
+	if (b->cfg->message_size_limit && k->will_payload.len > b->cfg->message_size_limit)
+		return MQTT_RC_PACKET_TOO_LARGE;
 	if (k->version == MQTT_V5 && k->will_props.raw.len) {
 		uint64_t drop = MQTT_PBIT(MQTT_PROP_WILL_DELAY) | MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY);
 		mqtt_pw_init(&w, pbuf, sizeof(pbuf));
@@ -181,10 +196,52 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		return rc; /* v311 MQTT-3.1.4-1: close without CONNACK */
 	}
 	c->version = k.version;
+	c->bridge = k.bridge;
+	if (k.version == MQTT_V5 && (k.props.present & MQTT_PBIT(MQTT_PROP_MAXIMUM_PACKET_SIZE)))
+		c->max_packet_out = k.props.maximum_packet_size; /* before any CONNACK (MQTT-3.1.2-24) */
+
+	/* The order of the checks below is mosquitto 2.0.11's, so that a CONNECT
+	 * with several faults gets the same answer: will QoS / retain, empty
+	 * client id, the will itself, authentication, use_username_as_clientid. */
+	if (k.will && k.will_retain && !cfg->retain_available) {
+		if (k.version != MQTT_V5)
+			return MQTT_RC_PROTOCOL_ERROR; /* compat: v3 closes without CONNACK */
+		return refuse(c, MQTT_V5, 0, 0x9A, "will retain not supported"); /* v5 MQTT-3.2.2-13 */
+	}
+	if (k.will && k.will_qos > lc->max_qos) {
+		if (k.version != MQTT_V5)
+			return MQTT_RC_PROTOCOL_ERROR; /* compat: v3 closes without CONNACK */
+		return refuse(c, MQTT_V5, 0, MQTT_RC_QOS_NOT_SUPPORTED, "will QoS not supported"); /* v5 MQTT-3.2.2-12 */
+	}
+
+	/* ---- empty client identifier (decided before authentication) ---- */
+	if (k.client_id.len == 0) {
+		if (k.version == MQTT_V31)
+			return refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id (MQTT 3.1)");
+		if (k.version == MQTT_V311 && !k.clean_start) /* v311 MQTT-3.1.3-8 */
+			return refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id without clean session");
+		if (!c->l->sec->allow_zero_length_clientid) /* compat: v5 0x85 (mosquitto 0x80) */
+			return refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id not allowed");
+		assigned = true; /* v311 MQTT-3.1.3-6, v5 MQTT-3.1.3-6: the server assigns one */
+	}
+
+	/* ---- the will ---- */
+	if (k.will) {
+		rc = make_will(c, &k, &will);
+		if (rc == MQTT_RC_PACKET_TOO_LARGE) /* compat: v3 0x05 as mosquitto; v5 0x95 */
+			return refuse(c, k.version, V3_NOT_AUTHORIZED, 0x95, "will payload above message_size_limit");
+		if (rc) {
+			if (k.version == MQTT_V5)
+				return refuse(c, MQTT_V5, 0, (uint8_t)rc, "invalid will");
+			return MQTT_RC_PROTOCOL_ERROR; /* v3: close */
+		}
+	}
 
 	/* Enhanced authentication is not offered (v5 4.12). */
-	if (k.version == MQTT_V5 && (k.props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD)))
-		return refuse(c, MQTT_V5, 0, 0x8C, "unsupported authentication method");
+	if (k.version == MQTT_V5 && (k.props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD))) {
+		rc = refuse(c, MQTT_V5, 0, 0x8C, "unsupported authentication method");
+		goto out;
+	}
 
 	/* ---- who is it? (security.c decides; compat: as mosquitto 2.0.11) ---- */
 	if (security_uses_tls_identity(c->l)) {
@@ -215,43 +272,14 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	}
 
 	/* ---- client identifier ---- */
-	if (lc->use_username_as_clientid && username) {
-		id = strdup(username);
-	} else if (k.client_id.len == 0) {
-		if (k.version == MQTT_V31) {
-			rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id (MQTT 3.1)");
-			goto out;
-		}
-		if (k.version == MQTT_V311 && !k.clean_start) {
-			/* v311 MQTT-3.1.3-8: zero-length id needs CleanSession=1. */
-			rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id without clean session");
-			goto out;
-		}
-		if (!c->l->sec->allow_zero_length_clientid) {
-			rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id not allowed");
-			goto out;
-		}
-		/* v311 MQTT-3.1.3-6, v5 MQTT-3.1.3-6: assign a unique id. */
+	if (lc->use_username_as_clientid && username)
+		id = strdup(username); /* compat: an empty id still gets it as Assigned Client Identifier */
+	else if (assigned)
 		id = make_auto_id(c->l->sec->auto_id_prefix ? c->l->sec->auto_id_prefix : "auto-");
-		assigned = true;
-	} else {
+	else
 		id = str_dup(k.client_id);
-	}
 	if (!id)
 		goto nomem;
-
-	/* ---- the will ---- */
-	if (k.will) {
-		rc = make_will(c, &k, &will);
-		if (rc) {
-			if (k.version == MQTT_V5) {
-				rc = refuse(c, MQTT_V5, 0, (uint8_t)rc, "invalid will");
-				goto out;
-			}
-			rc = MQTT_RC_PROTOCOL_ERROR; /* v3: close */
-			goto out;
-		}
-	}
 
 	/* ---- keepalive (v5 MQTT-3.2.2-21/22) ---- */
 	bool server_ka = false;
@@ -264,14 +292,11 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	/* compat: v3.x clients above max_keepalive keep their value, as in
 	 * mosquitto 2.0.11 (there is no way to tell them otherwise). */
 
-	/* ---- v5 limits the client asked for ---- */
+	/* ---- v5 limits the client asked for (Maximum Packet Size: above) ---- */
 	c->receive_max_out = 65535;
-	c->max_packet_out = 0;
 	if (k.version == MQTT_V5) {
 		if (k.props.present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM))
 			c->receive_max_out = k.props.receive_maximum;
-		if (k.props.present & MQTT_PBIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
-			c->max_packet_out = k.props.maximum_packet_size;
 		if (k.props.present & MQTT_PBIT(MQTT_PROP_REQUEST_PROBLEM_INFO))
 			c->request_problem_info = k.props.request_problem_info != 0;
 		c->alias_max_in = (uint16_t)lc->max_topic_alias;
@@ -305,7 +330,9 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 										? UINT32_MAX - 1
 										: cfg->persistent_client_expiration);
 	if (s && k.clean_start) {
-		session_publish_will(s); /* a pending delayed will: the session ends now */
+		/* A will still waiting for its delay is discarded: a new connection
+		 * for the client id came first (v5 MQTT-3.1.2-8, MQTT-3.1.3-9). */
+		session_clear_will(s);
 		session_destroy(s);
 		s = NULL;
 	}
@@ -370,16 +397,26 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		if (lc->max_qos < 2)
 			mqtt_pw_byte(&w, MQTT_PROP_MAXIMUM_QOS, (uint8_t)lc->max_qos);
 	}
-	send_connack(c, k.version == MQTT_V31 ? MQTT_V311 : k.version, present, 0,
-		     (struct mqtt_str){pbuf, w.overflow ? 0 : (uint32_t)w.len});
-
 	if (cfg->connection_messages) {
 		char ubuf[300] = "";
 		if (c->username)
 			snprintf(ubuf, sizeof(ubuf), ", u'%s'", c->username);
-		log_msg(b, LOG_F_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u%s).",
-			net_conn_peer(c->conn), c->id, k.version == MQTT_V5 ? 5 : k.version == MQTT_V311 ? 2 : 1,
-			k.clean_start ? 1 : 0, k.keepalive, ubuf);
+		log_msg(b, LOG_F_NOTICE, "New %s connected from %s as %s (p%d, c%d, k%u%s).",
+			c->bridge ? "bridge" : "client", net_conn_peer(c->conn), c->id,
+			k.version == MQTT_V5 ? 5 : k.version == MQTT_V311 ? 2 : 1, k.clean_start ? 1 : 0, k.keepalive,
+			ubuf);
+	}
+	/* MQTT 3.1's CONNACK has no Session Present flag (its first byte is
+	 * reserved); v311 MQTT-3.2.2-2, v5 MQTT-3.2.2-2 from level 4 on. */
+	if (!send_connack(c, k.version == MQTT_V31 ? MQTT_V311 : k.version, present && k.version != MQTT_V31, 0,
+			  (struct mqtt_str){pbuf, w.overflow ? 0 : (uint32_t)w.len})) {
+		/* v5 MQTT-3.1.2-24: too big for the client. compat: as mosquitto,
+		 * the CONNECT was accepted, so the connection ends as a network
+		 * failure would (the will is published, the session kept). */
+		log_msg(b, LOG_F_NOTICE, "Client %s disconnected due to oversize packet.", c->id);
+		client_close(c, 0, true, false, NULL);
+		rc = 0;
+		goto out;
 	}
 	client_start_keepalive(c);
 	deliver_resume(s);

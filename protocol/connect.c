@@ -51,12 +51,19 @@ int mqtt_connect_decode(const struct mqtt_frame *f, struct mqtt_connect *c)
 	c->will_retain = flags & 0x20;
 	c->has_password = flags & 0x40;
 	c->has_username = flags & 0x80;
-	if (flags & 0x01)
-		return MQTT_RC_MALFORMED; /* v311 MQTT-3.1.2-3, v5 MQTT-3.1.2-3 */
-	if (!c->will && (c->will_qos || c->will_retain))
-		return MQTT_RC_MALFORMED; /* v311 MQTT-3.1.2-11/13/15, v5 MQTT-3.1.2-11/13 */
 	if (c->will_qos == 3)
-		return MQTT_RC_MALFORMED; /* v311 MQTT-3.1.2-14, v5 MQTT-3.1.2-12 */
+		return MQTT_RC_MALFORMED; /* v311 MQTT-3.1.2-14, v5 MQTT-3.1.2-12 (even without the will flag) */
+	if (c->version == MQTT_V31) {
+		/* compat: MQTT 3.1 has no rule for the reserved bit or for will
+		 * QoS / retain without the will flag; mosquitto ignores them. */
+		if (!c->will)
+			c->will_qos = 0, c->will_retain = false;
+	} else {
+		if (flags & 0x01)
+			return MQTT_RC_MALFORMED; /* v311 MQTT-3.1.2-3, v5 MQTT-3.1.2-3 */
+		if (!c->will && (c->will_qos || c->will_retain))
+			return MQTT_RC_MALFORMED; /* v311 MQTT-3.1.2-11/13/15, v5 MQTT-3.1.2-11/13 */
+	}
 	if (!v5 && c->has_password && !c->has_username)
 		return MQTT_RC_MALFORMED; /* v311 MQTT-3.1.2-22; allowed in 5.0 */
 

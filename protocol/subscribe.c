@@ -2,12 +2,15 @@
  * protocol/subscribe.c — SUBSCRIBE, UNSUBSCRIBE, SUBACK and UNSUBACK,
  * decode and encode.
  *
- * Does not judge topic filter syntax, shared subscription support or ACLs:
- * a syntactically bad filter is answered per entry (SUBACK 0x8F / 0x80) by
- * the broker, so decode only checks what makes the packet unreadable.
+ * Does not judge shared subscription names, support or ACLs: those are
+ * answered per entry by the broker. A topic filter that breaks the wildcard
+ * or length rules makes the whole packet malformed (compat: mosquitto
+ * closes the connection, v5 DISCONNECT 0x81, before answering any entry).
+ * MQTT 3.1 has no rule against an empty SUBSCRIBE / UNSUBSCRIBE: accepted,
+ * as mosquitto does.
  *
  * Invariant: after a successful decode, the entries walker cannot fail
- * part-way: every entry is complete and well-formed UTF-8.
+ * part-way: every entry is complete, well-formed UTF-8 and a valid filter.
  */
 #include "codec.h"
 
@@ -52,6 +55,8 @@ int mqtt_subscribe_decode(const struct mqtt_frame *f, uint8_t version, struct mq
 			return MQTT_RC_MALFORMED;
 		if (!mqtt_utf8_valid(filter.p, filter.len))
 			return MQTT_RC_MALFORMED; /* v311 MQTT-3.8.3-1 / MQTT-1.5.3-1, v5 MQTT-1.5.4-1 */
+		if (!mqtt_topic_filter_valid(filter, false))
+			return MQTT_RC_MALFORMED; /* v311 MQTT-4.7.1-1/2, MQTT-4.7.3-1; v5 the same */
 		if ((opt & 0x03) == 3)
 			return MQTT_RC_MALFORMED; /* v311 MQTT-3.8.3-4, v5 3.8.3.1 */
 		if (version == MQTT_V5) {
@@ -70,7 +75,7 @@ int mqtt_subscribe_decode(const struct mqtt_frame *f, uint8_t version, struct mq
 		return verdict;
 	if (s->packet_id == 0)
 		return MQTT_RC_PROTOCOL_ERROR; /* v311 MQTT-2.3.1-1, v5 MQTT-2.2.1-3 */
-	if (s->count == 0)
+	if (s->count == 0 && version != MQTT_V31)
 		return MQTT_RC_PROTOCOL_ERROR; /* v311 MQTT-3.8.3-3, v5 MQTT-3.8.3-2 */
 	return MQTT_OK;
 }
@@ -99,13 +104,15 @@ int mqtt_unsubscribe_decode(const struct mqtt_frame *f, uint8_t version, struct 
 		struct mqtt_str filter;
 		if (!mqtt_rd_bin(&r, &filter) || !mqtt_utf8_valid(filter.p, filter.len))
 			return MQTT_RC_MALFORMED; /* v311/v5 MQTT-3.10.3-1 */
+		if (!mqtt_topic_filter_valid(filter, false))
+			return MQTT_RC_MALFORMED; /* v311 MQTT-4.7.1-1/2, MQTT-4.7.3-1; v5 the same */
 		u->count++;
 	}
 	if (verdict != MQTT_OK)
 		return verdict;
 	if (u->packet_id == 0)
 		return MQTT_RC_PROTOCOL_ERROR; /* v311 MQTT-2.3.1-1, v5 MQTT-2.2.1-3 */
-	if (u->count == 0)
+	if (u->count == 0 && version != MQTT_V31)
 		return MQTT_RC_PROTOCOL_ERROR; /* v311 MQTT-3.10.3-2, v5 MQTT-3.10.3-2 */
 	return MQTT_OK;
 }

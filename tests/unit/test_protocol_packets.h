@@ -76,7 +76,10 @@ START_TEST(connect_errors)
 		{V311HDR "02 003c 0001 61", MQTT_OK, 4, "base"},
 		{V311HDR "03 003c 0001 61", MQTT_RC_MALFORMED, 4, "v311 MQTT-3.1.2-3 reserved flag"},
 		{V5HDR "03 003c 00 0001 61", MQTT_RC_MALFORMED, 5, "v5 MQTT-3.1.2-3 reserved flag"},
-		{V31HDR "03 003c 0001 61", MQTT_RC_MALFORMED, 3, "3.1 reserved flag"},
+		{V31HDR "03 003c 0001 61", MQTT_OK, 3, "compat: 3.1 reserved flag ignored, as mosquitto"},
+		{V31HDR "0a 003c 0001 61", MQTT_OK, 3, "compat: 3.1 will QoS without will flag ignored"},
+		{V31HDR "1a 003c 0001 61", MQTT_RC_MALFORMED, 3, "3.1 will QoS 3 without will flag"},
+		{V311HDR "0a 003c 0001 61", MQTT_RC_MALFORMED, 4, "v311 MQTT-3.1.2-13 will QoS without will flag"},
 		{V311HDR "0a 003c 0001 61", MQTT_RC_MALFORMED, 4, "v311 MQTT-3.1.2-13 will QoS, no will"},
 		{V311HDR "12 003c 0001 61", MQTT_RC_MALFORMED, 4, "v311 MQTT-3.1.2-13 will QoS 2, no will"},
 		{V311HDR "22 003c 0001 61", MQTT_RC_MALFORMED, 4, "v311 MQTT-3.1.2-15 will retain, no will"},
@@ -435,8 +438,13 @@ START_TEST(subscribe_errors)
 		{0x82, "0001 0001 00 00", MQTT_V311, MQTT_RC_MALFORMED, "v311 MQTT-1.5.3-2 filter U+0000"},
 		{0x82, "0001 0003 612f", MQTT_V311, MQTT_RC_MALFORMED, "entry cut"},
 		{0x82, "0001 0001 61", MQTT_V311, MQTT_RC_MALFORMED, "options missing"},
-		{0x82, "0001 0003 612b62 00", MQTT_V311, MQTT_OK, "bad filter is the broker's (SUBACK 0x80)"},
-		{0x82, "0001 0000 00", MQTT_V311, MQTT_OK, "empty filter is the broker's"},
+		{0x82, "0001 0003 612b62 00", MQTT_V311, MQTT_RC_MALFORMED, "v311 MQTT-4.7.1-2 bad filter (as mosquitto)"},
+		{0x82, "0001 00 0008 2473686172652f67 00", MQTT_V5, MQTT_OK, "bad share name is the broker's (SUBACK 0x8F)"},
+		{0x82, "0001 0000 00", MQTT_V311, MQTT_RC_MALFORMED, "v311 MQTT-4.7.3-1 empty filter"},
+		{0x82, "0001", MQTT_V31, MQTT_OK, "compat: 3.1 SUBSCRIBE without entries (mosquitto: empty SUBACK)"},
+		{0xa2, "0001", MQTT_V31, MQTT_OK, "compat: 3.1 UNSUBSCRIBE without entries"},
+		{0xa2, "0001 0003 612f23 0003 23 2f 61", MQTT_V311, MQTT_RC_MALFORMED, "v311 MQTT-4.7.1-2 bad UNSUBSCRIBE filter"},
+		{0xa2, "0001 0000", MQTT_V5, MQTT_RC_MALFORMED, "v5 MQTT-4.7.3-1 empty UNSUBSCRIBE filter"},
 		{0x82, "0001 04 0b010b02 0001 61 00", MQTT_V5, MQTT_RC_PROTOCOL_ERROR, "two sub ids"},
 		{0x82, "0001 02 0b00 0001 61 00", MQTT_V5, MQTT_RC_PROTOCOL_ERROR, "sub id 0"},
 		{0x82, "0001 03 1f0000 0001 61 00", MQTT_V5, MQTT_RC_MALFORMED, "reason string"},
@@ -571,9 +579,10 @@ static size_t build_samples(struct sample *s)
 		ADD(false, false, mqtt_publish_encode(&po, ver, out, cap));
 		for (uint8_t t = MQTT_PUBACK; t <= MQTT_PUBCOMP; t++)
 			ADD(!v5, true, mqtt_ack_encode(t, 5, t <= MQTT_PUBREC ? 0x10 : 0x92, pr, ver, out, cap));
-		ADD(true, true, mqtt_subscribe_encode(4, v5 ? S("\x0b\x01") : NOSTR, flt, opt, 1, ver, out, cap));
+		/* compat: MQTT 3.1 accepts a SUBSCRIBE / UNSUBSCRIBE cut to its packet id */
+		ADD(ver != MQTT_V31, true, mqtt_subscribe_encode(4, v5 ? S("\x0b\x01") : NOSTR, flt, opt, 1, ver, out, cap));
 		ADD(false, true, mqtt_subscribe_encode(4, NOSTR, two, opt, 2, ver, out, cap));
-		ADD(true, true, mqtt_unsubscribe_encode(4, NOSTR, flt, 1, ver, out, cap));
+		ADD(ver != MQTT_V31, true, mqtt_unsubscribe_encode(4, NOSTR, flt, 1, ver, out, cap));
 		ADD(false, !v5, mqtt_unsubscribe_encode(4, NOSTR, two, 2, ver, out, cap)); /* "00" + ... */
 		ADD(true, false, mqtt_suback_encode(MQTT_SUBACK, 4, pr, rcs, 1, ver, out, cap));
 		ADD(true, !v5, mqtt_suback_encode(MQTT_UNSUBACK, 4, pr, urcs, 1, ver, out, cap));
