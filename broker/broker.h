@@ -42,6 +42,7 @@
 struct broker;
 struct session;
 struct client;
+struct bridge;
 
 /* ---- messages --------------------------------------------------------------- */
 
@@ -174,6 +175,7 @@ struct client {
 	uint16_t receive_max_out;  /* client's Receive Maximum */
 	uint16_t alias_max_in;     /* our Topic Alias Maximum for this client */
 	char **aliases;            /* [alias_max_in + 1] inbound topic aliases */
+	struct bridge *bridge;     /* set: our outbound connection to a remote broker (bridge/) */
 	struct client *next_all, *prev_all;
 };
 
@@ -223,6 +225,8 @@ struct broker {
 	struct log *log;
 	const struct store_ops *store;
 	void *store_user;
+	struct bridge *bridges;   /* bridge/: one per "connection" section */
+	size_t n_bridges;
 };
 
 /* The loop's cached monotonic clock (ms), refreshed once per pass right

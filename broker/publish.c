@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/bridge.h"
 #include "broker.h"
 
 /* Acknowledge a PUBLISH that is not routed (denied, too large, ...). */
@@ -97,7 +98,8 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 	}
 
 	/* Topic as routed: with the listener's mount point in front. */
-	const char *ctopic = topic_join(c->l->conf->mount_point, p.topic, tbuf, sizeof(tbuf), &tbig);
+	const char *ctopic = c->bridge ? bridge_topic_in(c, p.topic, tbuf, sizeof(tbuf), &tbig) /* remote prefix -> local */
+				   : topic_join(c->l->conf->mount_point, p.topic, tbuf, sizeof(tbuf), &tbig);
 	if (!ctopic)
 		return 0x97;
 	struct mqtt_str topic = mqtt_cstr(ctopic);

@@ -140,6 +140,18 @@ int net_conn_set_keepalive(struct net_conn *c, int idle_s, int intvl_s, int coun
 void net_conn_set_user(struct net_conn *c, void *user);
 void *net_conn_user(const struct net_conn *c);
 
+/* ---- outbound connections (connect.c) ------------------------------------------ */
+
+/* Start a nonblocking TCP connect to host:port (a numeric IPv4/IPv6 address
+ * or a name; family AF_UNSPEC, AF_INET or AF_INET6). Names are resolved
+ * with a blocking getaddrinfo (see connect.c). Returns a conn that is not
+ * ready yet: set its callbacks at once; writes are queued and flushed once
+ * connected; a failed connect reaches on_close (NET_CLOSED_ERROR / RESET,
+ * err = errno). NULL with err filled when it fails at once (resolution,
+ * socket, an immediate connect error). net_conn_listener() is NULL. */
+struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, int family, char *err,
+			     size_t errlen);
+
 /* ---- listeners ----------------------------------------------------------------- */
 
 enum net_transport_kind { NET_TCP = 0, NET_WEBSOCKETS = 1 };

@@ -184,6 +184,7 @@ struct net_transport {
 
 extern const struct net_transport net_tcp_transport;
 extern const struct net_transport net_tls_transport;
+extern const struct net_transport net_tcp_connect_transport; /* connect.c */
 
 /* ---- connections ------------------------------------------------------------------ */
 
