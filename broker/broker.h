@@ -176,6 +176,7 @@ struct client {
 	uint16_t alias_max_in;     /* our Topic Alias Maximum for this client */
 	char **aliases;            /* [alias_max_in + 1] inbound topic aliases */
 	struct bridge *bridge;     /* set: our outbound connection to a remote broker (bridge/) */
+	bool bridge_peer;          /* a remote mosquitto-style bridge (CONNECT level bit 7) */
 	struct client *next_all, *prev_all;
 };
 

@@ -165,6 +165,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 
 	memset(&k, 0, sizeof(k));
 	rc = mqtt_connect_decode(f, &k);
+	c->bridge_peer = k.bridge; /* compat: mosquitto's bridge bit (try_private), see subscribe.c */
 	if (rc == MQTT_RC_UNSUPPORTED_VERSION && !known_protocol_name(f)) {
 		/* compat: as mosquitto, an unknown protocol name gets no CONNACK. */
 		log_msg(c->b, LOG_F_NOTICE, "Client %s refused: unknown protocol name.", net_conn_peer(c->conn));

@@ -3,7 +3,8 @@
  *
  * The acl_file of the listener the session last connected through (or the
  * global one) decides; with no acl_file everything is allowed except writes
- * to $SYS, which only the broker publishes (compat: as mosquitto).
+ * to $SYS, which only the broker publishes, bridge state topics excepted
+ * (compat: as mosquitto).
  */
 #include <string.h>
 
@@ -12,7 +13,10 @@
 bool security_acl(struct client *c, struct session *s, const char *topic, enum auth_access a)
 {
 	struct listener *l = c ? c->l : s ? s->listener : NULL;
-	if (a == AUTH_WRITE && strncmp(topic, "$SYS", 4) == 0 && (topic[4] == '/' || topic[4] == 0))
+	/* compat: as mosquitto, $SYS is the broker's, except the bridge state
+	 * topics that bridges publish (and leave as their will). */
+	if (a == AUTH_WRITE && strncmp(topic, "$SYS", 4) == 0 && (topic[4] == '/' || topic[4] == 0) &&
+	    !mqtt_topic_matches(mqtt_cstr("$SYS/broker/connection/+/state"), mqtt_cstr(topic)))
 		return false;
 	if (!l || !l->acl)
 		return true;

@@ -142,6 +142,8 @@ int subscribe_handle(struct client *c, const struct mqtt_frame *f)
 		uint8_t stored = (uint8_t)((opts & ~0x03) | qos);
 		if (c->version != MQTT_V5)
 			stored = qos;
+		if (c->bridge_peer) /* compat: as mosquitto, a bridge never gets its own messages back, and */
+			stored |= 0x0C; /* gets RETAIN as published (no-local + retain-as-published) */
 		bool replaced = false, existed = false;
 		if (subtree_add(b->subs, mqtt_cstr(tf), group[0] ? group : NULL, s, stored, sub_id, &replaced) ||
 		    session_sub_add(s, full, stored, sub_id, &existed)) {
