@@ -195,7 +195,7 @@ static int h_topic(struct pfile *f, const struct kw *k, char *args)
 	if (!b)
 		return -1;
 	char *pat = word(&args), *dir = word(&args), *qos = word(&args), *lp = word(&args), *rp = word(&args);
-	if (!pat || pat[0] == '#')
+	if (!pat) /* "topic # both": '#' is a pattern here, not a comment */
 		return perr(f, "topic: missing value");
 	if (*args && *args != '#')
 		return perr(f, "topic: extra text '%s'", args);

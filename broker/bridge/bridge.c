@@ -148,8 +148,8 @@ static int send_connect(struct bridge *br)
 		.props = {pbuf, (uint32_t)w.len},
 		.client_id = mqtt_cstr(bc->remote_clientid),
 		.will = will,
-		.will_qos = 1,
-		.will_retain = true,
+		.will_qos = will ? 1 : 0, /* v311 MQTT-3.1.2-13/-15: 0 without a will */
+		.will_retain = will,
 		.will_topic = will ? mqtt_cstr(bc->notification_topic) : (struct mqtt_str){0},
 		.will_payload = will ? mqtt_cstr("0") : (struct mqtt_str){0},
 		.has_username = bc->remote_username != NULL,
