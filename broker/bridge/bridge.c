@@ -10,8 +10,8 @@
  * subscribed to the out/both topics with no-local and retain-as-published,
  * made once at start-up, so that messages published while the remote is
  * down wait in the session's queue (max_queued_messages) and leave in order
- * on the next CONNACK (deliver_resume). With cleansession true that queue is
- * emptied at each connect, as mosquitto does. The connection is an ordinary
+ * on the next CONNACK (deliver_resume), whatever cleansession says (cleansession
+ * is the remote session's; mosquitto 2.0.11 forwards what waited either way). The connection is an ordinary
  * struct client with c->bridge set: publish.c and deliver.c handle PUBLISH
  * and its acks in both directions; only CONNACK, SUBACK, UNSUBACK and
  * PINGRESP are handled here.
@@ -175,12 +175,8 @@ static void connect_now(struct bridge *br)
 	const struct bridge_addr *a = &bc->addrs[br->cur_addr];
 	char err[256];
 	log_msg(b, LOG_F_NOTICE, "Connecting bridge %s (%s:%d)", bc->name, a->host, a->port);
-	if (bc->cleansession) {
-		/* A clean remote session: what waited locally is dropped (as mosquitto). */
-		out_list_clear(&br->s->inflight);
-		out_list_clear(&br->s->queue);
-		br->s->n_in_qos2 = 0;
-	}
+	if (bc->cleansession)
+		br->s->n_in_qos2 = 0; /* a clean remote session forgets its QoS 2 flows to us */
 	struct net_conn *conn = net_connect(b->loop, a->host, a->port, AF_UNSPEC, err, sizeof(err));
 	struct client *c = conn ? calloc(1, sizeof(*c)) : NULL;
 	if (!c) {
@@ -281,7 +277,7 @@ static int handle_connack(struct bridge *br, const struct mqtt_frame *f)
 	log_msg(b, LOG_F_NOTICE, "Bridge %s connected to %s (MQTT %s%s, keepalive %u s).", bc->name,
 		net_conn_peer(c->conn), c->version == MQTT_V5 ? "5" : c->version == MQTT_V31 ? "3.1" : "3.1.1",
 		br->try_private ? ", bridge bit" : "", c->keepalive);
-	send_subscriptions(br);
+	/* compat: as mosquitto, the remote state 1 (packet id 1) before the subscriptions */
 	if (bc->notifications && !bc->notifications_local_only) {
 		uint8_t buf[600];
 		struct mqtt_publish_out po = {.qos = 1, .retain = true, .packet_id = bridge_pid(br),
@@ -290,6 +286,7 @@ static int handle_connack(struct bridge *br, const struct mqtt_frame *f)
 		if (n && n <= sizeof(buf))
 			client_send(c, buf, n);
 	}
+	send_subscriptions(br);
 	notify_local(br, "1");
 	/* Attach the local session: what waited leaves now, in order. */
 	c->s = br->s;

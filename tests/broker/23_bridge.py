@@ -258,7 +258,10 @@ def _queued(h, clean):
     await_state(lw, "br1", "1")
     os.kill(r.proc.pid, signal.SIGSTOP)
     try:
-        await_state(lw, "br1", "0", limit=3 * ka + 2)
+        if h.vigil:
+            await_state(lw, "br1", "0", limit=3 * ka + 2)
+        else:  # mosquitto 2.0.11 publishes no local state 0 on a lost connection (compat row)
+            sleep(3.5 * ka)
         p = h.connect(lb, "pub")
         for i in range(3):
             p.publish("m/%d" % i, b"queued%d" % i, qos=1, rc=mqtt_test.NOSUB)
@@ -268,7 +271,7 @@ def _queued(h, clean):
     return rs
 
 
-@timeout(30)
+@timeout(45)
 def test_queued_while_remote_down_cleansession_false(h):
     # cleansession false (the default): messages published while the remote is unreachable wait
     # in the bridge's local session and are forwarded in order when it is back.
@@ -277,12 +280,13 @@ def test_queued_while_remote_down_cleansession_false(h):
         rs.expect_publish("m/%d" % i, b"queued%d" % i, qos=1, timeout=5)
 
 
-@timeout(30)
-def test_cleansession_true_drops_what_waited(h):
-    # cleansession true: a clean remote session; what waited locally is dropped at reconnect
-    # (mosquitto 2.0.11 does the same).
+@timeout(45)
+def test_cleansession_true_still_forwards_what_waited(h):
+    # cleansession is the remote session's: what waited in the local session is forwarded on
+    # reconnect with cleansession true too (as mosquitto 2.0.11 does).
     rs = _queued(h, True)
-    rs.expect_no_packet(1.0)
+    for i in range(3):
+        rs.expect_publish("m/%d" % i, b"queued%d" % i, qos=1, timeout=5)
 
 
 @timeout(25)
@@ -429,9 +433,11 @@ def test_connect_bytes_try_private(h):
                                            retain=True)))
         want[8] |= 0x80
         check_eq(mqtt_test.hexs(got), mqtt_test.hexs(bytes(want)), "CONNECT")
+        _, n = f.first(3)
+        check_eq(mqtt_test.hexs(n), mqtt_test.hexs(publish(STATE % "edge-7", b"1", qos=1, retain=True, mid=1)),
+                 "remote state 1, before the subscriptions")
         _, s = f.first(8)
-        check_eq(mqtt_test.hexs(s[2:]), mqtt_test.hexs(mqtt_test.subscribe(1, [("in/#", 1)])[2:]),
-                 "SUBSCRIBE (after its packet id)")
+        check_eq(mqtt_test.hexs(s), mqtt_test.hexs(mqtt_test.subscribe(2, [("in/#", 1)])), "SUBSCRIBE")
     finally:
         f.close()
 
