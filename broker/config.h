@@ -134,6 +134,9 @@ struct bridge_conf {
 	uint32_t max_packet_size;   /* 0 = none (v5 CONNECT Maximum Packet Size) */
 	int tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count; /* 0 = off */
 	int tcp_user_timeout_ms;    /* -1 = kernel default */
+	/* TLS: on when cafile or capath is set (as mosquitto) */
+	char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn;
+	bool insecure;              /* bridge_insecure: no check of the server's name */
 };
 
 struct config {

@@ -35,7 +35,8 @@ static void bridge_conf_free(struct bridge_conf *b)
 		bridge_topic_free(&b->topics[i]);
 	free(b->topics);
 	char *s[] = {b->name, b->file, b->local_clientid, b->remote_clientid, b->remote_username, b->remote_password,
-		     b->local_username, b->local_password, b->notification_topic};
+		     b->local_username, b->local_password, b->notification_topic, b->cafile, b->capath, b->certfile,
+		     b->keyfile, b->tls_version, b->alpn};
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(s[i]);
 	memset(b, 0, sizeof(*b));
@@ -355,6 +356,17 @@ static int h_bridge_tcp_keepalive(struct pfile *f, const struct kw *k, char *arg
 	return 0;
 }
 
+static int h_bridge_tls_version(struct pfile *f, const struct kw *k, char *args)
+{
+	static const char *const n[] = {"tlsv1.3", "tlsv1.2", "tlsv1.1", NULL};
+	static const int v[] = {0, 1, 2};
+	struct bridge_conf *b = cur_bridge(f, k);
+	int r = b ? choose(f, k, &args, n, v, "tlsv1.3, tlsv1.2 or tlsv1.1") : -1;
+	if (r < 0)
+		return -1;
+	return set_string(f, k->name, &b->tls_version, n[r]);
+}
+
 static int hostname_dot(char *out, size_t cap, const char *name)
 {
 	char host[256];
@@ -381,6 +393,19 @@ static int bridge_conf_finish(struct config *c, char *err, size_t errlen)
 		if (b->remote_password && !b->remote_username && b->protocol != 5) {
 			snprintf(err, errlen, "%s:%d: bridge '%s': remote_password needs remote_username (MQTT 3.1.1 "
 					      "MQTT-3.1.2-22)", b->file, b->line, b->name);
+			return -1;
+		}
+		const char *tls_only = b->certfile ? "bridge_certfile" : b->keyfile ? "bridge_keyfile"
+				     : b->insecure ? "bridge_insecure" : b->tls_version ? "bridge_tls_version"
+				     : b->alpn ? "bridge_alpn" : NULL;
+		if (tls_only && !b->cafile && !b->capath) {
+			snprintf(err, errlen, "%s:%d: bridge '%s': %s needs bridge_cafile or bridge_capath (TLS is on only "
+					      "with a CA, as in mosquitto)", b->file, b->line, b->name, tls_only);
+			return -1;
+		}
+		if (!b->certfile != !b->keyfile) {
+			snprintf(err, errlen, "%s:%d: bridge '%s': bridge_certfile and bridge_keyfile go together", b->file,
+				 b->line, b->name);
 			return -1;
 		}
 		if (!b->remote_clientid) {

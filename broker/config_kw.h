@@ -365,7 +365,7 @@ static int h_include_dir(struct pfile *f, const struct kw *k, char *args)
 #define WARN(n) {n, T_WARN, S_GLOBAL, 0, 0, 0, 0, 0, NULL, NULL}
 #define ERR(n, fl, why) {n, T_ERR, S_GLOBAL, fl, 0, 0, 0, 0, NULL, why}
 
-static const char BRIDGE_TLS[] = "configures a bridge option (TLS, PSK, bind address, ...) that vigil does not "
+static const char BRIDGE_TLS[] = "configures a bridge option (PSK, OCSP, bind address, ...) that vigil does not "
 				 "support yet; ignoring it would connect differently from what the file asks, so "
 				 "vigil refuses to start (see mosquitto-compat.md)";
 static const char PLUGIN[] = "loads a mosquitto plugin, which vigil does not support; ignoring it would "
@@ -489,7 +489,14 @@ static const struct kw KW[] = {
 	FNF("bridge_max_packet_size", S_BRIDGE, BF(max_packet_size), h_bridge_int, 0, 268435460, 0),
 	FN("bridge_tcp_keepalive", S_BRIDGE, h_bridge_tcp_keepalive, 1, 65535, 0),
 	FNF("bridge_tcp_user_timeout", S_BRIDGE, BF(tcp_user_timeout_ms), h_bridge_int, 0, INT_MAX, 0),
-	ERR("bridge_", F_PREFIX, BRIDGE_TLS), /* bridge_cafile, bridge_capath, bridge_certfile, ... bridge_psk */
+	FNF("bridge_cafile", S_BRIDGE, BF(cafile), h_bridge_str, 0, 0, F_STRF),
+	FNF("bridge_capath", S_BRIDGE, BF(capath), h_bridge_str, 0, 0, F_STRF),
+	FNF("bridge_certfile", S_BRIDGE, BF(certfile), h_bridge_str, 0, 0, F_STRF),
+	FNF("bridge_keyfile", S_BRIDGE, BF(keyfile), h_bridge_str, 0, 0, F_STRF),
+	FNF("bridge_insecure", S_BRIDGE, BF(insecure), h_bridge_bool, 0, 1, 0),
+	FNF("bridge_tls_version", S_BRIDGE, BF(tls_version), h_bridge_tls_version, 0, 0, F_STRF),
+	FNF("bridge_alpn", S_BRIDGE, BF(alpn), h_bridge_str, 0, 0, F_STRF),
+	ERR("bridge_", F_PREFIX, BRIDGE_TLS), /* bridge_identity, bridge_psk, bridge_require_ocsp, bridge_bind_address */
 };
 #define N_KW (sizeof(KW) / sizeof(KW[0]))
 

@@ -31,9 +31,15 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+struct cx_tls {
+	struct net_tls *tls;
+	char host[];
+};
 
 static ssize_t cx_read(struct net_conn *c, void *buf, size_t len)
 {
@@ -67,7 +73,22 @@ static int cx_handshake(struct net_conn *c)
 		}
 		return -errno;
 	}
-	return 1;
+	struct cx_tls *x = c->tp_state;
+	if (!x)
+		return 1;
+	/* TCP is up: the conn becomes a TLS client and its handshake starts. */
+	c->tp_state = NULL;
+	int r = net_tls_attach_client(x->tls, c, x->host);
+	free(x);
+	if (r < 0)
+		return r;
+	return c->tp->handshake(c);
+}
+
+static void cx_close(struct net_conn *c, bool abort_)
+{
+	free(c->tp_state); /* a struct cx_tls while the TCP connect was pending */
+	c->tp_state = NULL;
 }
 
 const struct net_transport net_tcp_connect_transport = {
@@ -77,6 +98,7 @@ const struct net_transport net_tcp_connect_transport = {
 	.handshake = cx_handshake,
 	.read = cx_read,
 	.writev = cx_writev,
+	.close = cx_close,
 };
 
 static void cx_err(char *err, size_t errlen, const char *host, int port, const char *why)
@@ -85,8 +107,8 @@ static void cx_err(char *err, size_t errlen, const char *host, int port, const c
 		snprintf(err, errlen, "%s:%d: %s", host, port, why);
 }
 
-struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, int family, char *err,
-			     size_t errlen)
+struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
+			     char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char portstr[16];
@@ -122,7 +144,20 @@ struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, 
 							   : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
 		inet_ntop(ai->ai_family, a, ip, sizeof ip);
 		snprintf(peer, sizeof peer, "%s:%d", ip, port);
+		/* The host name rides in tp_state until the TCP connect is done. */
 		c = net_conn_new(loop, fd, NULL, &net_tcp_connect_transport, peer);
+		if (c && tls) {
+			struct cx_tls *x = malloc(sizeof(*x) + strlen(host) + 1);
+			if (!x) {
+				net_conn_destroy(c); /* closes fd */
+				c = NULL;
+				last = ENOMEM;
+				continue;
+			}
+			x->tls = tls;
+			strcpy(x->host, host);
+			c->tp_state = x;
+		}
 		if (!c) {
 			last = ENOMEM;
 			close(fd);

@@ -177,7 +177,7 @@ static void connect_now(struct bridge *br)
 	log_msg(b, LOG_F_NOTICE, "Connecting bridge %s (%s:%d)", bc->name, a->host, a->port);
 	if (bc->cleansession)
 		br->s->n_in_qos2 = 0; /* a clean remote session forgets its QoS 2 flows to us */
-	struct net_conn *conn = net_connect(b->loop, a->host, a->port, AF_UNSPEC, err, sizeof(err));
+	struct net_conn *conn = net_connect(b->loop, a->host, a->port, AF_UNSPEC, br->tls, err, sizeof(err));
 	struct client *c = conn ? calloc(1, sizeof(*c)) : NULL;
 	if (!c) {
 		log_msg(b, LOG_F_ERROR, "Error creating bridge %s: %s.", bc->name, conn ? "out of memory" : err);
@@ -385,6 +385,8 @@ static const char *close_reason(enum net_close_reason why, int err, char *buf, s
 		return "the remote closed the connection";
 	if (why == NET_CLOSED_LOCAL)
 		return "closed";
+	if (why == NET_CLOSED_TLS)
+		return "TLS handshake or record failed (certificate not trusted, wrong name, or not TLS)";
 	snprintf(buf, cap, "%s", err ? strerror(err) : "socket error");
 	return buf;
 }
@@ -506,6 +508,19 @@ int bridge_start_all(struct broker *b, char *err, size_t errlen)
 		br->try_private = br->conf->try_private;
 		br->restart_ms = br->conf->restart_base * 1000u;
 		wheel_entry_init(&br->timer, on_timer);
+		const struct bridge_conf *bc = br->conf;
+		if (bc->cafile || bc->capath) {
+			struct net_tls_client_opts o = {bc->cafile, bc->capath, bc->certfile, bc->keyfile,
+							bc->tls_version, bc->alpn, bc->insecure};
+			char terr[256];
+			if (!(br->tls = net_tls_client_new(&o, terr, sizeof(terr)))) {
+				snprintf(err, errlen, "%s:%d: bridge %s: %s", bc->file, bc->line, bc->name, terr);
+				return -1;
+			}
+			if (bc->insecure)
+				log_msg(b, LOG_F_WARNING, "Warning: bridge %s: bridge_insecure true, the remote's "
+					"certificate name is not checked.", bc->name);
+		}
 		if (bridge_local_init(br, err, errlen))
 			return -1;
 		notify_local(br, "0"); /* as mosquitto: state 0 until the first CONNACK */
@@ -540,6 +555,7 @@ void bridge_free_all(struct broker *b)
 		}
 		if (br->s && br->s->listener == &br->l)
 			br->s->listener = NULL;
+		net_tls_free(br->tls);
 	}
 	free(b->bridges);
 	b->bridges = NULL;

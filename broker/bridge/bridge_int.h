@@ -18,6 +18,7 @@ struct bridge {
 	const struct bridge_conf *conf;
 	struct listener l;           /* what the core reads through c->l: no mount point, no ACL */
 	struct listener_conf lconf;
+	struct net_tls *tls;         /* client context when bridge_cafile / bridge_capath is set */
 	struct session *s;           /* the local side: an ordinary session */
 	struct client *c;            /* the current connection, or NULL */
 	struct wheel_entry timer;    /* restart, or liveness (PINGREQ / dead remote) */

@@ -521,6 +521,13 @@ START_TEST(bridge_every_option)
 		"bridge_max_packet_size 5000\n"
 		"bridge_tcp_keepalive 10 2 3\n"
 		"bridge_tcp_user_timeout 4000\n"
+		"bridge_cafile /ca.crt\n"
+		"bridge_capath /ca\n"
+		"bridge_certfile /c.crt\n"
+		"bridge_keyfile /c.key\n"
+		"bridge_insecure true\n"
+		"bridge_tls_version tlsv1.3\n"
+		"bridge_alpn mqtt\n"
 		"listener 1884\n"
 		"connection second\n"
 		"address h2\n"
@@ -582,13 +589,20 @@ START_TEST(bridge_every_option)
 	ck_assert_int_eq(b->tcp_keepalive_interval, 2);
 	ck_assert_int_eq(b->tcp_keepalive_count, 3);
 	ck_assert_int_eq(b->tcp_user_timeout_ms, 4000);
+	ck_assert_str_eq(b->cafile, "/ca.crt");
+	ck_assert_str_eq(b->capath, "/ca");
+	ck_assert_str_eq(b->certfile, "/c.crt");
+	ck_assert_str_eq(b->keyfile, "/c.key");
+	ck_assert(b->insecure);
+	ck_assert_str_eq(b->tls_version, "tlsv1.3");
+	ck_assert_str_eq(b->alpn, "mqtt");
 	b = &C.bridges[1]; /* bridge options after a listener line still configure the bridge */
 	ck_assert_str_eq(b->remote_clientid, "old");
 	ck_assert_str_eq(b->remote_username, "u");
 	ck_assert_str_eq(b->remote_password, "p");
-	ck_assert(has_warning(&W, "t.conf:36: option 'clientid' is deprecated"));
-	ck_assert(has_warning(&W, "t.conf:37: option 'username' is deprecated"));
-	ck_assert(has_warning(&W, "t.conf:38: option 'password' is deprecated"));
+	ck_assert(has_warning(&W, "t.conf:43: option 'clientid' is deprecated"));
+	ck_assert(has_warning(&W, "t.conf:44: option 'username' is deprecated"));
+	ck_assert(has_warning(&W, "t.conf:45: option 'password' is deprecated"));
 	ck_assert_uint_eq(C.n_listeners, 2);
 }
 END_TEST
@@ -650,6 +664,13 @@ static const struct {
 	{"connection a\nremote_clientid x\nclientid y\n", "t.conf:3: clientid: given twice (mosquitto refuses duplicate values too)"},
 	{"connection a\ntopic x\n", "t.conf:1: bridge 'a' has no address"},
 	{"connection a\naddress h\n", "t.conf:1: bridge 'a' has no topic"},
+	{"connection a\naddress h\ntopic x\nbridge_insecure true\n",
+	 "t.conf:1: bridge 'a': bridge_insecure needs bridge_cafile or bridge_capath (TLS is on only with a CA, as in "
+	 "mosquitto)"},
+	{"connection a\naddress h\ntopic x\nbridge_cafile c\nbridge_certfile f\n",
+	 "t.conf:1: bridge 'a': bridge_certfile and bridge_keyfile go together"},
+	{"connection a\nbridge_tls_version sslv3\n",
+	 "t.conf:2: bridge_tls_version: invalid value 'sslv3' (expected tlsv1.3, tlsv1.2 or tlsv1.1)"},
 	{"connection a\naddress h\ntopic x\nremote_password p\n",
 	 "t.conf:1: bridge 'a': remote_password needs remote_username (MQTT 3.1.1 MQTT-3.1.2-22)"},
 };
@@ -663,9 +684,8 @@ END_TEST
 START_TEST(bridges_plugins_and_prefixes_are_errors)
 {
 	/* Bridge options vigil does not implement yet stay errors. */
-	static const char *const refused[] = {"bridge_cafile", "bridge_capath", "bridge_certfile", "bridge_keyfile",
-					      "bridge_insecure", "bridge_tls_version", "bridge_alpn", "bridge_identity",
-					      "bridge_psk", "bridge_bind_address", "bridge_require_ocsp"};
+	static const char *const refused[] = {"bridge_identity", "bridge_psk", "bridge_bind_address",
+					      "bridge_require_ocsp"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		char text[128], want[128];
 		config_free(&C);
