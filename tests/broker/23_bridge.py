@@ -21,7 +21,7 @@ import mqtt_test
 from mqtt_test import (connect, connack, publish, puback, pingresp, suback, parse, check, check_eq,
                        fail, vigil_only, timeout, sleep, Closed)
 
-VIGIL = os.environ.get("VIGIL_BIN", os.path.join(mqtt_test.REPO, "vigil"))
+VIGIL = os.path.abspath(os.environ.get("VIGIL_BIN", os.path.join(mqtt_test.REPO, "vigil")))
 STATE = "$SYS/broker/connection/%s/state"
 
 
