@@ -540,6 +540,86 @@ def test_frozen_remote_sigstop(h):
     await_state(lw, "br1", "1", limit=5)
 
 
+FAKE_REMOTE_PY = r"""
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2]))); srv.listen(4)
+print("ready", flush=True)
+while True:
+    s, _ = srv.accept(); buf = b""
+    while True:
+        try:
+            d = s.recv(65536)
+        except OSError:
+            d = b""
+        if not d:
+            s.close(); break
+        buf += d
+        try:
+            while len(buf) >= 2 and not buf[1] & 0x80 and len(buf) >= 2 + buf[1]:
+                t, buf = buf[0] >> 4, buf[2 + buf[1]:]
+                if t == 1: s.sendall(bytes([0x20, 2, 0, 0]))
+                elif t == 12: s.sendall(bytes([0xD0, 0]))
+        except OSError:
+            s.close(); break
+"""
+
+
+class _Deferred:
+    def __init__(self):
+        self.fns = []
+
+    def defer(self, fn):
+        self.fns.append(fn)
+
+    def run(self):
+        for fn in reversed(self.fns):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - cleanup goes on
+                pass
+
+
+@vigil_only("mosquitto raises keepalive_interval below 5 s to 5")
+@timeout(25)
+def test_link_cut_remote_netns(h):
+    # The remote's host vanishes (veth cut in a network namespace: no FIN, no RST): local state 0
+    # within 1.5 x K + 100 ms of the remote's last packet, the socket closed abortively (nothing
+    # left towards the dead host), and the bridge reconnects once the link is back.
+    import sys
+    sys.path.insert(0, os.path.join(mqtt_test.REPO, "tests", "liveness"))
+    import netns
+    d = _Deferred()
+    try:
+        ns = netns.NetNS.create(d)
+        port = mqtt_test.free_port()
+        script = h.file("fake_remote.py", FAKE_REMOTE_PY)
+        proc = subprocess.Popen(ns.exec_argv(["/usr/bin/python3", script, ns.ns_ip, str(port)]),
+                                stdout=subprocess.PIPE, stderr=open(os.path.join(h.dir, "fake_remote.err"), "wb"))
+        d.defer(lambda: (proc.kill(), proc.wait()))
+        check(proc.stdout.readline().strip() == b"ready", "the fake remote did not start")
+        k = 2
+        lb = local(h, bridge_conf(port, ["x out 0"], "edge-ns", ka=k).replace("127.0.0.1:%d" % port,
+                                                                              "%s:%d" % (ns.ns_ip, port)))
+        lw = state_watch(h, lb, "edge-ns")
+        await_state(lw, "edge-ns", "1")
+        time.sleep(1.2)  # a PINGREQ / PINGRESP exchange or two
+        t_cut = time.monotonic()
+        ns.cut_link()
+        t0 = await_state(lw, "edge-ns", "0", limit=6)
+        took = t0 - t_cut
+        # The remote's last packet came at most K before the cut (PINGRESP every K).
+        check(took <= 1.5 * k + 0.1 + 0.05, "state 0 %.3f s after the cut (limit 1.5 x %d s + 100 ms)" % (took, k))
+        check(took >= 0.5 * k - 0.01, "state 0 %.3f s after the cut: before 1.5 x K of silence" % took)
+        left = [st for st in netns.tcp_states_to(ns.ns_ip) if st != "SYN-SENT"]  # SYN-SENT: the reconnect
+        check(not left, "sockets left towards the dead remote: %r" % left)
+        ns.ip(["link", "set", ns.ns_if, "up"])
+        await_state(lw, "edge-ns", "1", limit=8)
+        print("link cut -> local state 0: %.3f s (keepalive %d s)" % (took, k))
+    finally:
+        d.run()
+
+
 # ---------------------------------------------------------------------------------------------
 # vigil <-> the real mosquitto 2.0.11
 
