@@ -661,6 +661,7 @@ static int reload_fields(int scope, char *live, char *fresh, const char *where,
 int config_reload(struct config *live, struct config *fresh, void (*warn)(const char *msg, void *u), void *u)
 {
 	int n = reload_fields(S_GLOBAL, (char *)live, (char *)fresh, "", warn, u);
+	bridge_conf_reload_warn(live, fresh, warn, u);
 	n += reload_fields(S_SECURITY, (char *)&live->security, (char *)&fresh->security, "", warn, u);
 	if (!str_eq(live->log_file, fresh->log_file)) /* set by log_dest file, which moved with log_dest */
 		n++;

@@ -376,6 +376,35 @@ static int hostname_dot(char *out, size_t cap, const char *name)
 	return snprintf(out, cap, "%s.%s", host, name) >= (int)cap ? -1 : 0;
 }
 
+static bool bridge_same(const struct bridge_conf *a, const struct bridge_conf *b)
+{
+	if (strcmp(a->name, b->name) || a->n_addrs != b->n_addrs || a->n_topics != b->n_topics ||
+	    a->keepalive != b->keepalive || a->protocol != b->protocol || strcmp(a->remote_clientid, b->remote_clientid))
+		return false;
+	for (size_t i = 0; i < a->n_addrs; i++)
+		if (strcmp(a->addrs[i].host, b->addrs[i].host) || a->addrs[i].port != b->addrs[i].port)
+			return false;
+	for (size_t i = 0; i < a->n_topics; i++)
+		if (strcmp(a->topics[i].local_topic, b->topics[i].local_topic) ||
+		    strcmp(a->topics[i].remote_topic, b->topics[i].remote_topic) || a->topics[i].dir != b->topics[i].dir ||
+		    a->topics[i].qos != b->topics[i].qos)
+			return false;
+	return true;
+}
+
+/* SIGHUP: bridges are not reloaded (as mosquitto 2.0.11); say so when they changed
+ * (names, addresses, topics, keepalive, protocol, remote client id). */
+static void bridge_conf_reload_warn(const struct config *live, const struct config *fresh,
+				    void (*warn)(const char *msg, void *u), void *u)
+{
+	bool same = live->n_bridges == fresh->n_bridges;
+	for (size_t i = 0; same && i < live->n_bridges; i++)
+		same = bridge_same(&live->bridges[i], &fresh->bridges[i]);
+	if (!same && warn)
+		warn("bridge configuration changed; restart vigil to apply it (bridges are not reloaded on SIGHUP, "
+		     "as in mosquitto)", u);
+}
+
 /* After parsing: the derived defaults and the cross-option rules. */
 static int bridge_conf_finish(struct config *c, char *err, size_t errlen)
 {

@@ -681,6 +681,28 @@ START_TEST(bridge_bad_values)
 }
 END_TEST
 
+START_TEST(bridge_change_on_reload_warns)
+{
+	LOAD_OK("listener 1883\nconnection up\naddress h\ntopic t\n");
+	struct config f;
+	char e[256];
+	config_init(&f);
+	ck_assert_int_eq(config_parse_string(&f, "t.conf", "listener 1883\nconnection up\naddress h\ntopic t\n", NULL,
+					     NULL, e, sizeof(e)), 0);
+	ck_assert_int_eq(config_finish(&f, 0, e, sizeof(e)), 0);
+	config_reload(&C, &f, warn_cb, &W);
+	ck_assert(!has_warning(&W, "bridge configuration changed"));
+	config_free(&f);
+	ck_assert_int_eq(config_parse_string(&f, "t.conf", "listener 1883\nconnection up\naddress g\ntopic t\n", NULL,
+					     NULL, e, sizeof(e)), 0);
+	ck_assert_int_eq(config_finish(&f, 0, e, sizeof(e)), 0);
+	config_reload(&C, &f, warn_cb, &W);
+	ck_assert(has_warning(&W, "bridge configuration changed; restart vigil"));
+	ck_assert_str_eq(C.bridges[0].addrs[0].host, "h"); /* the live one is kept */
+	config_free(&f);
+}
+END_TEST
+
 START_TEST(bridges_plugins_and_prefixes_are_errors)
 {
 	/* Bridge options vigil does not implement yet stay errors. */
@@ -958,6 +980,7 @@ static Suite *config_suite(void)
 	tcase_add_test(t, bridge_every_option);
 	tcase_add_test(t, bridge_defaults_are_mosquittos);
 	tcase_add_loop_test(t, bridge_bad_values, 0, sizeof(bridge_bad) / sizeof(bridge_bad[0]));
+	tcase_add_test(t, bridge_change_on_reload_warns);
 	tcase_add_test(t, bridges_plugins_and_prefixes_are_errors);
 	tcase_add_test(t, unsupported_options_warn);
 	tcase_add_test(t, every_mosquitto_keyword_is_known);
