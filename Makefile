@@ -73,6 +73,7 @@ $(BUILD)/broker/%.o: broker/%.c
 # while another module is broken. Default: all three archives.
 LINK_test_protocol = $(BUILD)/libprotocol.a
 LINK_test_net      = $(BUILD)/libnet.a
+LINK_test_net_connect = $(BUILD)/libnet.a
 LINK_test_wheel    = $(BUILD)/broker/wheel.o
 LINK_test_subtree  = $(BUILD)/broker/subtree.o $(BUILD)/libprotocol.a
 LINK_test_config   = $(BUILD)/broker/config.o
