@@ -487,10 +487,8 @@ START_TEST(bad_values)
 END_TEST
 
 #include "test_config_bridge.h"
-
 START_TEST(bridges_plugins_and_prefixes_are_errors)
 {
-	/* Bridge options vigil does not implement yet stay errors. */
 	static const char *const refused[] = {"bridge_identity", "bridge_psk", "bridge_bind_address",
 					      "bridge_require_ocsp"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
@@ -762,10 +760,7 @@ static Suite *config_suite(void)
 	tcase_add_test(t, extra_words_warn);
 	tcase_add_test(t, unknown_option);
 	tcase_add_loop_test(t, bad_values, 0, sizeof(bad) / sizeof(bad[0]));
-	tcase_add_test(t, bridge_every_option);
-	tcase_add_test(t, bridge_defaults_are_mosquittos);
-	tcase_add_loop_test(t, bridge_bad_values, 0, sizeof(bridge_bad) / sizeof(bridge_bad[0]));
-	tcase_add_test(t, bridge_change_on_reload_warns);
+	bridge_tcase(t);
 	tcase_add_test(t, bridges_plugins_and_prefixes_are_errors);
 	tcase_add_test(t, unsupported_options_warn);
 	tcase_add_test(t, every_mosquitto_keyword_is_known);

@@ -221,3 +221,10 @@ START_TEST(bridge_change_on_reload_warns)
 }
 END_TEST
 
+static void bridge_tcase(TCase *t)
+{
+	tcase_add_test(t, bridge_every_option);
+	tcase_add_test(t, bridge_defaults_are_mosquittos);
+	tcase_add_loop_test(t, bridge_bad_values, 0, sizeof(bridge_bad) / sizeof(bridge_bad[0]));
+	tcase_add_test(t, bridge_change_on_reload_warns);
+}
