@@ -146,6 +146,7 @@ struct session {
 	uint16_t *in_qos2;         /* inbound QoS 2 packet ids awaiting PUBREL */
 
 	struct will *will;
+	bool bridge_owned;         /* the local side of a bridge (bridge/): no client may take it */
 };
 
 /* ---- clients (connections) ------------------------------------------------------ */

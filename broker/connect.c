@@ -244,6 +244,11 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	}
 	if (!id)
 		goto nomem;
+	struct session *owned = session_find(b, id);
+	if (owned && owned->bridge_owned) { /* compat: mosquitto lets a client take a bridge's session over */
+		rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "client id of a bridge's local side");
+		goto out;
+	}
 
 	/* ---- the will ---- */
 	if (k.will) {

@@ -467,6 +467,7 @@ static int bridge_local_init(struct bridge *br, char *err, size_t errlen)
 	}
 	br->s = s;
 	s->expiry = UINT32_MAX; /* the bridge owns it for the broker's life */
+	s->bridge_owned = true;
 	s->listener = &br->l;
 	s->version = br->version;
 	for (size_t i = 0; i < bc->n_topics; i++) {

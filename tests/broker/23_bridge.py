@@ -322,6 +322,17 @@ def test_credentials_right_and_wrong(h):
     w.expect_no_packet(1.5)
 
 
+@vigil_only("mosquitto lets a client take the bridge's local session over")
+def test_client_cannot_take_the_bridge_session_v311_MQTT_3_1_3_5(h):
+    # The server may refuse a client identifier (v311 MQTT-3.1.3-5, CONNACK 0x02): the bridge's
+    # local session is not a client's to take over.
+    r, lb = up(h, ["x out 0"], extra="local_clientid bridge-local\n")
+    h.expect_refused(lb, "bridge-local", 2)
+    rs = sub(h, r, "x", 0)
+    h.connect(lb, "pub").publish("x", b"still bridged")
+    rs.expect_publish("x", b"still bridged")
+
+
 # ---------------------------------------------------------------------------------------------
 # What a bridge sends: a fake remote records it
 
