@@ -44,6 +44,7 @@
 struct broker;
 struct session;
 struct client;
+struct bridge;
 
 /* ---- messages --------------------------------------------------------------- */
 
@@ -158,6 +159,7 @@ struct session {
 	struct in_qos2 *in_qos2;   /* inbound QoS 2 flows awaiting PUBREL */
 
 	struct will *will;
+	bool bridge_owned;         /* the local side of a bridge (bridge/): no client may take it */
 };
 
 /* ---- clients (connections) ------------------------------------------------------ */
@@ -174,7 +176,6 @@ struct client {
 	enum client_state state;
 	uint8_t version;
 	bool clean_start;
-	bool bridge;               /* protocol level with bit 7 (mosquitto bridge, try_private) */
 	bool request_problem_info; /* v5, default true */
 	uint16_t keepalive;        /* seconds, as granted */
 	uint32_t timeout_ms;       /* 1.5 x keepalive, or the CONNECT timeout */
@@ -188,6 +189,8 @@ struct client {
 	uint16_t receive_max_out;  /* client's Receive Maximum */
 	uint16_t alias_max_in;     /* our Topic Alias Maximum for this client */
 	char **aliases;            /* [alias_max_in + 1] inbound topic aliases */
+	struct bridge *bridge;     /* set: our outbound connection to a remote broker (bridge/) */
+	bool bridge_peer;          /* a remote mosquitto-style bridge (CONNECT level bit 7) */
 	struct client *next_all, *prev_all;
 };
 
@@ -238,6 +241,8 @@ struct broker {
 	struct mem mem;      /* memory_limit accounting (mem.c) */
 	const struct store_ops *store;
 	void *store_user;
+	struct bridge *bridges;   /* bridge/: one per "connection" section */
+	size_t n_bridges;
 };
 
 /* The loop's cached monotonic clock (ms), refreshed once per pass right

@@ -27,7 +27,7 @@
 #include "config.h"
 
 enum kw_type { T_BOOL, T_INT, T_STR, T_FN, T_WARN, T_ERR };
-enum kw_scope { S_GLOBAL, S_LISTENER, S_SECURITY };
+enum kw_scope { S_GLOBAL, S_LISTENER, S_SECURITY, S_BRIDGE /* struct bridge_conf (config_bridge.h) */ };
 enum kw_flag {
 	F_RELOAD = 1,  /* reloaded on SIGHUP (as mosquitto.conf(5) says) */
 	F_PREFIX = 2,  /* name is a prefix: plugin_opt_*, auth_opt_* */
@@ -351,7 +351,7 @@ static void warn_unused_default(struct pfile *f)
 		return;
 	for (size_t i = 0; i < N_KW; i++) {
 		const struct kw *k = &KW[i];
-		if (k->scope == S_GLOBAL || !k->size || (k->flags & F_ALIAS))
+		if (k->scope == S_GLOBAL || k->scope == S_BRIDGE || !k->size || (k->flags & F_ALIAS))
 			continue;
 		const char *a = k->scope == S_LISTENER ? (const char *)&c->default_listener
 						       : (const char *)&c->default_listener.security;
@@ -441,6 +441,7 @@ void config_free(struct config *c)
 	free(c->listeners);
 	listener_free(&c->default_listener);
 	security_free(&c->security);
+	bridge_conf_free_all(c);
 	char *s[] = {c->pid_file, c->user, c->persistence_file, c->persistence_location, c->log_file,
 		     c->log_timestamp_format};
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
@@ -610,6 +611,8 @@ int config_finish_warn(struct config *c, int cmdline_port, config_warn_fn warn, 
 		if (check_listener(&c->listeners[i], warn, u, err, errlen))
 			return -1;
 	}
+	if (bridge_conf_finish(c, err, errlen))
+		return -1;
 	if (!c->user && !(c->user = strdup("mosquitto")))
 		goto nomem;
 	if (!c->persistence_file && !(c->persistence_file = strdup("mosquitto.db")))
@@ -687,6 +690,7 @@ static int reload_fields(int scope, char *live, char *fresh, const char *where,
 int config_reload(struct config *live, struct config *fresh, void (*warn)(const char *msg, void *u), void *u)
 {
 	int n = reload_fields(S_GLOBAL, (char *)live, (char *)fresh, "", warn, u);
+	bridge_conf_reload_warn(live, fresh, warn, u);
 	n += reload_fields(S_SECURITY, (char *)&live->security, (char *)&fresh->security, "", warn, u);
 	if (!str_eq(live->log_file, fresh->log_file)) /* set by log_dest file, which moved with log_dest */
 		n++;

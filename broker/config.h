@@ -84,6 +84,61 @@ enum log_dest_flags {
 	LOG_D_NONE = 1 << 5,      /* "log_dest none" given (alone: no logging at all) */
 };
 
+/* ---- bridges (mosquitto.conf(5) "Configuring Bridges"; parsed in config_bridge.h) ---- */
+
+enum bridge_dir { BRIDGE_OUT = 0, BRIDGE_IN = 1, BRIDGE_BOTH = 2 };
+enum bridge_start { BRIDGE_START_AUTOMATIC = 0, BRIDGE_START_LAZY = 1, BRIDGE_START_ONCE = 2 };
+
+/* One "topic PATTERN [dir [qos [local-prefix remote-prefix]]]" line. */
+struct bridge_topic {
+	char *pattern;                     /* "" allowed when a prefix is given */
+	char *local_prefix, *remote_prefix; /* NULL = none ("" in the file) */
+	char *local_topic, *remote_topic;  /* prefix + pattern (filled by the parser) */
+	int dir;                           /* enum bridge_dir, default out */
+	int qos;                           /* default 0 */
+};
+
+struct bridge_addr {
+	char *host;
+	int port; /* default 1883 */
+};
+
+struct bridge_conf {
+	char *name;                 /* "connection NAME" */
+	char *file;                 /* where the connection line was */
+	int line;
+	struct bridge_addr *addrs;
+	size_t n_addrs;
+	bool round_robin;           /* default false: go back to the first address */
+	struct bridge_topic *topics;
+	size_t n_topics;
+	int protocol;               /* 3 (mqttv31), 4 (mqttv311, default), 5 (mqttv50) */
+	bool try_private;           /* default true */
+	bool cleansession;          /* default false */
+	int local_cleansession;     /* -1 = as cleansession */
+	char *local_clientid;       /* default "local." + remote_clientid */
+	char *remote_clientid;      /* default "HOSTNAME.NAME" (config_finish) */
+	char *remote_username, *remote_password;
+	char *local_username, *local_password;
+	bool notifications;         /* default true */
+	bool notifications_local_only;
+	char *notification_topic;   /* default "$SYS/broker/connection/<remote_clientid>/state" */
+	unsigned keepalive;         /* seconds, default 60; 1..65535 (compat: mosquitto raises < 5 to 5) */
+	unsigned restart_base;      /* seconds: constant, or backoff base when restart_cap > 0 */
+	unsigned restart_cap;       /* 0 = constant restart_base; default 5 / 30 (backoff) */
+	int start_type;             /* enum bridge_start; lazy is refused */
+	unsigned idle_timeout;      /* default 60 (lazy only) */
+	unsigned threshold;         /* default 10 (lazy only) */
+	bool attempt_unsubscribe;   /* default true */
+	bool outgoing_retain;       /* default true */
+	uint32_t max_packet_size;   /* 0 = none (v5 CONNECT Maximum Packet Size) */
+	int tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count; /* 0 = off */
+	int tcp_user_timeout_ms;    /* -1 = kernel default */
+	/* TLS: on when cafile or capath is set (as mosquitto) */
+	char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn;
+	bool insecure;              /* bridge_insecure: no check of the server's name */
+};
+
 struct config {
 	/* listeners, in file order; config_finish appends mosquitto's default
 	 * listener (from "port", "bind_address" or listener options given before
@@ -144,6 +199,10 @@ struct config {
 	/* Set by config_finish: no listener was configured, so vigil listens on
 	 * 127.0.0.1 and ::1 only, with anonymous access (mosquitto 2.0). */
 	bool local_only;
+
+	/* bridges, in file order (config_bridge.h) */
+	struct bridge_conf *bridges;
+	size_t n_bridges;
 };
 
 /* Defaults as mosquitto 2.0's (vigil's where mosquitto-compat.md says so). */

@@ -359,12 +359,15 @@ static int h_include_dir(struct pfile *f, const struct kw *k, char *args)
 	return rc;
 }
 
+#include "config_bridge.h"
+
 /* ---- the keyword table -------------------------------------------------------- */
 
 #define FLD(type, f) offsetof(type, f), sizeof(((type *)0)->f)
 #define GF(f) FLD(struct config, f)
 #define LF(f) FLD(struct listener_conf, f)
 #define SF(f) FLD(struct security_conf, f)
+#define BF(f) FLD(struct bridge_conf, f)
 #define BOOL(n, sc, fld, fl) {n, T_BOOL, sc, fl, fld, 0, 1, NULL, NULL}
 #define INT(n, sc, fld, lo, hi, fl) {n, T_INT, sc, fl, fld, lo, hi, NULL, NULL}
 #define STR(n, sc, fld, fl) {n, T_STR, sc, fl, fld, 0, 0, NULL, NULL}
@@ -374,8 +377,9 @@ static int h_include_dir(struct pfile *f, const struct kw *k, char *args)
 #define WARN(n) {n, T_WARN, S_GLOBAL, 0, 0, 0, 0, 0, NULL, NULL}
 #define ERR(n, fl, why) {n, T_ERR, S_GLOBAL, fl, 0, 0, 0, 0, NULL, why}
 
-static const char BRIDGE[] = "configures a bridge, which vigil does not support yet; ignoring it would "
-			     "silently stop the bridged messages, so vigil refuses to start (see mosquitto-compat.md)";
+static const char BRIDGE_TLS[] = "configures a bridge option (PSK, OCSP, bind address, ...) that vigil does not "
+				 "support yet; ignoring it would connect differently from what the file asks, so "
+				 "vigil refuses to start (see mosquitto-compat.md)";
 static const char PLUGIN[] = "loads a mosquitto plugin, which vigil does not support; ignoring it would "
 			     "change who may connect and what they may access (see mosquitto-compat.md)";
 
@@ -464,16 +468,47 @@ static const struct kw KW[] = {
 				    "admit clients that mosquitto refuses"),
 	ERR("auth_plugin", 0, PLUGIN), ERR("plugin", 0, PLUGIN), ERR("auth_plugin_deny_special_chars", 0, PLUGIN),
 	ERR("auth_opt_", F_PREFIX, PLUGIN), ERR("plugin_opt_", F_PREFIX, PLUGIN),
-	ERR("connection", 0, BRIDGE), ERR("address", 0, BRIDGE), ERR("addresses", 0, BRIDGE),
-	ERR("topic", 0, BRIDGE), ERR("cleansession", 0, BRIDGE), ERR("local_cleansession", 0, BRIDGE),
-	ERR("clientid", 0, BRIDGE), ERR("remote_clientid", 0, BRIDGE), ERR("local_clientid", 0, BRIDGE),
-	ERR("username", 0, BRIDGE), ERR("password", 0, BRIDGE), ERR("remote_username", 0, BRIDGE),
-	ERR("remote_password", 0, BRIDGE), ERR("local_username", 0, BRIDGE), ERR("local_password", 0, BRIDGE),
-	ERR("notifications", 0, BRIDGE), ERR("notifications_local_only", 0, BRIDGE),
-	ERR("notification_topic", 0, BRIDGE), ERR("keepalive_interval", 0, BRIDGE),
-	ERR("idle_timeout", 0, BRIDGE), ERR("restart_timeout", 0, BRIDGE), ERR("round_robin", 0, BRIDGE),
-	ERR("start_type", 0, BRIDGE), ERR("threshold", 0, BRIDGE), ERR("try_private", 0, BRIDGE),
-	ERR("bridge_", F_PREFIX, BRIDGE), /* bridge_alpn, bridge_cafile, ... bridge_tls_version */
+	/* bridges (config_bridge.h): after a "connection" line */
+	FN("connection", S_GLOBAL, h_connection, 0, 0, 0),
+	FN("address", S_BRIDGE, h_address, 0, 0, 0),
+	FN("addresses", S_BRIDGE, h_address, 0, 0, 0),
+	FN("topic", S_BRIDGE, h_topic, 0, 0, 0),
+	FNF("round_robin", S_BRIDGE, BF(round_robin), h_bridge_bool, 0, 1, 0),
+	FN("bridge_protocol_version", S_BRIDGE, h_bridge_protocol, 0, 0, 0),
+	FNF("try_private", S_BRIDGE, BF(try_private), h_bridge_bool, 0, 1, 0),
+	FNF("cleansession", S_BRIDGE, BF(cleansession), h_bridge_bool, 0, 1, 0),
+	FNF("local_cleansession", S_BRIDGE, BF(local_cleansession), h_bridge_bool, 0, 1, 0),
+	FNF("local_clientid", S_BRIDGE, BF(local_clientid), h_bridge_str, 0, 0, F_STRF),
+	FNF("remote_clientid", S_BRIDGE, BF(remote_clientid), h_bridge_str, 0, 0, F_STRF),
+	FNF("clientid", S_BRIDGE, BF(remote_clientid), h_bridge_str, 0, 0, F_STRF | F_ALIAS),
+	FNF("remote_username", S_BRIDGE, BF(remote_username), h_bridge_str, 0, 0, F_STRF),
+	FNF("username", S_BRIDGE, BF(remote_username), h_bridge_str, 0, 0, F_STRF | F_ALIAS),
+	FNF("remote_password", S_BRIDGE, BF(remote_password), h_bridge_str, 0, 0, F_STRF),
+	FNF("password", S_BRIDGE, BF(remote_password), h_bridge_str, 0, 0, F_STRF | F_ALIAS),
+	FNF("local_username", S_BRIDGE, BF(local_username), h_bridge_str, 0, 0, F_STRF),
+	FNF("local_password", S_BRIDGE, BF(local_password), h_bridge_str, 0, 0, F_STRF),
+	FNF("notifications", S_BRIDGE, BF(notifications), h_bridge_bool, 0, 1, 0),
+	FNF("notifications_local_only", S_BRIDGE, BF(notifications_local_only), h_bridge_bool, 0, 1, 0),
+	FNF("notification_topic", S_BRIDGE, BF(notification_topic), h_bridge_str, 0, 0, F_STRF),
+	/* compat: honoured down to 1 s; mosquitto raises values below 5 to 5 */
+	FNF("keepalive_interval", S_BRIDGE, BF(keepalive), h_bridge_int, 1, 65535, 0),
+	FN("restart_timeout", S_BRIDGE, h_restart_timeout, 1, INT_MAX, 0),
+	FN("start_type", S_BRIDGE, h_start_type, 0, 0, 0),
+	FNF("idle_timeout", S_BRIDGE, BF(idle_timeout), h_bridge_int, 0, INT_MAX, 0),
+	FNF("threshold", S_BRIDGE, BF(threshold), h_bridge_int, 1, INT_MAX, 0),
+	FNF("bridge_attempt_unsubscribe", S_BRIDGE, BF(attempt_unsubscribe), h_bridge_bool, 0, 1, 0),
+	FNF("bridge_outgoing_retain", S_BRIDGE, BF(outgoing_retain), h_bridge_bool, 0, 1, 0),
+	FNF("bridge_max_packet_size", S_BRIDGE, BF(max_packet_size), h_bridge_int, 0, 268435460, 0),
+	FN("bridge_tcp_keepalive", S_BRIDGE, h_bridge_tcp_keepalive, 1, 65535, 0),
+	FNF("bridge_tcp_user_timeout", S_BRIDGE, BF(tcp_user_timeout_ms), h_bridge_int, 0, INT_MAX, 0),
+	FNF("bridge_cafile", S_BRIDGE, BF(cafile), h_bridge_str, 0, 0, F_STRF),
+	FNF("bridge_capath", S_BRIDGE, BF(capath), h_bridge_str, 0, 0, F_STRF),
+	FNF("bridge_certfile", S_BRIDGE, BF(certfile), h_bridge_str, 0, 0, F_STRF),
+	FNF("bridge_keyfile", S_BRIDGE, BF(keyfile), h_bridge_str, 0, 0, F_STRF),
+	FNF("bridge_insecure", S_BRIDGE, BF(insecure), h_bridge_bool, 0, 1, 0),
+	FNF("bridge_tls_version", S_BRIDGE, BF(tls_version), h_bridge_tls_version, 0, 0, F_STRF),
+	FNF("bridge_alpn", S_BRIDGE, BF(alpn), h_bridge_str, 0, 0, F_STRF),
+	ERR("bridge_", F_PREFIX, BRIDGE_TLS), /* bridge_identity, bridge_psk, bridge_require_ocsp, bridge_bind_address */
 };
 #define N_KW (sizeof(KW) / sizeof(KW[0]))
 

@@ -180,6 +180,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 
 	memset(&k, 0, sizeof(k));
 	rc = mqtt_connect_decode(f, &k);
+	c->bridge_peer = k.bridge; /* compat: mosquitto's bridge bit (try_private), see subscribe.c */
 	if (rc == MQTT_RC_UNSUPPORTED_VERSION && !known_protocol_name(f)) {
 		/* compat: as mosquitto, an unknown protocol name gets no CONNACK. */
 		log_msg(c->b, LOG_F_NOTICE, "Client %s refused: unknown protocol name.", net_conn_peer(c->conn));
@@ -196,7 +197,6 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		return rc; /* v311 MQTT-3.1.4-1: close without CONNACK */
 	}
 	c->version = k.version;
-	c->bridge = k.bridge;
 	if (k.version == MQTT_V5 && (k.props.present & MQTT_PBIT(MQTT_PROP_MAXIMUM_PACKET_SIZE)))
 		c->max_packet_out = k.props.maximum_packet_size; /* before any CONNACK (MQTT-3.1.2-24) */
 
@@ -280,6 +280,11 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		id = str_dup(k.client_id);
 	if (!id)
 		goto nomem;
+	struct session *owned = session_find(b, id);
+	if (owned && owned->bridge_owned) { /* compat: mosquitto lets a client take a bridge's session over */
+		rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "client id of a bridge's local side");
+		goto out;
+	}
 
 	/* ---- keepalive (v5 MQTT-3.2.2-21/22) ---- */
 	bool server_ka = false;
@@ -402,7 +407,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		if (c->username)
 			snprintf(ubuf, sizeof(ubuf), ", u'%s'", c->username);
 		log_msg(b, LOG_F_NOTICE, "New %s connected from %s as %s (p%d, c%d, k%u%s).",
-			c->bridge ? "bridge" : "client", net_conn_peer(c->conn), c->id,
+			c->bridge_peer ? "bridge" : "client", net_conn_peer(c->conn), c->id,
 			k.version == MQTT_V5 ? 5 : k.version == MQTT_V311 ? 2 : 1, k.clean_start ? 1 : 0, k.keepalive,
 			ubuf);
 	}

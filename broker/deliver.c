@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/bridge.h"
 #include "broker.h"
 
 /* Output backlog (bytes) past which QoS 0 messages to a connected client
@@ -121,6 +122,7 @@ static bool send_publish(struct client *c, struct message *m, uint8_t qos, uint1
 	size_t plen = 0;
 	struct mqtt_str topic = m->topic;
 	const char *mp = c->l->conf->mount_point;
+	char tbuf[256], *tbig = NULL;
 
 	if (mp) {
 		size_t n = strlen(mp);
@@ -129,12 +131,16 @@ static bool send_publish(struct client *c, struct message *m, uint8_t qos, uint1
 			topic.len -= (uint32_t)n;
 		}
 	}
+	if (c->bridge) /* to a remote broker: local prefix -> remote, bridge_outgoing_retain */
+		bridge_publish_out(c, &topic, &retain, tbuf, sizeof(tbuf), &tbig);
 	if (c->version == MQTT_V5) {
 		struct mqtt_pw w;
 		size_t need = 5 + 5u * n_sub_ids + m->props.len;
 		props = need <= sizeof(pbuf) ? pbuf : malloc(need);
-		if (!props)
+		if (!props) {
+			free(tbig);
 			return false;
+		}
 		mqtt_pw_init(&w, props, need);
 		if (m->has_expiry) {
 			uint64_t left = m->expiry_at > broker_now(b) ? m->expiry_at - broker_now(b) : 0;
@@ -171,6 +177,7 @@ static bool send_publish(struct client *c, struct message *m, uint8_t qos, uint1
 	}
 	if (props != pbuf)
 		free(props);
+	free(tbig);
 	return ok;
 }
 

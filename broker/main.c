@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bridge/bridge.h"
 #include "broker.h"
 
 struct app {
@@ -232,6 +233,10 @@ int main(int argc, char **argv)
 		goto out_broker;
 	}
 	sys_start(b);
+	if (bridge_start_all(b, err, sizeof(err))) {
+		log_msg(b, LOG_F_ERROR, "Error: %s", err);
+		goto out_broker;
+	}
 	log_msg(b, LOG_F_NOTICE, "vigil version %s running", VIGIL_VERSION);
 
 	while (!app.stop) {
@@ -243,6 +248,7 @@ int main(int argc, char **argv)
 	}
 	/* SIGTERM/SIGINT: stop accepting, DISCONNECT 0x8B to v5 clients,
 	 * flush, close with FIN, exit within ~2 s. */
+	bridge_stop_all(b);
 	broker_shutdown(b);
 	/* Budget 1.5 s for flushing and FIN handshakes, so the exit stays
 	 * within 2 s even with peers that never close their end. */
@@ -253,6 +259,7 @@ int main(int argc, char **argv)
 	close(app.sigfd);
 	rc = 0;
 out_broker:
+	bridge_free_all(b);
 	broker_fini(b);
 	if (cfg.pid_file && rc == 0)
 		unlink(cfg.pid_file);

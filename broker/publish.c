@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/bridge.h"
 #include "broker.h"
 
 /* Acknowledge a PUBLISH that is not routed (denied, too large, ...). */
@@ -192,7 +193,8 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 	}
 
 	/* Topic as routed: with the listener's mount point in front. */
-	const char *topic = topic_join(c->l->conf->mount_point, p.topic, tbuf, sizeof(tbuf), &tbig);
+	const char *topic = c->bridge ? bridge_topic_in(c, p.topic, tbuf, sizeof(tbuf), &tbig) /* remote prefix -> local */
+				  : topic_join(c->l->conf->mount_point, p.topic, tbuf, sizeof(tbuf), &tbig);
 	if (!topic)
 		return 0x97;
 	if (!security_acl(c, c->s, topic, AUTH_WRITE)) {

@@ -152,7 +152,7 @@ int subscribe_handle(struct client *c, const struct mqtt_frame *f)
 			/* compat: a mosquitto bridge (protocol level with bit 7) gets
 			 * no echo of its own messages and the original RETAIN flag
 			 * on its v3 subscriptions, as mosquitto's is_bridge. */
-			if (c->bridge)
+			if (c->bridge_peer)
 				stored |= 0x04 | 0x08;
 		}
 		bool replaced = false, existed = false;

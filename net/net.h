@@ -144,6 +144,20 @@ int net_conn_set_keepalive(struct net_conn *c, int idle_s, int intvl_s, int coun
 void net_conn_set_user(struct net_conn *c, void *user);
 void *net_conn_user(const struct net_conn *c);
 
+/* ---- outbound connections (connect.c) ------------------------------------------ */
+
+/* Start a nonblocking TCP connect to host:port (a numeric IPv4/IPv6 address
+ * or a name; family AF_UNSPEC, AF_INET or AF_INET6). Names are resolved
+ * with a blocking getaddrinfo (see connect.c). Returns a conn that is not
+ * ready yet: set its callbacks at once; writes are queued and flushed once
+ * connected; a failed connect reaches on_close (NET_CLOSED_ERROR / RESET,
+ * err = errno; a failed TLS handshake: NET_CLOSED_TLS). tls (a client
+ * context, borrowed) makes it a TLS connection once TCP is up, checking
+ * the certificate against host. NULL with err filled when it fails at once (resolution,
+ * socket, an immediate connect error). net_conn_listener() is NULL. */
+struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
+			     char *err, size_t errlen);
+
 /* ---- listeners ----------------------------------------------------------------- */
 
 enum net_transport_kind { NET_TCP = 0, NET_WEBSOCKETS = 1 };
@@ -201,5 +215,15 @@ struct net_tls *net_tls_new(const struct net_tls_opts *o, char *err, size_t errl
  * their sessions. Returns 0 or -1 with err filled (old context kept). */
 int net_tls_reload(struct net_tls *t, const struct net_tls_opts *o, char *err, size_t errlen);
 void net_tls_free(struct net_tls *t);
+
+/* A TLS client context for outbound connections (net_connect). The server
+ * certificate is verified against cafile/capath; insecure skips the check
+ * of its name. tls_version: that version only (as libmosquitto), NULL:
+ * 1.2 and later. alpn: one protocol name or NULL. Free with net_tls_free. */
+struct net_tls_client_opts {
+	const char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn;
+	bool insecure;
+};
+struct net_tls *net_tls_client_new(const struct net_tls_client_opts *o, char *err, size_t errlen);
 
 #endif

@@ -197,6 +197,7 @@ struct net_transport {
 
 extern const struct net_transport net_tcp_transport;
 extern const struct net_transport net_tls_transport;
+extern const struct net_transport net_tcp_connect_transport; /* connect.c */
 
 /* ---- connections ------------------------------------------------------------------ */
 
@@ -326,6 +327,9 @@ uint64_t net_listener_tick(struct net_loop *loop);
 
 /* Attach a new SSL (from t's current SSL_CTX) to an accepted conn. */
 int net_tls_attach(struct net_tls *t, struct net_conn *c);
+/* Client side: SSL in connect state for a connected outbound conn, SNI and
+ * name check for host (connect.c, once the TCP connect completed). */
+int net_tls_attach_client(struct net_tls *t, struct net_conn *c, const char *host);
 /* The options t was last built from (deep copy kept by tls.c): ws.c hands
  * the file names to libwebsockets, which does TLS itself for WS listeners. */
 const struct net_tls_opts *net_tls_opts_of(const struct net_tls *t);

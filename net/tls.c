@@ -17,12 +17,16 @@
  *
  * Reload (SIGHUP) builds a fresh SSL_CTX and swaps it in for new
  * connections; live SSL objects hold a reference to the old one.
- * Not here: SNI, OCSP, certificate-based ACLs, client-side TLS.
+ * Client side (outbound connections, net_tls_client_new): verifies the
+ * server's certificate against cafile/capath and, unless insecure, its
+ * name (SSL_set1_host / the IP address); sends SNI for host names.
+ * Not here: server-side SNI, OCSP, certificate-based ACLs.
  * Invariant: OpenSSL's error queue is empty whenever control returns to
  * the loop, so one conn's failure never shows up as another's.
  */
 #include "net_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +42,7 @@ struct net_tls {
 	int (*psk_lookup)(const char *identity, uint8_t *key, size_t cap, void *user);
 	void *psk_user;
 	struct net_tls_opts opts; /* deep copy, for ws.c (net_tls_opts_of) */
+	bool client_insecure;     /* client contexts: no server name check */
 };
 
 /* Per-connection state (conn->tp_state). */
@@ -459,3 +464,96 @@ const struct net_transport net_tls_transport = {
 	.shutdown = tls_shutdown,
 	.close = tls_close,
 };
+
+/* ---- client side (outbound connections) ---------------------------------------------- */
+
+struct net_tls *net_tls_client_new(const struct net_tls_client_opts *o, char *err, size_t errlen)
+{
+	int v;
+	if (tls_min_version(o->tls_version, &v) < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "unsupported tls_version \"%s\"", o->tls_version);
+		return NULL;
+	}
+	struct net_tls *t = calloc(1, sizeof *t);
+	ERR_clear_error();
+	SSL_CTX *ctx = t ? SSL_CTX_new(TLS_client_method()) : NULL;
+	if (!ctx) {
+		tls_err(err, errlen, "SSL_CTX_new failed", NULL);
+		free(t);
+		return NULL;
+	}
+	t->ctx = ctx;
+	t->client_insecure = o->insecure;
+	/* compat: as libmosquitto 2.0, a given version is the only one offered. */
+	SSL_CTX_set_min_proto_version(ctx, v);
+	if (o->tls_version)
+		SSL_CTX_set_max_proto_version(ctx, v);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if ((o->cafile || o->capath) && SSL_CTX_load_verify_locations(ctx, o->cafile, o->capath) != 1) {
+		tls_err(err, errlen, "cannot load CA", o->cafile ? o->cafile : o->capath);
+		goto fail;
+	}
+	if (o->certfile && SSL_CTX_use_certificate_chain_file(ctx, o->certfile) != 1) {
+		tls_err(err, errlen, "cannot load certificate", o->certfile);
+		goto fail;
+	}
+	if (o->keyfile && (SSL_CTX_use_PrivateKey_file(ctx, o->keyfile, SSL_FILETYPE_PEM) != 1 ||
+			   SSL_CTX_check_private_key(ctx) != 1)) {
+		tls_err(err, errlen, "cannot load key", o->keyfile);
+		goto fail;
+	}
+	if (o->alpn) {
+		size_t n = strlen(o->alpn);
+		unsigned char wire[256];
+		if (n == 0 || n > 255) {
+			if (err && errlen)
+				snprintf(err, errlen, "invalid ALPN \"%s\"", o->alpn);
+			goto fail;
+		}
+		wire[0] = (unsigned char)n;
+		memcpy(wire + 1, o->alpn, n);
+		if (SSL_CTX_set_alpn_protos(ctx, wire, (unsigned)n + 1) != 0) {
+			tls_err(err, errlen, "cannot set ALPN", o->alpn);
+			goto fail;
+		}
+	}
+	return t;
+fail:
+	net_tls_free(t);
+	return NULL;
+}
+
+int net_tls_attach_client(struct net_tls *t, struct net_conn *c, const char *host)
+{
+	struct tls_conn *tc = calloc(1, sizeof *tc);
+	if (!tc)
+		return -ENOMEM;
+	tc->ssl = SSL_new(t->ctx);
+	if (!tc->ssl || SSL_set_fd(tc->ssl, c->fd) != 1)
+		goto fail;
+	unsigned char ip[16];
+	bool literal = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+	if (!literal && SSL_set_tlsext_host_name(tc->ssl, host) != 1)
+		goto fail;
+	if (!t->client_insecure) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(tc->ssl);
+		if (literal ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1 : SSL_set1_host(tc->ssl, host) != 1)
+			goto fail;
+	}
+	SSL_set_app_data(tc->ssl, tc);
+	SSL_set_connect_state(tc->ssl);
+	c->tp = &net_tls_transport;
+	c->tp_state = tc;
+	c->tp_want = NET_WRITE;
+	c->flags &= ~NET_CF_READY;
+	return 0;
+fail:
+	SSL_free(tc->ssl);
+	free(tc);
+	ERR_clear_error();
+	return -ENOMEM;
+}

@@ -489,16 +489,16 @@ START_TEST(bad_values)
 }
 END_TEST
 
+#include "test_config_bridge.h"
 START_TEST(bridges_plugins_and_prefixes_are_errors)
 {
-	static const char *const refused[] = {"connection", "address", "addresses", "topic", "remote_username",
-					      "try_private", "bridge_cafile", "bridge_protocol_version",
-					      "start_type", "cleansession", "notifications"};
+	static const char *const refused[] = {"bridge_identity", "bridge_psk", "bridge_bind_address",
+					      "bridge_require_ocsp"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		char text[128], want[128];
 		config_free(&C);
-		snprintf(text, sizeof(text), "listener 1883\n%s x\n", refused[i]);
-		snprintf(want, sizeof(want), "t.conf:2: option '%s' configures a bridge", refused[i]);
+		snprintf(text, sizeof(text), "listener 1883\nconnection b\n%s x\n", refused[i]);
+		snprintf(want, sizeof(want), "t.conf:3: option '%s' configures a bridge option", refused[i]);
 		LOAD_ERR_PREFIX(text, want);
 	}
 	static const char *const plugins[] = {"plugin", "auth_plugin", "plugin_opt_db", "auth_opt_host",
@@ -801,6 +801,7 @@ static Suite *config_suite(void)
 	tcase_add_test(t, extra_words_warn);
 	tcase_add_test(t, unknown_option);
 	tcase_add_loop_test(t, bad_values, 0, sizeof(bad) / sizeof(bad[0]));
+	bridge_tcase(t);
 	tcase_add_test(t, bridges_plugins_and_prefixes_are_errors);
 	tcase_add_test(t, unsupported_options_warn);
 	tcase_add_test(t, every_mosquitto_keyword_is_known);

@@ -1,0 +1,50 @@
+/*
+ * broker/bridge/bridge.h — the bridge room's one header: outbound MQTT
+ * client connections to remote brokers (mosquitto's bridges, configured by
+ * the "connection" sections of mosquitto.conf).
+ *
+ * A bridge is a client of the remote broker whose local side is an ordinary
+ * session (subscriptions with no-local and retain-as-published on the
+ * bridge's "out" topics, the in-flight window and the queue of deliver.c);
+ * the connection to the remote is an ordinary struct client on a net_conn
+ * from net_connect, so PUBLISH and its acknowledgements are handled by
+ * publish.c / deliver.c in both directions. Its liveness is the client's
+ * wheel entry reversed: vigil sends PINGREQ every keepalive_interval and
+ * declares the remote dead 1.5 x keepalive_interval after its last packet.
+ * The core calls only the functions below.
+ */
+#ifndef VIGIL_BRIDGE_H
+#define VIGIL_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mqtt.h"
+
+struct broker;
+struct client;
+struct bridge;
+
+/* Start every configured bridge (b->cfg->bridges): local sessions and
+ * subscriptions now, connections on the next loop passes. -1 with err. */
+int bridge_start_all(struct broker *b, char *err, size_t errlen);
+/* Shutdown: close every bridge connection without DISCONNECT (so the
+ * remote publishes the bridge's will, state 0, as with mosquitto), stop
+ * reconnecting. */
+void bridge_stop_all(struct broker *b);
+/* Free what bridge_start_all made (after the loop is done with it). */
+void bridge_free_all(struct broker *b);
+
+/* Topic of a PUBLISH received from the remote as routed locally (the
+ * remote prefix of the first matching in/both topic replaced by its local
+ * prefix): in buf when it fits in cap, else in a malloc'd *big. NULL: no
+ * memory. */
+const char *bridge_topic_in(const struct client *c, struct mqtt_str topic, char *buf, size_t cap, char **big);
+/* Topic and RETAIN of a PUBLISH sent to the remote (local prefix of the
+ * first matching out/both topic replaced by its remote prefix;
+ * bridge_outgoing_retain false clears RETAIN). *topic may point into buf
+ * (cap bytes) or a malloc'd *big afterwards. */
+void bridge_publish_out(const struct client *c, struct mqtt_str *topic, bool *retain, char *buf, size_t cap,
+			char **big);
+
+#endif
