@@ -190,6 +190,7 @@ static void start_flight(struct session *s, struct outmsg *o)
 {
 	o->pid = next_pid(s);
 	o->state = OUT_PUBLISH;
+	store_msg_update(s->b, s, o);
 	list_append(&s->inflight, o);
 	o->sent = send_publish(s->client, o->msg, o->qos, o->pid, o->retain, false, o->sub_ids, o->n_sub_ids);
 	if (!o->sent) {
@@ -324,6 +325,7 @@ uint8_t deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc)
 		return rc;
 	}
 	o->state = OUT_PUBREL;
+	store_msg_update(s->b, s, o);
 	return 0;
 }
 
@@ -333,5 +335,27 @@ uint8_t deliver_pubcomp(struct session *s, uint16_t pid)
 	if (!o || o->state != OUT_PUBREL)
 		return 0x92;
 	finish(s, o);
+	return 0;
+}
+
+int deliver_restore(struct session *s, struct message *m, uint8_t qos, bool retain, uint8_t state, uint16_t pid,
+		    const uint32_t *sub_ids, uint8_t n_sub_ids, uint64_t store_seq)
+{
+	if (qos < 1 || qos > 2 || state > OUT_PUBREL || (state != OUT_QUEUED && (!pid || pid_in_use(s, pid))))
+		return -1;
+	struct outmsg *o = out_new(m, qos, retain, sub_ids, n_sub_ids);
+	if (!o)
+		return -1;
+	o->state = state;
+	o->store_seq = store_seq;
+	if (state == OUT_QUEUED) {
+		list_append(&s->queue, o);
+		return 0;
+	}
+	o->pid = pid;
+	o->sent = true; /* it may have left before the restart: DUP on resend */
+	list_append(&s->inflight, o);
+	if ((uint16_t)(pid + 1) != 0 && (uint16_t)(pid + 1) >= s->next_pid)
+		s->next_pid = (uint16_t)(pid + 1);
 	return 0;
 }

@@ -74,6 +74,15 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 		if (rc)
 			return rc;
 	}
+	if (p.qos && !store_writable(b)) {
+		/* The store cannot write: accept nothing we could not keep
+		 * (v5 0x97 Quota exceeded; v3 has no negative ack: close). */
+		log_msg(b, LOG_F_WARNING, "Refused QoS %d PUBLISH from %s: the store is unwritable.", p.qos, c->id);
+		if (c->version != MQTT_V5)
+			return 0x97;
+		client_send_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, 0x97);
+		return 0;
+	}
 	if (p.qos == 2 && session_qos2_has(s, p.packet_id)) {
 		/* A re-sent QoS 2 PUBLISH: acknowledge, do not deliver again. */
 		client_send_ack(c, MQTT_PUBREC, p.packet_id, 0);

@@ -94,7 +94,7 @@ START_TEST(defaults_are_mosquittos)
 	ck_assert_uint_eq(C.connect_timeout, 10);
 	ck_assert_uint_eq(C.autosave_interval, 1800);
 	ck_assert_str_eq(C.user, "mosquitto");
-	ck_assert_str_eq(C.persistence_file, "mosquitto.db");
+	ck_assert_ptr_null(C.persistence_file); /* the store's default: vigil.db */
 	ck_assert_uint_eq(C.max_packet_size, 0);
 	ck_assert_uint_eq(C.message_size_limit, 0);
 	ck_assert(!C.persistence && !C.per_listener_settings && !C.queue_qos0_messages);
