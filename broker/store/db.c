@@ -101,9 +101,19 @@ int store_db_open(struct store_db *st, const char *path, bool fsync_full, char *
 		goto fail;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
+	/* One process owns the store: the lock is taken at the first read and
+	 * kept (and WAL then needs no shared-memory file). */
+	if (store_db_exec(st, "PRAGMA locking_mode=EXCLUSIVE")) {
+		snprintf(err, errlen, "cannot open persistence file %s: %s", path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
 	if (pragma_int(st->db, "SELECT count(*) FROM sqlite_schema", &tables)) {
-		snprintf(err, errlen, "persistence file %s is not a vigil store (%s); it was left untouched", path,
-			 sqlite3_errmsg(st->db));
+		int ec = sqlite3_errcode(st->db);
+		if (ec == SQLITE_BUSY || ec == SQLITE_LOCKED)
+			snprintf(err, errlen, "persistence file %s is in use by another process", path);
+		else
+			snprintf(err, errlen, "persistence file %s is not a vigil store (%s); it was left untouched",
+				 path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
 	if (tables > 0) {
