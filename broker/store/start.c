@@ -89,6 +89,7 @@ int store_db_start(struct broker *b, struct store_db **out, char *err, size_t er
 	}
 	bool fresh = !exists(path);
 	st->b = b;
+	store_db_retry_init(st);
 	st->path = path;
 	path = NULL;
 	if (store_db_open(st, st->path, cfg->persistence_fsync, err, errlen) || store_db_load(st, err, errlen))
@@ -130,6 +131,7 @@ void store_db_stop(struct broker *b, struct store_db *st)
 		return;
 	store_commit(b);
 	store_set(b, NULL, NULL);
+	wheel_cancel(&b->wheel, &st->retry);
 	if (st->in_txn)
 		store_db_step(st, Q_ROLLBACK);
 	store_db_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)");

@@ -36,7 +36,7 @@ struct store_db {
 	bool txn_failed;            /* a statement of this transaction failed */
 	bool failed;                /* unwritable: nothing is written until a snapshot succeeds */
 	bool dirty;                 /* while failed: changes since the last snapshot attempt */
-	uint64_t retry_at;          /* monotonic ms of the next snapshot attempt */
+	struct wheel_entry retry;   /* while failed: the next snapshot attempt */
 	uint64_t next_mid, next_seq;
 	uint64_t commits, commit_failures; /* for tests and logs */
 };
@@ -55,6 +55,7 @@ extern const struct store_ops store_db_ops;
 /* Rewrite everything from the broker's memory in one transaction (after an
  * unwritable period, or after an import). 0 or -1. */
 int store_db_snapshot(struct store_db *st);
+void store_db_retry_init(struct store_db *st);
 
 /* load.c */
 int store_db_load(struct store_db *st, char *err, size_t errlen);

@@ -9,10 +9,11 @@
  * shared through msgs rows, refcounted by store_refs) and inbound QoS 2 ids.
  * Not durable: clean sessions (expiry 0), QoS 0 deliveries.
  * When a write or commit fails the store turns unwritable: it writes
- * nothing, and each later pass with changes (at most every STORE_RETRY_MS)
- * tries one snapshot that rewrites everything from memory; until one
- * succeeds, commit() fails and writable() is false.
+ * nothing, a wheel timer tries every STORE_RETRY_MS one snapshot that
+ * rewrites everything from memory, and until one succeeds commit() fails
+ * for every pass with changes and writable() is false.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -359,22 +360,36 @@ int store_db_snapshot(struct store_db *st)
 	return 0;
 }
 
+/* While unwritable: one snapshot attempt per STORE_RETRY_MS, on the wheel. */
+static void on_retry(struct wheel_entry *e, uint64_t now)
+{
+	struct store_db *st = (struct store_db *)((char *)e - offsetof(struct store_db, retry));
+	if (!st->failed)
+		return;
+	st->dirty = false;
+	if (store_db_snapshot(st)) {
+		st->commit_failures++;
+		wheel_add(&st->b->wheel, &st->retry, now + STORE_RETRY_MS);
+		return;
+	}
+	st->commits++;
+	log_msg(st->b, LOG_F_NOTICE, "Persistence file %s is writable again; acknowledging again.", st->path);
+}
+
+void store_db_retry_init(struct store_db *st)
+{
+	wheel_entry_init(&st->retry, on_retry);
+}
+
 static int op_commit(void *u)
 {
 	struct store_db *st = u;
 	struct broker *b = st->b;
 	if (st->failed) {
-		if (broker_now(b) < st->retry_at)
-			return -1;
+		/* Changes made while unwritable are not durable until the next
+		 * snapshot: their acknowledgements must not leave. */
 		st->dirty = false;
-		if (store_db_snapshot(st)) {
-			st->retry_at = broker_now(b) + STORE_RETRY_MS;
-			st->commit_failures++;
-			return -1;
-		}
-		log_msg(b, LOG_F_NOTICE, "Persistence file %s is writable again; acknowledging again.", st->path);
-		st->commits++;
-		return 0;
+		return -1;
 	}
 	if (!st->txn_failed && st->in_txn && store_db_step(st, Q_COMMIT)) {
 		st->in_txn = false;
@@ -383,8 +398,8 @@ static int op_commit(void *u)
 	}
 	rollback(st);
 	st->failed = true;
-	st->dirty = true;
-	st->retry_at = broker_now(b) + STORE_RETRY_MS;
+	st->dirty = false;
+	wheel_add(&b->wheel, &st->retry, broker_now(b) + STORE_RETRY_MS);
 	st->commit_failures++;
 	log_msg(b, LOG_F_ERROR,
 		"Error: persistence file %s is unwritable (%s): acknowledgements are withheld and QoS 1/2 PUBLISH "
