@@ -86,7 +86,7 @@ LINK_test_config   = $(BUILD)/broker/config.o
 LINK_test_auth     = $(BUILD)/broker/auth.o $(BUILD)/broker/auth_pw.o $(BUILD)/broker/auth_acl.o
 LINK_test_broker   = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_ws       = $(BUILD)/libnet.a
-LINK_test_store    = $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
+LINK_test_store    = $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 
 .SECONDEXPANSION:
