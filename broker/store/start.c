@@ -4,8 +4,9 @@
  *
  * The file is persistence_location + (persistence_file, else "vigil.db").
  * vigil never writes a file in mosquitto's format (mosquitto.db starts with
- * 00 B5 00 "mosquitto db"): if the configured file is one, vigil keeps its
- * own store as vigil.db beside it, and, while that does not exist yet, hands
+ * 00 B5 00 "mosquitto db") nor one named mosquitto.db (so the user can
+ * switch back): if the configured file is one, vigil keeps its own store as
+ * vigil.db beside it, and, while that does not exist yet, hands
  * the mosquitto file to the importer (store_import_mosquitto). The same
  * happens when no persistence_file is set and mosquitto.db lies in the
  * location: a user switching from mosquitto keeps the state mosquitto saved.
@@ -66,15 +67,18 @@ int store_db_start(struct broker *b, struct store_db **out, char *err, size_t er
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (is_mosquitto_file(path)) {
+	const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	if (is_mosquitto_file(path) || strcmp(base, "mosquitto.db") == 0) {
 		if (strcmp(name, STORE_DEFAULT_FILE) == 0) {
 			snprintf(err, errlen, "persistence file %s is in mosquitto's format; vigil never writes it: "
 					      "set persistence_file to another name", path);
 			goto fail;
 		}
-		log_msg(b, LOG_F_WARNING, "Warning: %s is in mosquitto's format; vigil never writes it and keeps "
-					  "its own store in %s in the same place.", path, STORE_DEFAULT_FILE);
-		import = path;
+		log_msg(b, LOG_F_WARNING, "Warning: %s is mosquitto's file; vigil never writes it and keeps its own "
+					  "store in %s in the same place.", path, STORE_DEFAULT_FILE);
+		import = is_mosquitto_file(path) ? path : NULL;
+		if (!import)
+			free(path);
 		path = join(loc, STORE_DEFAULT_FILE);
 		if (!path) {
 			snprintf(err, errlen, "out of memory");

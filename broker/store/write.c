@@ -335,7 +335,6 @@ int store_db_snapshot(struct store_db *st)
 			s->store_saved = false;
 		}
 	}
-	bool was_failed = st->failed;
 	st->failed = false;
 	st->next_mid = st->next_seq = 1;
 	if (!store_db_begin(st) ||
@@ -353,7 +352,6 @@ int store_db_snapshot(struct store_db *st)
 	if (rc) {
 		rollback(st);
 		st->failed = true;
-		(void)was_failed;
 		return -1;
 	}
 	st->in_txn = false;

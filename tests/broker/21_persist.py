@@ -408,6 +408,22 @@ def test_configured_mosquitto_db_left_untouched(h):
     check(os.path.exists(os.path.join(h.dir, "vigil.db")), "vigil.db beside it")
 
 
+@vigil_only("vigil's store file")
+def test_persistence_file_mosquitto_db_never_created(h):
+    # persistence_file mosquitto.db with no such file: vigil does not create one under
+    # mosquitto's name (mosquitto could not read it after a switch back); vigil.db is used.
+    b = h.broker(PCONF + "persistence_file mosquitto.db\n")
+    p = h.connect(b, "mn")
+    p.publish("m/t", "kept", qos=1, retain=True)
+    b.restart()
+    s = h.connect(b, "ms")
+    s.subscribe([("m/t", 0)])
+    s.expect_publish("m/t", "kept", retain=True)
+    b.stop()
+    check(not os.path.exists(os.path.join(h.dir, "mosquitto.db")), "no mosquitto.db written")
+    check(os.path.exists(os.path.join(h.dir, "vigil.db")), "vigil.db used")
+
+
 @vigil_only("one process owns the store")
 def test_store_in_use_refused(h):
     b = h.broker(PCONF)
