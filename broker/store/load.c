@@ -118,6 +118,16 @@ static int load_sessions(struct store_db *st, char *err, size_t errlen)
 		if (!s)
 			break;
 		s->store_saved = true;
+		if (rs.was_connected) {
+			char **v = realloc(st->was_connected, (st->n_was_connected + 1) * sizeof(*v));
+			if (!v || !(v[st->n_was_connected] = strdup(rs.id))) {
+				if (v)
+					st->was_connected = v;
+				break;
+			}
+			st->was_connected = v;
+			st->n_was_connected++;
+		}
 	}
 	return finish(st, q, rc, "sessions", err, errlen);
 }
@@ -230,4 +240,21 @@ int store_db_load(struct store_db *st, char *err, size_t errlen)
 	    load_deliveries(st, err, errlen) || load_qos2(st, err, errlen))
 		return -1;
 	return 0;
+}
+
+void store_db_loaded(struct store_db *st)
+{
+	for (size_t i = 0; i < st->n_was_connected; i++) {
+		struct session *s = session_find(st->b, st->was_connected[i]);
+		if (s && !s->client)
+			store_session_saved(st->b, s);
+		free(st->was_connected[i]);
+	}
+	free(st->was_connected);
+	st->was_connected = NULL;
+	st->n_was_connected = 0;
+	/* Message bodies no delivery refers to (none unless the file was
+	 * edited): dropped once, at start-up. */
+	if (store_db_begin(st))
+		store_db_exec(st, "DELETE FROM msgs WHERE mid NOT IN (SELECT mid FROM deliveries)");
 }

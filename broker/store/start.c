@@ -110,6 +110,7 @@ int store_db_start(struct broker *b, struct store_db **out, char *err, size_t er
 		}
 	}
 	restore_finish(b);
+	store_db_loaded(st);
 	store_commit(b);
 	log_msg(b, LOG_F_NOTICE, "Persistence: %s (%u sessions, %zu retained messages restored).", st->path,
 		b->n_sessions, retain_count(b->retained));
@@ -121,8 +122,12 @@ fail_installed:
 fail:
 	if (st && st->db)
 		store_db_close(st);
-	if (st)
+	if (st) {
+		for (size_t i = 0; i < st->n_was_connected; i++)
+			free(st->was_connected[i]);
+		free(st->was_connected);
 		free(st->path);
+	}
 	free(st);
 	free(path);
 	free(import);

@@ -39,6 +39,8 @@ struct store_db {
 	struct wheel_entry retry;   /* while failed: the next snapshot attempt */
 	uint64_t next_mid, next_seq;
 	uint64_t commits, commit_failures; /* for tests and logs */
+	char **was_connected;       /* load: ids of sessions connected when the broker stopped */
+	size_t n_was_connected;
 };
 
 /* db.c */
@@ -59,6 +61,9 @@ void store_db_retry_init(struct store_db *st);
 
 /* load.c */
 int store_db_load(struct store_db *st, char *err, size_t errlen);
+/* After restore_finish: sessions that were connected when the broker
+ * stopped are saved as detached now (their expiry runs from this start). */
+void store_db_loaded(struct store_db *st);
 
 /* import.c: the place where mosquitto.db is imported (another module). */
 int store_import_mosquitto(struct broker *b, const char *path, char *err, size_t errlen);

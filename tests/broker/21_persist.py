@@ -731,3 +731,20 @@ def test_kill9_loop_full_speed_qos1_qos2_nothing_acked_lost_v5_MQTT_4_3_3_3(h):
     check(not lost1, "QoS 1 acknowledged but lost: %d, e.g. %s" % (len(lost1), lost1[:10]))
     check(not lost2, "QoS 2 acknowledged but lost: %d, e.g. %s" % (len(lost2), lost2[:10]))
     check(not twice, "QoS 2 delivered twice: %s" % twice[:10])
+
+
+@vigil_only("kill -9: mosquitto keeps only what its last autosave wrote")
+@timeout(20)
+def test_kill9_connected_session_expiry_runs_from_restart_v5_MQTT_3_1_2_23(h):
+    # v5 MQTT-3.1.2-23: a session connected when the broker died ends Session Expiry after the
+    # broker came back (the connection ended then), not after every later restart.
+    b = h.broker(PCONF)
+    c = h.connect(b, "cx", proto=V5, clean=False, properties=[(SESSION_EXPIRY, 3)])
+    _kill9(b)          # cx was connected: its expiry starts now
+    c.close()
+    sleep(2.0)
+    _kill9(b)          # 2 s later: a second crash must not restart the clock
+    sleep(1.6)
+    b.stop()
+    b.start(port=b.port)
+    h.connect(b, "cx", proto=V5, clean=False, properties=[(SESSION_EXPIRY, 3)], session_present=False)
