@@ -98,12 +98,13 @@ int store_db_start(struct broker *b, struct store_db **out, char *err, size_t er
 	path = NULL;
 	if (store_db_open(st, st->path, cfg->persistence_fsync, err, errlen) || store_db_load(st, err, errlen))
 		goto fail;
+	/* restore.h steps 2-4: the importer (a fresh store only) restores
+	 * through restore.h, then the store is installed and writes what was
+	 * imported in one snapshot. */
+	if (fresh && import && store_import_mosquitto(b, import, err, errlen))
+		goto fail;
 	store_set(b, &store_db_ops, st);
 	if (fresh && import) {
-		/* The mosquitto.db importer restores through restore.h; the store
-		 * then writes what it restored in one snapshot. */
-		if (store_import_mosquitto(b, import, err, errlen))
-			goto fail_installed;
 		if (store_db_snapshot(st)) {
 			snprintf(err, errlen, "cannot write persistence file %s: %s", st->path, sqlite3_errmsg(st->db));
 			goto fail_installed;

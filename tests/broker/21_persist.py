@@ -494,7 +494,9 @@ def test_disk_full_nothing_acked_lost_then_recovers(h):
         h.skip("needs root to mount a tmpfs")
     d = os.path.join(h.dir, "small")
     os.mkdir(d)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", d], check=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", d], capture_output=True)
+    if r.returncode != 0:
+        h.skip("cannot mount a tmpfs here: %s" % r.stderr.decode(errors="replace").strip())
     try:
         b = h.broker("persistence true\npersistence_location %s/\nuser root\n" % d)
         c = h.connect(b, "dfs", proto=V5, clean=False, properties=[(SESSION_EXPIRY, 3600)])
