@@ -190,7 +190,10 @@ static void start_flight(struct session *s, struct outmsg *o)
 {
 	o->pid = next_pid(s);
 	o->state = OUT_PUBLISH;
-	store_msg_update(s->b, s, o);
+	if (o->store_seq)
+		store_msg_update(s->b, s, o); /* from the queue */
+	else
+		store_msg_queued(s->b, s, o); /* straight into the window: one row write */
 	list_append(&s->inflight, o);
 	o->sent = send_publish(s->client, o->msg, o->qos, o->pid, o->retain, false, o->sub_ids, o->n_sub_ids);
 	if (!o->sent) {
@@ -228,7 +231,6 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 			b->st.pub_dropped++;
 			return;
 		}
-		store_msg_queued(b, s, o);
 		start_flight(s, o);
 		return;
 	}
