@@ -14,8 +14,10 @@
  *                  sessions and hands it to deliver.c, which owns the outbound
  *                  QoS state machine and encoding.
  *   6. subscribe.c SUBSCRIBE / UNSUBSCRIBE and retained delivery.
- *   7. wheel.c, subtree.c  data structures; store.c the durable-state seam;
- *      sys.c $SYS; log.c logging; config.c and auth.c the mosquitto files.
+ *   7. wheel.c, subtree.c  data structures; store.c the durable-state seam
+ *      (broker/store/ is the SQLite store behind it, restore.h how saved state
+ *      comes back at start-up); sys.c $SYS; log.c logging; config.c and
+ *      auth.c the mosquitto files.
  *
  * Threading: one thread owns everything here. Time: broker_now(b) (monotonic
  * ms) is the loop's cached clock; nothing in the broker reads the wall clock for
