@@ -750,3 +750,34 @@ def test_kill9_connected_session_expiry_runs_from_restart_v5_MQTT_3_1_2_23(h):
     b.stop()
     b.start(port=b.port)
     h.connect(b, "cx", proto=V5, clean=False, properties=[(SESSION_EXPIRY, 3)], session_present=False)
+
+
+@vigil_only("vigil's store format")
+def test_golden_store_format_1_v311_MQTT_3_1_2_5(h):
+    # A store written by vigil 0.1.0 (tests/broker/fixtures/vigil-format1.sql) still loads: the
+    # queued messages arrive in order (v311 MQTT-3.1.2-5), the inbound QoS 2 id is remembered
+    # (v5 MQTT-4.3.3-3), the retained message keeps its user property (v5 MQTT-3.3.2-17).
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "fixtures", "vigil-format1.sql")) as f:
+        script = f.read()
+    con = sqlite3.connect(_db(h))
+    con.executescript(script)
+    con.execute("PRAGMA application_id=1447512396")
+    con.execute("PRAGMA user_version=1")
+    con.commit()
+    con.close()
+    b = h.broker(PCONF)
+    g = h.connect(b, "gold", clean=False, session_present=True)
+    g.expect_publish("g/1", "one", qos=1)
+    g.expect_publish("g/2", "two", qos=2)
+    g.expect_publish("g/r", "ret", qos=1)
+    p = h.connect(b, "goldpub", proto=V5, clean=False, properties=[(SESSION_EXPIRY, 0xFFFFFFFF)],
+                  session_present=True)
+    p.send(publish("g/2", b"two", qos=2, mid=2, dup=True, proto=V5))
+    p.expect_packet(pubrec(2, proto=V5))
+    p.send(pubrel(2, proto=V5))
+    p.expect_packet(pubcomp(2, proto=V5))
+    g.expect_no_packet(0.3)
+    r = h.connect(b, "goldr", proto=V5)
+    r.subscribe([("g/r", 1)])
+    r.expect_publish("g/r", "ret", qos=1, retain=True, properties=[(USER_PROPERTY, ("k", "v"))])
