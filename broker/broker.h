@@ -135,6 +135,7 @@ struct session {
 	struct broker *b;
 	struct client *client;     /* NULL while offline */
 	uint8_t version;           /* of the last connection */
+	bool store_saved;          /* the store's bookkeeping: a row exists */
 	uint32_t expiry;           /* seconds; UINT32_MAX = never */
 	struct wheel_entry expiry_timer;
 	char *username;            /* of the last connection, for ACL on delivery while offline */
@@ -150,7 +151,6 @@ struct session {
 	uint16_t *in_qos2;         /* inbound QoS 2 packet ids awaiting PUBREL */
 
 	struct will *will;
-	bool store_saved;          /* the store's bookkeeping: a row exists */
 };
 
 /* ---- clients (connections) ------------------------------------------------------ */
@@ -168,6 +168,7 @@ struct client {
 	uint8_t version;
 	bool clean_start;
 	bool request_problem_info; /* v5, default true */
+	bool store_marked;         /* store.c: on b->store_marked (acks await the commit) */
 	uint16_t keepalive;        /* seconds, as granted */
 	uint32_t timeout_ms;       /* 1.5 x keepalive, or the CONNECT timeout */
 	uint64_t last_rx;          /* monotonic ms of the last complete packet */
@@ -181,8 +182,6 @@ struct client {
 	uint16_t alias_max_in;     /* our Topic Alias Maximum for this client */
 	char **aliases;            /* [alias_max_in + 1] inbound topic aliases */
 	struct client *next_all, *prev_all;
-	struct client *store_next; /* store.c: sent acks the pending commit covers */
-	bool store_marked;
 };
 
 /* ---- listeners -------------------------------------------------------------------- */
@@ -231,7 +230,8 @@ struct broker {
 	struct log *log;
 	const struct store_ops *store;
 	void *store_user;
-	struct client *store_marked; /* store.c: clients with acks awaiting the commit */
+	struct client **store_marked; /* store.c: clients with acks awaiting the commit */
+	size_t n_store_marked, cap_store_marked;
 };
 
 /* The loop's cached monotonic clock (ms), refreshed once per pass right

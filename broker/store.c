@@ -13,9 +13,10 @@
  * commit fails, the marked clients' output is dropped and they are closed:
  * they never see an acknowledgement for a change that is not durable.
  * Not here: SQL, files, what is durable (the store decides).
- * Invariant: a marked client is on b->store_marked exactly while
- * c->store_marked is true; a client leaves the list before it is freed.
+ * Invariant: a client is in b->store_marked exactly while c->store_marked
+ * is true; a client leaves the list before it is freed.
  */
+#include <stdlib.h>
 #include <time.h>
 
 #include "broker.h"
@@ -24,6 +25,13 @@ void store_set(struct broker *b, const struct store_ops *ops, void *user)
 {
 	b->store = ops;
 	b->store_user = user;
+	if (!ops) {
+		for (size_t i = 0; i < b->n_store_marked; i++)
+			b->store_marked[i]->store_marked = false;
+		free(b->store_marked);
+		b->store_marked = NULL;
+		b->n_store_marked = b->cap_store_marked = 0;
+	}
 }
 
 #define STORE_CALL(b, fn, ...)                                          \
@@ -99,21 +107,23 @@ void store_client_sent(struct broker *b, struct client *c)
 {
 	if (!b->store || c->store_marked || !b->store->pending(b->store_user))
 		return;
-	c->store_marked = true;
-	c->store_next = b->store_marked;
-	b->store_marked = c;
-}
-
-static void unmark(struct broker *b, struct client *c)
-{
-	for (struct client **pp = &b->store_marked; *pp; pp = &(*pp)->store_next) {
-		if (*pp == c) {
-			*pp = c->store_next;
-			break;
+	if (b->n_store_marked == b->cap_store_marked) {
+		size_t cap = b->cap_store_marked ? b->cap_store_marked * 2 : 16;
+		struct client **v = realloc(b->store_marked, cap * sizeof(*v));
+		if (!v) {
+			/* No room to remember c: commit before its ack is queued. */
+			store_commit(b);
+			if (!store_writable(b)) {
+				net_conn_discard_output(c->conn);
+				client_close(c, 0x97, true, true, "store unwritable");
+			}
+			return;
 		}
+		b->store_marked = v;
+		b->cap_store_marked = cap;
 	}
-	c->store_marked = false;
-	c->store_next = NULL;
+	c->store_marked = true;
+	b->store_marked[b->n_store_marked++] = c;
 }
 
 void store_client_gone(struct broker *b, struct client *c)
@@ -121,8 +131,12 @@ void store_client_gone(struct broker *b, struct client *c)
 	if (!c->store_marked)
 		return;
 	store_commit(b); /* its queued acks may be flushed by the close */
-	if (c->store_marked)
-		unmark(b, c);
+	for (size_t i = 0; c->store_marked && i < b->n_store_marked; i++) {
+		if (b->store_marked[i] == c) {
+			b->store_marked[i] = b->store_marked[--b->n_store_marked];
+			c->store_marked = false;
+		}
+	}
 }
 
 void store_commit(struct broker *b)
@@ -130,12 +144,13 @@ void store_commit(struct broker *b)
 	if (!b->store)
 		return;
 	int rc = b->store->pending(b->store_user) ? b->store->commit(b->store_user) : 0;
-	struct client *list = b->store_marked;
+	/* Closing a client below may queue more (DISCONNECT): take the list. */
+	size_t n = b->n_store_marked, cap = b->cap_store_marked;
+	struct client **v = b->store_marked;
 	b->store_marked = NULL;
-	while (list) {
-		struct client *c = list;
-		list = c->store_next;
-		c->store_next = NULL;
+	b->n_store_marked = b->cap_store_marked = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct client *c = v[i];
 		c->store_marked = false;
 		if (rc == 0)
 			continue;
@@ -144,6 +159,12 @@ void store_commit(struct broker *b)
 		net_conn_discard_output(c->conn);
 		if (c->state != CS_GONE)
 			client_close(c, 0x97, true, true, "store unwritable"); /* v5: Quota exceeded */
+	}
+	if (!b->store_marked) {
+		b->store_marked = v; /* keep the allocation */
+		b->cap_store_marked = cap;
+	} else {
+		free(v);
 	}
 }
 
