@@ -781,3 +781,32 @@ def test_golden_store_format_1_v311_MQTT_3_1_2_5(h):
     r = h.connect(b, "goldr", proto=V5)
     r.subscribe([("g/r", 1)])
     r.expect_publish("g/r", "ret", qos=1, retain=True, properties=[(USER_PROPERTY, ("k", "v"))])
+
+
+@vigil_only("switching from mosquitto: vigil reads mosquitto.db, never writes it")
+@timeout(20)
+def test_real_mosquitto_db_left_untouched(h):
+    # issue 8 item 5: the mosquitto.db that mosquitto 2.0.11 wrote in persistence_location stays
+    # byte for byte as it was (the user can switch back); vigil keeps its own vigil.db beside it.
+    from mqtt_test import MOSQUITTO
+    if not os.path.exists(MOSQUITTO):
+        h.skip("mosquitto not installed")
+    conf = h.file("mosq.conf", "listener 0 127.0.0.1\nallow_anonymous true\nuser root\n"
+                  "persistence true\npersistence_location %s/\n" % h.dir)
+    m = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sleep(0.5)
+    m.send_signal(signal.SIGTERM)
+    m.wait(5)
+    mpath = os.path.join(h.dir, "mosquitto.db")
+    check(os.path.exists(mpath), "mosquitto wrote mosquitto.db")
+    with open(mpath, "rb") as f:
+        before = f.read()
+    check(before[:15] == b"\x00\xb5\x00mosquitto db", "mosquitto's format")
+    b = h.broker(PCONF)
+    p = h.connect(b, "sw")
+    p.publish("sw/t", "x", qos=1, retain=True)
+    b.restart()
+    b.stop()
+    with open(mpath, "rb") as f:
+        check(f.read() == before, "mosquitto.db unchanged")
+    check(os.path.exists(os.path.join(h.dir, "vigil.db")), "vigil.db beside it")

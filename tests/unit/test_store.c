@@ -449,6 +449,32 @@ START_TEST(no_persistence_writes_nothing)
 }
 END_TEST
 
+static long long pragma(const char *q)
+{
+	sqlite3_stmt *s;
+	ck_assert_int_eq(sqlite3_prepare_v2(st->db, q, -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	long long v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* issue 8: synchronous=NORMAL by default (safe against a process crash),
+ * FULL with persistence_fsync (power loss); WAL; one process owns the file. */
+START_TEST(fsync_option_and_wal)
+{
+	ck_assert_int_eq(pragma("PRAGMA synchronous"), 1);
+	sqlite3_stmt *q;
+	ck_assert_int_eq(sqlite3_prepare_v2(st->db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "wal");
+	sqlite3_finalize(q);
+	cfg.persistence_fsync = true;
+	restart();
+	ck_assert_int_eq(pragma("PRAGMA synchronous"), 2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("store");
@@ -464,6 +490,7 @@ static Suite *suite(void)
 	tcase_add_test(t, garbage_file_refused);
 	tcase_add_test(t, newer_format_refused);
 	tcase_add_test(t, no_persistence_writes_nothing);
+	tcase_add_test(t, fsync_option_and_wal);
 	suite_add_tcase(s, t);
 	return s;
 }
