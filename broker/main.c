@@ -227,6 +227,16 @@ int main(int argc, char **argv)
 		log_msg(b, LOG_F_ERROR, "Error: %s", err);
 		goto out_broker;
 	}
+	/* -d changes to /: a relative persistence_location means the directory
+	 * vigil was started in. */
+	if (cfg.daemon && cfg.persistence && (!cfg.persistence_location || cfg.persistence_location[0] != '/')) {
+		char cwd[4096], *abs = NULL;
+		const char *rel = cfg.persistence_location ? cfg.persistence_location : "";
+		if (getcwd(cwd, sizeof(cwd)) && asprintf(&abs, "%s/%s", cwd, rel) >= 0) {
+			free(cfg.persistence_location);
+			cfg.persistence_location = abs;
+		}
+	}
 	if (cfg.daemon && daemon(0, 0)) {
 		log_msg(b, LOG_F_ERROR, "Error: unable to fork: %s.", strerror(errno));
 		goto out_broker;
