@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "fake_net.c"
 #include "store_int.h"
+#include "restore.h"
 #include "store_sqlite.h"
 
 #define MAX_CONNS 16
@@ -475,6 +476,89 @@ START_TEST(fsync_option_and_wal)
 }
 END_TEST
 
+/* ---- restore.h, the interface importers use (no store installed) ---------------- */
+
+static void restore_setup(void)
+{
+	config_init(&cfg);
+	cfg.log_type = 0;
+	cfg.log_dest = LOG_D_NONE;
+	cfg.sys_interval = 0;
+	loop = net_loop_new();
+	loop->now = 50000;
+	ck_assert_int_eq(broker_init(&b, &cfg, loop), 0);
+	st = NULL;
+	n_conns = 0;
+}
+
+static void restore_teardown(void)
+{
+	broker_fini(&b);
+	net_loop_free(loop);
+	loop = NULL;
+	config_free(&cfg);
+}
+
+/* v5 MQTT-3.1.3-9 / 3.1.2.11.2 across downtime: a will whose delay ran out
+ * is published to the restored subscribers, an expired session ends, a
+ * live one keeps its remaining expiry, a session connected at the stop
+ * counts its expiry from now and has no will. */
+START_TEST(restore_interface_contract)
+{
+	uint64_t wall = store_wall_now();
+	struct message *r = restore_message(&b, mqtt_cstr("r/a"), mqtt_cstr("ret"), (struct mqtt_str){0}, 1, true, 0,
+					    "pub", NULL);
+	ck_assert_int_eq(restore_retained(&b, r), 0);
+	message_unref(&r);
+	ck_assert_uint_eq(retain_count(b.retained), 1);
+
+	struct session *sub = restore_session(&b, &(struct restore_session){.id = "sub", .version = MQTT_V311,
+									    .expiry = UINT32_MAX, .listener = -1});
+	ck_assert_ptr_nonnull(sub);
+	ck_assert_int_eq(restore_sub(sub, "w/#", 1, 0), 0);
+	ck_assert_int_eq(restore_sub(sub, "a/#/b", 1, 0), -1); /* invalid filter */
+	ck_assert_ptr_null(restore_session(&b, &(struct restore_session){.id = "sub", .expiry = 5})); /* duplicate */
+
+	struct message *m = restore_message(&b, mqtt_cstr("w/q"), mqtt_cstr("queued"), (struct mqtt_str){0}, 1, false,
+					    0, NULL, NULL);
+	ck_assert_int_eq(restore_delivery(sub, m, 1, false, OUT_PUBLISH, 5, NULL, 0, 0), 0);
+	ck_assert_int_eq(restore_delivery(sub, m, 1, false, OUT_PUBLISH, 5, NULL, 0, 0), -1); /* pid in use */
+	ck_assert_int_eq(restore_delivery(sub, m, 1, false, OUT_PUBLISH, 0, NULL, 0, 0), -1); /* no pid */
+	ck_assert_int_eq(restore_delivery(sub, m, 2, false, OUT_QUEUED, 0, NULL, 0, 0), 0);
+	message_unref(&m);
+	ck_assert_int_eq(restore_qos2_in(sub, 9), 0);
+	ck_assert(session_qos2_has(sub, 9));
+	ck_assert_uint_eq(sub->next_pid, 6);
+
+	struct message *w = restore_message(&b, mqtt_cstr("w/dev"), mqtt_cstr("gone"), (struct mqtt_str){0}, 1, false,
+					    0, "dev", NULL);
+	struct session *dev = restore_session(&b, &(struct restore_session){
+		.id = "dev", .version = MQTT_V5, .expiry = 60, .listener = -1, .expires_at = wall - 1000,
+		.will_msg = w, .will_delay = 5, .will_at = wall - 2000});
+	ck_assert_ptr_nonnull(dev);
+	struct session *conn = restore_session(&b, &(struct restore_session){
+		.id = "conn", .version = MQTT_V5, .expiry = 60, .listener = -1, .was_connected = true, .will_msg = w,
+		.will_delay = 5, .will_at = wall - 2000});
+	message_unref(&w);
+	ck_assert_ptr_nonnull(conn);
+	ck_assert_ptr_null(conn->will); /* the broker stopped; the client did not fail */
+	struct session *live = restore_session(&b, &(struct restore_session){
+		.id = "live", .version = MQTT_V5, .expiry = 60, .listener = -1, .expires_at = wall + 30000});
+	ck_assert_ptr_nonnull(live);
+
+	restore_finish(&b);
+	ck_assert_ptr_null(session_find(&b, "dev"));      /* expired during the downtime */
+	ck_assert_ptr_nonnull(session_find(&b, "live"));
+	ck_assert(wheel_armed(&live->expiry_timer));
+	ck_assert_uint_ge(live->expiry_timer.deadline, 50000 + 29000);
+	ck_assert_uint_le(live->expiry_timer.deadline, 50000 + 30000);
+	ck_assert_uint_eq(conn->expiry_timer.deadline, 50000 + 60000);
+	ck_assert_uint_eq(sub->inflight.count, 1);
+	ck_assert_uint_eq(sub->queue.count, 2);           /* the restored one and the will */
+	ck_assert_str_eq((const char *)sub->queue.tail->msg->topic.p, "w/dev");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("store");
@@ -492,6 +576,10 @@ static Suite *suite(void)
 	tcase_add_test(t, no_persistence_writes_nothing);
 	tcase_add_test(t, fsync_option_and_wal);
 	suite_add_tcase(s, t);
+	TCase *r = tcase_create("restore");
+	tcase_add_checked_fixture(r, restore_setup, restore_teardown);
+	tcase_add_test(r, restore_interface_contract);
+	suite_add_tcase(s, r);
 	return s;
 }
 
