@@ -315,6 +315,15 @@ static bool snap_retained(void *value, void *ctx)
 	return true;
 }
 
+static bool clear_retained_id(void *value, void *ctx)
+{
+	struct message *m = value;
+	(void)ctx;
+	m->store_id = 0; /* it may carry an id from before the unwritable period */
+	m->store_refs = 0;
+	return true;
+}
+
 static void clear_ids(struct out_list *l)
 {
 	for (struct outmsg *o = l->head; o; o = o->next) {
@@ -328,6 +337,7 @@ int store_db_snapshot(struct store_db *st)
 {
 	struct broker *b = st->b;
 	rollback(st);
+	retain_match(b->retained, mqtt_cstr("#"), clear_retained_id, NULL);
 	for (uint32_t i = 0; i < b->stab_size; i++) {
 		for (struct session *s = b->stab[i]; s; s = s->hnext) {
 			clear_ids(&s->inflight);

@@ -382,6 +382,70 @@ START_TEST(unwritable_store_withholds_acks_and_recovers)
 }
 END_TEST
 
+static void set_max_pages(long long extra)
+{
+	char pragma[96];
+	snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count=1000000");
+	if (extra >= 0) {
+		sqlite3_stmt *q;
+		sqlite3_prepare_v2(st->db, "PRAGMA page_count", -1, &q, NULL);
+		sqlite3_step(q);
+		snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count=%lld", sqlite3_column_int64(q, 0) + extra);
+		sqlite3_finalize(q);
+	}
+	ck_assert_int_eq(store_db_exec(st, pragma), 0);
+}
+
+/* A retained message queued before an unwritable period and acked during
+ * it is written again when it is queued after the recovery snapshot (its
+ * old row id is gone): the store still loads. */
+START_TEST(retained_message_ids_reset_by_snapshot)
+{
+	struct net_conn *s = connect_client(MQTT_V311, "rs", false, 0, false);
+	subscribe(s, MQTT_V311, "r/#", 1);
+	disconnect(s);
+	struct net_conn *p = connect_client(MQTT_V311, "rp", true, 0, false);
+	publish(p, MQTT_V311, "r/1", 1, 1, true, "retained");
+	store_commit(&b);
+	ck_assert_int_eq(count("deliveries"), 1);
+	set_max_pages(0);
+	char big[300];
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	for (uint16_t i = 2; i < 200 && store_writable(&b); i++) {
+		char t[16];
+		snprintf(t, sizeof(t), "x/%u", i);
+		publish(p, MQTT_V311, t, 1, i, true, big);
+		store_commit(&b);
+	}
+	ck_assert(!store_writable(&b));
+	reap();
+	/* rs acks the retained message while the store cannot write. */
+	s = connect_client(MQTT_V311, "rs", false, 0, true);
+	struct mqtt_frame f;
+	ck_assert(next_packet(s, &f));
+	ck_assert_uint_eq(f.type, MQTT_PUBLISH);
+	uint16_t pid = (uint16_t)(f.body[2 + 3] << 8 | f.body[2 + 4]);
+	uint8_t ack[4];
+	size_t n = mqtt_ack_encode(MQTT_PUBACK, pid, 0, (struct mqtt_str){0}, MQTT_V311, ack, sizeof(ack));
+	feed(s, ack, n);
+	store_commit(&b);
+	set_max_pages(-1);
+	loop->now += STORE_RETRY_MS;
+	wheel_run(&b.wheel, loop->now);
+	ck_assert(store_writable(&b));
+	/* Queued again (a new subscription hands out the retained message). */
+	disconnect(s);
+	reap();
+	s = connect_client(MQTT_V311, "rs2", false, 0, false);
+	subscribe(s, MQTT_V311, "r/#", 1);
+	disconnect(s);
+	restart(); /* must load */
+	struct session *r2 = session_find(&b, "rs2");
+	ck_assert_uint_eq(r2->queue.count + r2->inflight.count, 1);
+}
+END_TEST
+
 static void expect_refused(const char *want)
 {
 	broker_down();
@@ -575,6 +639,7 @@ static Suite *suite(void)
 	tcase_add_test(t, newer_format_refused);
 	tcase_add_test(t, no_persistence_writes_nothing);
 	tcase_add_test(t, fsync_option_and_wal);
+	tcase_add_test(t, retained_message_ids_reset_by_snapshot);
 	suite_add_tcase(s, t);
 	TCase *r = tcase_create("restore");
 	tcase_add_checked_fixture(r, restore_setup, restore_teardown);
