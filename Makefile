@@ -27,10 +27,13 @@ PROTO_SRC  := $(wildcard protocol/*.c)
 NET_SRC    := $(wildcard net/*.c)
 BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
 BRIDGE_SRC := $(wildcard broker/bridge/*.c)
+STORE_SRC  := $(wildcard broker/store/*.c)
 
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/%.o)
 NET_OBJ    := $(NET_SRC:%.c=$(BUILD)/%.o)
 BROKER_OBJ := $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BRIDGE_SRC:%.c=$(BUILD)/%.o)
+STORE_OBJ  := $(STORE_SRC:%.c=$(BUILD)/%.o)
+STORE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -44,14 +47,16 @@ all: vigil
 vigil: $(BUILD)/vigil
 	cp $(BUILD)/vigil vigil.tmp && mv -f vigil.tmp vigil
 
-$(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
-	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) -largon2 -lcrypt -lm
+$(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) $(STORE_LIBS) -largon2 -lcrypt -lm
 
 $(BUILD)/libprotocol.a: $(PROTO_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
 $(BUILD)/libnet.a: $(NET_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
 $(BUILD)/libbroker.a: $(BROKER_OBJ)
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
+$(BUILD)/libstore.a: $(STORE_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
 
 $(BUILD)/protocol/%.o: protocol/%.c
@@ -65,6 +70,14 @@ $(BUILD)/net/%.o: net/%.c
 $(BUILD)/broker/bridge/%.o: broker/bridge/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -Ibroker/bridge -Ibroker -Iprotocol -Inet -c -o $@ $<
+# The store room (broker/store/) sees the core's headers; the core does not
+# see the room's (only main.c, the composition root, includes store_sqlite.h).
+$(BUILD)/broker/store/%.o: broker/store/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Ibroker/store -Ibroker -Iprotocol -Inet -c -o $@ $<
+$(BUILD)/broker/main.o: broker/main.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Ibroker -Iprotocol -Inet -Ibroker/store -c -o $@ $<
 $(BUILD)/broker/%.o: broker/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -Ibroker -Iprotocol -Inet -c -o $@ $<
@@ -81,13 +94,14 @@ LINK_test_auth     = $(BUILD)/broker/auth.o $(BUILD)/broker/auth_pw.o $(BUILD)/b
 LINK_test_broker   = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_mem      = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_ws       = $(BUILD)/libnet.a
+LINK_test_store    = $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 
 .SECONDEXPANSION:
 $(BUILD)/tests/%: tests/unit/%.c $$(or $$(LINK_$$*),$$(LINK_DEFAULT))
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(CHECK_CFLAGS) -Ibroker -Iprotocol -Inet -Itests/unit -o $@ $< \
-		$(or $(LINK_$*),$(LINK_DEFAULT)) $(CHECK_LIBS) $(NET_LIBS) -largon2 -lcrypt -lm
+	$(CC) $(CFLAGS_COMMON) $(CHECK_CFLAGS) -Ibroker -Iprotocol -Inet -Ibroker/store -Itests/unit -o $@ $< \
+		$(or $(LINK_$*),$(LINK_DEFAULT)) $(CHECK_LIBS) $(NET_LIBS) $(STORE_LIBS) -largon2 -lcrypt -lm
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)

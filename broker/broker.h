@@ -14,9 +14,11 @@
  *                  sessions and hands it to deliver.c, which owns the outbound
  *                  QoS state machine and encoding.
  *   6. subscribe.c SUBSCRIBE / UNSUBSCRIBE and retained delivery.
- *   7. wheel.c, subtree.c  data structures; store.c the durable-state seam;
- *      sys.c $SYS; log.c logging; config.c and auth.c the mosquitto files;
- *      mem.c the memory_limit accounting of what holds load.
+ *   7. wheel.c, subtree.c  data structures; store.c the durable-state seam
+ *      (broker/store/ is the SQLite store behind it, restore.h how saved state
+ *      comes back at start-up); sys.c $SYS; log.c logging; config.c and
+ *      auth.c the mosquitto files; mem.c the memory_limit accounting of what
+ *      holds load; bridge/ the outbound bridges.
  *
  * Threading: one thread owns everything here. Time: broker_now(b) (monotonic
  * ms) is the loop's cached clock; nothing in the broker reads the wall clock for
@@ -63,6 +65,8 @@ struct message {
 	const char *origin_id;   /* retained messages: publisher's client id (check_retain_source) */
 	const char *origin_user; /* and user name; NULL when none */
 	struct mem *mem;         /* the accounting it was allocated from (NULL: none) */
+	uint64_t store_id;       /* the store's bookkeeping: row id, 0 = not stored */
+	uint32_t store_refs;     /* stored deliveries that refer to it */
 	uint8_t data[];
 };
 
@@ -104,6 +108,7 @@ struct outmsg {
 	bool retain;        /* RETAIN flag to send */
 	bool sent;          /* sent at least once (DUP on resend) */
 	uint8_t n_sub_ids;
+	uint64_t store_seq; /* the store's bookkeeping: row id, 0 = not stored */
 	uint32_t sub_ids[]; /* v5 Subscription Identifiers */
 };
 
@@ -144,6 +149,7 @@ struct session {
 	struct broker *b;
 	struct client *client;     /* NULL while offline */
 	uint8_t version;           /* of the last connection */
+	bool store_saved;          /* the store's bookkeeping: a row exists */
 	uint32_t expiry;           /* seconds; UINT32_MAX = never */
 	struct wheel_entry expiry_timer;
 	char *username;            /* of the last connection, for ACL on delivery while offline */
@@ -177,6 +183,7 @@ struct client {
 	uint8_t version;
 	bool clean_start;
 	bool request_problem_info; /* v5, default true */
+	bool store_marked;         /* store.c: on b->store_marked (acks await the commit) */
 	uint16_t keepalive;        /* seconds, as granted */
 	uint32_t timeout_ms;       /* 1.5 x keepalive, or the CONNECT timeout */
 	uint64_t last_rx;          /* monotonic ms of the last complete packet */
@@ -243,6 +250,8 @@ struct broker {
 	void *store_user;
 	struct bridge *bridges;   /* bridge/: one per "connection" section */
 	size_t n_bridges;
+	struct client **store_marked; /* store.c: clients with acks awaiting the commit */
+	size_t n_store_marked, cap_store_marked;
 };
 
 /* The loop's cached monotonic clock (ms), refreshed once per pass right
@@ -304,6 +313,9 @@ bool session_qos2_remove(struct session *s, uint16_t pid, struct message **m);
 /* Will: publish now (honouring ACL) and clear. */
 void session_publish_will(struct session *s);
 void session_clear_will(struct session *s);
+/* Restore (restore.c): arm the will delay and the session expiry at these
+ * monotonic deadlines (0 = not armed). */
+void session_restore_timers(struct session *s, uint64_t will_at, uint64_t expiry_at);
 
 /* deliver.c */
 /* Queue or send msg to session s with the effective options. */
@@ -321,6 +333,11 @@ enum ack_result deliver_puback(struct session *s, uint16_t pid);
 enum ack_result deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc);
 enum ack_result deliver_pubcomp(struct session *s, uint16_t pid);
 void out_list_clear(struct out_list *l);
+/* Restore (restore.c): put a stored delivery back, in order: QUEUED at the
+ * queue's tail, PUBLISH / PUBREL at the in-flight tail (sent: DUP when
+ * resent). Returns 0 or -1 (bad state, duplicate packet id, no memory). */
+int deliver_restore(struct session *s, struct message *m, uint8_t qos, bool retain, uint8_t state, uint16_t pid,
+		    const uint32_t *sub_ids, uint8_t n_sub_ids, uint64_t store_seq);
 
 /* route.c */
 /* Deliver msg to every matching subscription (policy second loop).
@@ -339,6 +356,9 @@ int subscribe_handle(struct client *c, const struct mqtt_frame *f);
 int unsubscribe_handle(struct client *c, const struct mqtt_frame *f);
 /* Remove all of a session's subscriptions from the tree. */
 void subscribe_remove_all(struct session *s);
+/* Restore (restore.c): re-add a subscription as stored ("$share/g/f"
+ * included, mount point already applied). Returns 0 or -1. */
+int subscribe_restore(struct session *s, const char *full, uint8_t options, uint32_t sub_id);
 
 /* security.c: admission and ACL decisions */
 /* The CONNECT's credentials on listener l (not for TLS-identity listeners):
@@ -360,28 +380,67 @@ void sys_start(struct broker *b);
 void sys_publish(struct broker *b);
 
 /* store.c: the durable-state seam. Every change to durable state passes
- * here, so a crash-safe store can mirror it without touching handlers. */
+ * here, so a crash-safe store (broker/store/) mirrors it without touching
+ * handlers. With no store installed every call is a no-op.
+ *
+ * Contract for a store (struct store_ops):
+ * - Calls arrive as changes happen, on the loop thread. The store batches
+ *   them and makes them durable in commit(), which the seam runs from the
+ *   loop's before_flush hook (store_commit): once per pass and before any
+ *   byte queued since the last commit leaves (net_loop_barrier). So an
+ *   acknowledgement (PUBACK, PUBREC, SUBACK, CONNACK) never leaves before
+ *   the change it acknowledges is committed.
+ * - commit() returns -1 when the changes could not be made durable: the seam
+ *   then drops the output of every client that was sent something since the
+ *   last commit and closes it (nothing it was told survives a crash, so it
+ *   must not keep an ack), and writable() stays false until the store has
+ *   caught up again (publish.c then refuses QoS 1/2 with 0x97).
+ * - Store callbacks observe broker state; they change only the store_*
+ *   bookkeeping fields (message store_id/store_refs, outmsg store_seq,
+ *   session store_saved).
+ * - Sessions with expiry 0 (clean) and QoS 0 deliveries are not durable:
+ *   the store ignores them (they write nothing). */
 struct store_ops {
-	void (*retain_set)(void *u, const struct message *m);   /* m->payload.len == 0: cleared */
-	void (*session_new)(void *u, const struct session *s);
-	void (*session_end)(void *u, const struct session *s);
-	void (*sub_add)(void *u, const struct session *s, const struct subscription *sub);
-	void (*sub_remove)(void *u, const struct session *s, const char *filter);
-	void (*msg_queued)(void *u, const struct session *s, const struct outmsg *o);
-	void (*msg_acked)(void *u, const struct session *s, const struct outmsg *o);
-	void (*will_set)(void *u, const struct session *s);
-	void (*will_clear)(void *u, const struct session *s);
+	void (*retain_set)(void *u, const struct message *m);     /* m->payload.len == 0: cleared */
+	void (*session_saved)(void *u, struct session *s);         /* expiry, will, timers, attached */
+	void (*session_end)(void *u, struct session *s);
+	void (*sub_add)(void *u, struct session *s, const struct subscription *sub);
+	void (*sub_remove)(void *u, struct session *s, const char *filter);
+	void (*msg_queued)(void *u, struct session *s, struct outmsg *o);
+	void (*msg_update)(void *u, struct session *s, const struct outmsg *o); /* pid / state changed */
+	void (*msg_acked)(void *u, struct session *s, struct outmsg *o);
+	void (*qos2_in)(void *u, struct session *s, uint16_t pid, bool add);   /* inbound QoS 2 ids */
+	bool (*pending)(void *u);   /* changes not committed yet */
+	int (*commit)(void *u);     /* 0, or -1: the pass's changes are not durable */
+	bool (*writable)(void *u);  /* false while the store cannot write */
 };
 void store_set(struct broker *b, const struct store_ops *ops, void *user);
 void store_retain_set(struct broker *b, const struct message *m);
-void store_session_new(struct broker *b, const struct session *s);
-void store_session_end(struct broker *b, const struct session *s);
-void store_sub_add(struct broker *b, const struct session *s, const struct subscription *sub);
-void store_sub_remove(struct broker *b, const struct session *s, const char *filter);
-void store_msg_queued(struct broker *b, const struct session *s, const struct outmsg *o);
-void store_msg_acked(struct broker *b, const struct session *s, const struct outmsg *o);
-void store_will_set(struct broker *b, const struct session *s);
-void store_will_clear(struct broker *b, const struct session *s);
+void store_session_new(struct broker *b, struct session *s);
+/* The session's expiry, will, timers or connection changed. */
+void store_session_saved(struct broker *b, struct session *s);
+void store_session_end(struct broker *b, struct session *s);
+void store_sub_add(struct broker *b, struct session *s, const struct subscription *sub);
+void store_sub_remove(struct broker *b, struct session *s, const char *filter);
+void store_msg_queued(struct broker *b, struct session *s, struct outmsg *o);
+void store_msg_update(struct broker *b, struct session *s, const struct outmsg *o);
+void store_msg_acked(struct broker *b, struct session *s, struct outmsg *o);
+void store_qos2_in(struct broker *b, struct session *s, uint16_t pid, bool add);
+void store_will_set(struct broker *b, struct session *s);
+void store_will_clear(struct broker *b, struct session *s);
+/* Something was queued for c: if a commit is pending, c's output waits
+ * for it (and is dropped if it fails). */
+void store_client_sent(struct broker *b, struct client *c);
+/* c's connection is ending (on_close): commit now if c awaits a commit. */
+void store_client_gone(struct broker *b, struct client *c);
+/* Commit pending changes (the loop's before_flush hook calls this). */
+void store_commit(struct broker *b);
+/* False while a store is installed but cannot write (disk full, I/O error). */
+bool store_writable(const struct broker *b);
+/* Wall-clock ms <-> monotonic ms (the loop's clock) for persisted deadlines. */
+uint64_t store_wall_now(void);
+uint64_t store_mono_to_wall(const struct broker *b, uint64_t mono);
+uint64_t store_wall_to_mono(const struct broker *b, uint64_t wall);
 
 /* log.c */
 void log_init(struct broker *b);

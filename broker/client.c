@@ -127,6 +127,7 @@ void client_send(struct client *c, const uint8_t *p, size_t len)
 {
 	if (c->state == CS_GONE)
 		return;
+	store_client_sent(c->b, c); /* acks leave after the store's commit */
 	if (net_conn_write(c->conn, p, len) == 0)
 		c->b->st.bytes_sent += len;
 }
@@ -152,6 +153,7 @@ void client_send_ack(struct client *c, uint8_t type, uint16_t pid, uint8_t rc)
 {
 	if (c->state == CS_GONE)
 		return;
+	store_client_sent(c->b, c);
 	CLIENT_ENCODE(c, mqtt_ack_encode(type, pid, rc, (struct mqtt_str){0}, c->version, out, cap));
 }
 
@@ -333,6 +335,7 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 {
 	struct client *c = user;
 	struct broker *b = c->b;
+	store_client_gone(b, c); /* before net flushes a lingering close */
 	if (c->state != CS_GONE) {
 		if (c->state == CS_CONNECTED && b->cfg->connection_messages) {
 			if (why == NET_CLOSED_EOF)

@@ -615,8 +615,6 @@ int config_finish_warn(struct config *c, int cmdline_port, config_warn_fn warn, 
 		return -1;
 	if (!c->user && !(c->user = strdup("mosquitto")))
 		goto nomem;
-	if (!c->persistence_file && !(c->persistence_file = strdup("mosquitto.db")))
-		goto nomem;
 	if (c->verbose)
 		c->log_type = LOG_F_ALL;
 	if (c->daemon && c->log_dest == LOG_D_STDERR)

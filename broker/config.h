@@ -177,10 +177,12 @@ struct config {
 	char *user;                  /* default "mosquitto" (used only when started as root) */
 	bool daemon;                 /* -d (not a config-file option in mosquitto) */
 
-	/* persistence (a later issue implements the store) */
+	/* persistence (broker/store/) */
 	bool persistence;
-	char *persistence_file, *persistence_location; /* file default "mosquitto.db" */
-	unsigned autosave_interval;  /* default 1800 */
+	char *persistence_file, *persistence_location; /* file NULL: the store's default, vigil.db */
+	bool persistence_fsync;      /* vigil: fsync every commit (synchronous=FULL) */
+	unsigned autosave_interval;  /* default 1800; accepted, nothing waits for it */
+	bool autosave_on_changes;    /* accepted, nothing waits for it */
 
 	/* logging */
 	unsigned log_dest;           /* LOG_D_*; default stderr (none with -d) */

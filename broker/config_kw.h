@@ -414,11 +414,16 @@ static const struct kw KW[] = {
 	/* process, persistence, logging */
 	STR("pid_file", S_GLOBAL, GF(pid_file), 0),
 	STR("user", S_GLOBAL, GF(user), 0),
-	BOOL("persistence", S_GLOBAL, GF(persistence), F_RELOAD | F_NOTYET),
-	BOOL("retained_persistence", S_GLOBAL, GF(persistence), F_RELOAD | F_ALIAS | F_NOTYET), /* old alias, still in 2.0 */
-	STR("persistence_file", S_GLOBAL, GF(persistence_file), F_RELOAD | F_NOTYET),
-	STR("persistence_location", S_GLOBAL, GF(persistence_location), F_RELOAD | F_NOTYET),
-	INT("autosave_interval", S_GLOBAL, GF(autosave_interval), 0, INT_MAX, F_RELOAD | F_NEGMIN | F_NOTYET),
+	/* persistence: read at start-up (a reload keeps the open store); every
+	 * change is committed before its acknowledgement, so autosave_* have
+	 * nothing left to do (compat: mosquitto-compat.md) */
+	BOOL("persistence", S_GLOBAL, GF(persistence), 0),
+	BOOL("retained_persistence", S_GLOBAL, GF(persistence), F_ALIAS), /* old alias, still in 2.0 */
+	STR("persistence_file", S_GLOBAL, GF(persistence_file), 0),
+	STR("persistence_location", S_GLOBAL, GF(persistence_location), 0),
+	BOOL("persistence_fsync", S_GLOBAL, GF(persistence_fsync), 0), /* vigil: synchronous=FULL */
+	INT("autosave_interval", S_GLOBAL, GF(autosave_interval), 0, INT_MAX, F_RELOAD | F_NEGMIN),
+	BOOL("autosave_on_changes", S_GLOBAL, GF(autosave_on_changes), F_RELOAD),
 	FNF("log_dest", S_GLOBAL, GF(log_dest), h_log_dest, 0, 0, F_RELOAD),
 	FNF("log_type", S_GLOBAL, GF(log_type), h_log_type, 0, 0, F_RELOAD),
 	BOOL("log_timestamp", S_GLOBAL, GF(log_timestamp), F_RELOAD),
@@ -462,7 +467,6 @@ static const struct kw KW[] = {
 	ERR("tls_engine", 0, "selects an OpenSSL engine, which vigil does not support"),
 	ERR("tls_engine_kpass_sha1", 0, "selects an OpenSSL engine, which vigil does not support"),
 	/* known, accepted, ignored with a warning */
-	WARN("autosave_on_changes"),
 	/* known, refused */
 	ERR("clientid_prefixes", 0, "restricts client ids; vigil does not implement it and ignoring it would "
 				    "admit clients that mosquitto refuses"),

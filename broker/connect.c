@@ -364,6 +364,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		store_will_set(b, s);
 	}
 	s->client = c;
+	store_session_saved(b, s); /* before CONNACK (session present) leaves */
 	c->s = s;
 	c->id = s->id; /* free(id) below: the session holds the id */
 	c->username = username;

@@ -201,6 +201,10 @@ static void start_flight(struct session *s, struct outmsg *o)
 {
 	o->pid = next_pid(s);
 	o->state = OUT_PUBLISH;
+	if (o->store_seq)
+		store_msg_update(s->b, s, o); /* from the queue */
+	else
+		store_msg_queued(s->b, s, o); /* straight into the window: one row write */
 	list_append(&s->inflight, o);
 	o->sent = send_publish(s->client, o->msg, o->qos, o->pid, o->retain, false, o->sub_ids, o->n_sub_ids);
 	if (!o->sent) {
@@ -241,7 +245,6 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 			b->st.pub_dropped++;
 			return;
 		}
-		store_msg_queued(b, s, o);
 		start_flight(s, o);
 		return;
 	}
@@ -368,6 +371,7 @@ enum ack_result deliver_pubrec(struct session *s, uint16_t pid, uint8_t rc)
 		return ACK_OK;
 	}
 	o->state = OUT_PUBREL;
+	store_msg_update(s->b, s, o);
 	return ACK_OK;
 }
 
@@ -380,4 +384,26 @@ enum ack_result deliver_pubcomp(struct session *s, uint16_t pid)
 		return ACK_WRONG; /* QoS 1, or QoS 2 before its PUBREC */
 	finish(s, o);
 	return ACK_OK;
+}
+
+int deliver_restore(struct session *s, struct message *m, uint8_t qos, bool retain, uint8_t state, uint16_t pid,
+		    const uint32_t *sub_ids, uint8_t n_sub_ids, uint64_t store_seq)
+{
+	if (qos < 1 || qos > 2 || state > OUT_PUBREL || (state != OUT_QUEUED && (!pid || pid_in_use(s, pid))))
+		return -1;
+	struct outmsg *o = out_new(m, qos, retain, sub_ids, n_sub_ids);
+	if (!o)
+		return -1;
+	o->state = state;
+	o->store_seq = store_seq;
+	if (state == OUT_QUEUED) {
+		list_append(&s->queue, o);
+		return 0;
+	}
+	o->pid = pid;
+	o->sent = true; /* it may have left before the restart: DUP on resend */
+	list_append(&s->inflight, o);
+	if ((uint16_t)(pid + 1) != 0 && (uint16_t)(pid + 1) >= s->next_pid)
+		s->next_pid = (uint16_t)(pid + 1);
+	return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "bridge/bridge.h"
 #include "broker.h"
+#include "store_sqlite.h"
 
 struct app {
 	struct broker b;
@@ -123,6 +124,14 @@ static void raise_nofile(struct broker *b)
 	}
 }
 
+/* The loop's before_flush hook: this pass's durable changes are committed
+ * before its acknowledgements leave (net runs it before every write). */
+static void before_flush(struct net_loop *loop, void *user)
+{
+	(void)loop;
+	store_commit(user);
+}
+
 static int write_pid(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -140,6 +149,7 @@ int main(int argc, char **argv)
 	const char *conf_file = NULL;
 	int cmd_port = 0;
 	int rc = 1;
+	struct store_db *store = NULL;
 
 	config_init(&cfg);
 	for (int i = 1; i < argc; i++) {
@@ -218,6 +228,16 @@ int main(int argc, char **argv)
 		log_msg(b, LOG_F_ERROR, "Error: %s", err);
 		goto out_broker;
 	}
+	/* -d changes to /: a relative persistence_location means the directory
+	 * vigil was started in. */
+	if (cfg.daemon && cfg.persistence && (!cfg.persistence_location || cfg.persistence_location[0] != '/')) {
+		char cwd[4096], *abs = NULL;
+		const char *rel = cfg.persistence_location ? cfg.persistence_location : "";
+		if (getcwd(cwd, sizeof(cwd)) && asprintf(&abs, "%s/%s", cwd, rel) >= 0) {
+			free(cfg.persistence_location);
+			cfg.persistence_location = abs;
+		}
+	}
 	if (cfg.daemon && daemon(0, 0)) {
 		log_msg(b, LOG_F_ERROR, "Error: unable to fork: %s.", strerror(errno));
 		goto out_broker;
@@ -226,6 +246,13 @@ int main(int argc, char **argv)
 		log_msg(b, LOG_F_WARNING, "Warning: unable to write pid file %s.", cfg.pid_file);
 	if (drop_privileges(b, cfg.user))
 		goto out_broker;
+	/* After fork and setuid: the store file belongs to the running user,
+	 * and an SQLite handle must not cross a fork. */
+	if (store_db_start(b, &store, err, sizeof(err))) {
+		log_msg(b, LOG_F_ERROR, "Error: %s.", err);
+		goto out_broker;
+	}
+	net_loop_set_before_flush(loop, before_flush, b);
 
 	app.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (app.sigfd < 0 || net_fd_add(loop, app.sigfd, NET_READ, on_signal, &app)) {
@@ -259,6 +286,7 @@ int main(int argc, char **argv)
 	close(app.sigfd);
 	rc = 0;
 out_broker:
+	store_db_stop(b, store); /* before broker_fini ends every session */
 	bridge_free_all(b);
 	broker_fini(b);
 	if (cfg.pid_file && rc == 0)

@@ -115,7 +115,8 @@ static int publish_accept(struct client *c, const struct mqtt_publish *p, const 
 	struct session *s = c->s;
 	struct in_qos2 *held = p->qos ? session_qos2_find(s, p->packet_id) : NULL;
 	if (held) {
-		if (p->qos == 2 && same_message(held->msg, topic, p)) {
+		/* held->msg NULL: routed at PUBLISH time (a store is on, below). */
+		if (p->qos == 2 && (!held->msg || same_message(held->msg, topic, p))) {
 			/* A re-sent QoS 2 PUBLISH: acknowledge, do not deliver again. */
 			client_send_ack(c, MQTT_PUBREC, p->packet_id, 0);
 			return 0;
@@ -136,13 +137,22 @@ static int publish_accept(struct client *c, const struct mqtt_publish *p, const 
 	if (!m)
 		return 0x97;
 	if (p->qos == 2) {
-		if (session_qos2_add(s, p->packet_id, m)) {
+		/* With a store the message is routed now, so that its deliveries
+		 * are committed with the PUBREC and only the packet id waits for
+		 * PUBREL (a held message would be lost by a crash after PUBREC;
+		 * mosquitto-compat.md). Without one it is held and routed on
+		 * PUBREL (compat: as mosquitto 2.0.11). */
+		bool durable = b->store != NULL;
+		if (session_qos2_add(s, p->packet_id, durable ? NULL : m)) {
 			message_unref(&m);
 			return 0x97;
 		}
-		/* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8; PUBREC 0x00 always: the
-		 * message is routed only on PUBREL. */
+		/* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8; PUBREC 0x00 always, and first. */
 		client_send_ack(c, MQTT_PUBREC, p->packet_id, 0);
+		if (durable) {
+			publish_route(b, m);
+			message_unref(&m);
+		}
 		return 0;
 	}
 	size_t matched = publish_route(b, m);
@@ -179,6 +189,15 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 		rc = resolve_alias(c, &p);
 		if (rc)
 			return rc;
+	}
+	if (p.qos && !store_writable(b)) {
+		/* The store cannot write: accept nothing we could not keep
+		 * (v5 0x97 Quota exceeded; v3 has no negative ack: close). */
+		log_msg(b, LOG_F_WARNING, "Refused QoS %d PUBLISH from %s: the store is unwritable.", p.qos, c->id);
+		if (c->version != MQTT_V5)
+			return 0x97;
+		client_send_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, 0x97);
+		return 0;
 	}
 	if (cfg->message_size_limit && p.payload.len > cfg->message_size_limit) {
 		log_msg(b, LOG_F_DEBUG, "Dropped too large PUBLISH from %s (%u bytes).", c->id, p.payload.len);

@@ -130,13 +130,13 @@ static void will_free(struct broker *b, struct will **wp)
 void session_destroy(struct session *s)
 {
 	struct broker *b = s->b;
+	store_session_end(b, s); /* first: the store forgets its deliveries */
 	wheel_cancel(&b->wheel, &s->expiry_timer);
 	subscribe_remove_all(s);
 	out_list_clear(&s->inflight);
 	out_list_clear(&s->queue);
 	will_free(b, &s->will);
 	stab_remove(b, s);
-	store_session_end(b, s);
 	for (uint32_t i = 0; i < s->n_in_qos2; i++)
 		message_unref(&s->in_qos2[i].msg);
 	free(s->in_qos2);
@@ -226,6 +226,19 @@ void session_detach(struct session *s, bool abnormal)
 	}
 	if (s->expiry != UINT32_MAX)
 		wheel_add(&b->wheel, &s->expiry_timer, broker_now(b) + (uint64_t)s->expiry * 1000u);
+	store_session_saved(b, s); /* detached: the deadlines are persisted */
+}
+
+void session_restore_timers(struct session *s, uint64_t will_at, uint64_t expiry_at)
+{
+	struct broker *b = s->b;
+	if (s->will && will_at) {
+		wheel_entry_init(&s->will->timer, on_will_delay);
+		s->will->s = s;
+		wheel_add(&b->wheel, &s->will->timer, will_at);
+	}
+	if (expiry_at)
+		wheel_add(&b->wheel, &s->expiry_timer, expiry_at);
 }
 
 int session_sub_add(struct session *s, const char *filter, uint8_t options, uint32_t sub_id, bool *existed)
@@ -289,6 +302,7 @@ int session_qos2_add(struct session *s, uint16_t pid, struct message *m)
 		s->cap_in_qos2 = (uint16_t)cap;
 	}
 	s->in_qos2[s->n_in_qos2++] = (struct in_qos2){pid, m};
+	store_qos2_in(s->b, s, pid, true);
 	return 0;
 }
 
@@ -302,5 +316,6 @@ bool session_qos2_remove(struct session *s, uint16_t pid, struct message **m)
 	else
 		message_unref(&q->msg);
 	*q = s->in_qos2[--s->n_in_qos2];
+	store_qos2_in(s->b, s, pid, false);
 	return true;
 }

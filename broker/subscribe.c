@@ -257,3 +257,20 @@ int unsubscribe_handle(struct client *c, const struct mqtt_frame *f)
 		free(rcs);
 	return 0;
 }
+
+int subscribe_restore(struct session *s, const char *full, uint8_t options, uint32_t sub_id)
+{
+	char group[256];
+	const char *tf;
+	bool replaced, existed;
+	if (!mqtt_topic_filter_valid(mqtt_cstr(full), true))
+		return -1;
+	split_share(full, group, sizeof(group), &tf);
+	if (subtree_add(s->b->subs, mqtt_cstr(tf), group[0] ? group : NULL, s, options, sub_id, &replaced))
+		return -1;
+	if (session_sub_add(s, full, options, sub_id, &existed)) {
+		subtree_remove(s->b->subs, mqtt_cstr(tf), group[0] ? group : NULL, s);
+		return -1;
+	}
+	return 0;
+}

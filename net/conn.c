@@ -53,6 +53,13 @@ struct net_conn *net_conn_new(struct net_loop *loop, int fd, struct net_listener
 	return c;
 }
 
+void net_conn_discard_output(struct net_conn *c)
+{
+	c->reserved = 0;
+	net_conn_free_out(c);
+	net_list_del(&c->link_dirty);
+}
+
 void net_conn_free_out(struct net_conn *c)
 {
 	struct net_chunk *k = c->out_head;
@@ -363,6 +370,7 @@ bool net_conn_ready(const struct net_conn *c)
 
 static void conn_mark_dirty(struct net_conn *c)
 {
+	c->loop->out_since_hook = 1;
 	if (!(c->flags & NET_CF_WBLOCKED) && !net_link_linked(&c->link_dirty))
 		net_list_add_tail(&c->loop->dirty, &c->link_dirty);
 }

@@ -188,6 +188,7 @@ static void linger_step(struct net_conn *c);
 
 void net_conn_flush(struct net_conn *c)
 {
+	net_loop_barrier(c->loop);
 	net_list_del(&c->link_dirty);
 	if (!(c->flags & NET_CF_READY) || (c->flags & (NET_CF_ABORT | NET_CF_DONE)))
 		return;
@@ -339,6 +340,7 @@ uint64_t net_conn_next_deadline(struct net_loop *loop)
 static void abort_last_words(struct net_conn *c)
 {
 	struct iovec iov[NET_IOV_MAX];
+	net_loop_barrier(c->loop);
 	int cnt = 0;
 	for (struct net_chunk *k = c->out_head; k && cnt < NET_IOV_MAX; k = k->next) {
 		if (k->end == k->start)

@@ -8,7 +8,10 @@
  * removed from the set (EPOLLHUP/EPOLLERR cannot spin on a paused conn).
  *
  * One pass: before_flush hook -> flush conns with pending output ->
- * epoll_wait -> refresh now -> dispatch -> reap closed conns. Nothing that
+ * epoll_wait -> refresh now -> dispatch -> reap closed conns. Output
+ * written outside that flush (a blocked conn's EPOLLOUT, a lingering
+ * close, an abort's last words) passes net_loop_barrier first, so no byte
+ * leaves before the hook has run after it was queued (ack after commit). Nothing that
  * epoll may still name in the current batch is freed before the reap step.
  *
  * SIGPIPE: net_loop_new sets SIGPIPE to SIG_IGN for the process (OpenSSL
@@ -114,6 +117,14 @@ uint64_t net_now_update(struct net_loop *loop)
 	if (t > loop->now) /* never goes backwards, even across a bad clock */
 		loop->now = t;
 	return loop->now;
+}
+
+void net_loop_barrier(struct net_loop *loop)
+{
+	if (loop->out_since_hook && loop->before_flush) {
+		loop->out_since_hook = 0;
+		loop->before_flush(loop, loop->before_flush_user);
+	}
 }
 
 void net_loop_set_before_flush(struct net_loop *loop, net_hook_cb cb, void *user)
@@ -252,6 +263,7 @@ int net_loop_run_once(struct net_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[NET_EVENTS_BATCH];
 
+	loop->out_since_hook = 0;
 	if (loop->before_flush)
 		loop->before_flush(loop, loop->before_flush_user);
 	/* Flush; a conn re-added while flushing (cannot happen today) waits. */

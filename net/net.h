@@ -57,8 +57,10 @@ uint64_t net_now_update(struct net_loop *loop);
  * then reap closed connections. Returns the number of events or -errno.
  */
 int net_loop_run_once(struct net_loop *loop, int timeout_ms);
-/* Hook run at the start of every pass before pending output is flushed
- * (the broker encodes queued messages there). */
+/* Hook run at the start of every pass before pending output is flushed,
+ * and again before any other write of output queued since it last ran
+ * (the broker commits its durable store there: acks leave after commit).
+ * The hook must not flush. */
 void net_loop_set_before_flush(struct net_loop *loop, net_hook_cb cb, void *user);
 /* Memory accounting: cb is told, in bytes (usable sizes), of every block
  * net allocates (+) or frees (-) for connections: the conn itself, its
@@ -116,6 +118,9 @@ int net_conn_write(struct net_conn *c, const void *p, size_t len);
  * what was used. Avoids a copy. */
 uint8_t *net_conn_reserve(struct net_conn *c, size_t len);
 void net_conn_commit(struct net_conn *c, size_t used);
+/* Drop everything queued and not yet written (an acknowledgement that
+ * must not leave after all). */
+void net_conn_discard_output(struct net_conn *c);
 /* Bytes queued and not yet accepted by the kernel / TLS / WS layer. */
 size_t net_conn_out_pending(const struct net_conn *c);
 

@@ -125,11 +125,16 @@ struct net_fdent {
 
 /* ---- loop ------------------------------------------------------------------------ */
 
+/* Runs before_flush if output was appended since it last ran: no byte
+ * leaves before the hook has seen it (the broker commits its store there). */
+void net_loop_barrier(struct net_loop *loop);
+
 struct net_loop {
 	int epfd;
 	uint64_t now;
 	net_hook_cb before_flush;
 	void *before_flush_user;
+	int out_since_hook;      /* output appended since before_flush last ran */
 
 	struct net_fdent **fds; /* raw fds by fd number */
 	int nfds;

@@ -218,3 +218,7 @@ int net_tls_reload(struct net_tls *t, const struct net_tls_opts *o, char *err, s
 void net_tls_free(struct net_tls *t)
 {
 }
+void net_conn_discard_output(struct net_conn *c)
+{
+	c->out_len = c->out_read = 0;
+}

@@ -163,8 +163,7 @@ START_TEST(real_world_tls_websockets_password_acl)
 		   "certfile /etc/mosquitto/certs/server.crt\n"
 		   "keyfile /etc/mosquitto/certs/server.key\n");
 	ck_assert_msg(load_file("prod.conf") == 0, "%s", E);
-	ck_assert_int_eq(W.n, 2); /* persistence and persistence_location: no store yet */
-	ck_assert(has_warning(&W, "prod.conf:3: option 'persistence' is not supported by vigil yet"));
+	ck_assert_int_eq(W.n, 0); /* persistence and persistence_location: implemented */
 	ck_assert_uint_eq(C.n_listeners, 3);
 	ck_assert_str_eq(C.listeners[0].bind_address, "localhost");
 	ck_assert_str_eq(C.listeners[1].tls_version, "tlsv1.2");

@@ -1,0 +1,71 @@
+/*
+ * broker/store/store_int.h — the store room's internals (db.c, write.c,
+ * load.c). Nothing outside broker/store/ includes this.
+ */
+#ifndef VIGIL_STORE_INT_H
+#define VIGIL_STORE_INT_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker.h"
+
+#define STORE_FORMAT 1              /* PRAGMA user_version this build writes and reads */
+#define STORE_APP_ID 0x5647494c     /* PRAGMA application_id: "VGIL" */
+#define STORE_DEFAULT_FILE "vigil.db"
+#define STORE_RETRY_MS 1000         /* unwritable store: try again at most this often */
+
+enum store_stmt {
+	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+	Q_RET_PUT, Q_RET_DEL,
+	Q_SES_PUT, Q_SES_DEL, Q_SES_SUBS_DEL, Q_SES_DELIV_DEL, Q_SES_Q2_DEL,
+	Q_SUB_PUT, Q_SUB_DEL,
+	Q_MSG_PUT, Q_MSG_DEL,
+	Q_DELIV_PUT, Q_DELIV_UPD, Q_DELIV_DEL,
+	Q_Q2_PUT, Q_Q2_DEL,
+	Q__COUNT
+};
+
+struct store_db {
+	struct broker *b;
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *q[Q__COUNT];  /* prepared once (SQLITE_PREPARE_PERSISTENT) */
+	bool in_txn;                /* BEGIN issued this pass */
+	bool txn_failed;            /* a statement of this transaction failed */
+	bool failed;                /* unwritable: nothing is written until a snapshot succeeds */
+	bool dirty;                 /* while failed: changes since the last snapshot attempt */
+	struct wheel_entry retry;   /* while failed: the next snapshot attempt */
+	uint64_t next_mid, next_seq;
+	uint64_t commits, commit_failures; /* for tests and logs */
+	char **was_connected;       /* load: ids of sessions connected when the broker stopped */
+	size_t n_was_connected;
+};
+
+/* db.c */
+int store_db_open(struct store_db *st, const char *path, bool fsync_full, char *err, size_t errlen);
+void store_db_close(struct store_db *st);
+/* Start the pass's transaction if none is open; false: cannot write. */
+bool store_db_begin(struct store_db *st);
+/* Run a bound statement (then reset it). false: it failed (txn_failed set). */
+bool store_db_step(struct store_db *st, enum store_stmt q);
+int store_db_exec(struct store_db *st, const char *sql);
+
+/* write.c */
+extern const struct store_ops store_db_ops;
+/* Rewrite everything from the broker's memory in one transaction (after an
+ * unwritable period, or after an import). 0 or -1. */
+int store_db_snapshot(struct store_db *st);
+void store_db_retry_init(struct store_db *st);
+
+/* load.c */
+int store_db_load(struct store_db *st, char *err, size_t errlen);
+/* After restore_finish: sessions that were connected when the broker
+ * stopped are saved as detached now (their expiry runs from this start). */
+void store_db_loaded(struct store_db *st);
+
+/* import.c: the place where mosquitto.db is imported (another module). */
+int store_import_mosquitto(struct broker *b, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,432 @@
+/*
+ * broker/store/write.c — mirror the core's durable changes into SQLite.
+ *
+ * Each store_ops call writes its rows at once inside the pass's transaction
+ * (opened lazily by the first change); commit() ends it. So one loop pass
+ * is one transaction, and the seam releases the pass's acks after it.
+ * Durable: retained messages (any QoS, not $SYS), sessions with a non-zero
+ * expiry with their subscriptions, QoS 1/2 deliveries (message bodies
+ * shared through msgs rows, refcounted by store_refs) and inbound QoS 2 ids.
+ * Not durable: clean sessions (expiry 0), QoS 0 deliveries.
+ * When a write or commit fails the store turns unwritable: it writes
+ * nothing, a wheel timer tries every STORE_RETRY_MS one snapshot that
+ * rewrites everything from memory, and until one succeeds commit() fails
+ * for every pass with changes and writable() is false.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "store_int.h"
+
+static void bind_str(sqlite3_stmt *q, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(q, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, i);
+}
+
+static void bind_blob(sqlite3_stmt *q, int i, struct mqtt_str v)
+{
+	sqlite3_bind_blob(q, i, v.len ? (const void *)v.p : "", (int)v.len, SQLITE_STATIC);
+}
+
+static uint64_t wall_expiry(struct store_db *st, const struct message *m)
+{
+	return m->has_expiry ? store_mono_to_wall(st->b, m->expiry_at) : 0;
+}
+
+/* ---- retained ---- */
+
+static void put_retained(struct store_db *st, const struct message *m)
+{
+	if (m->payload.len == 0) {
+		sqlite3_stmt *q = st->q[Q_RET_DEL];
+		sqlite3_bind_text(q, 1, (const char *)m->topic.p, (int)m->topic.len, SQLITE_STATIC);
+		store_db_step(st, Q_RET_DEL);
+		return;
+	}
+	sqlite3_stmt *q = st->q[Q_RET_PUT];
+	sqlite3_bind_text(q, 1, (const char *)m->topic.p, (int)m->topic.len, SQLITE_STATIC);
+	bind_blob(q, 2, m->payload);
+	bind_blob(q, 3, m->props);
+	sqlite3_bind_int(q, 4, m->qos);
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)wall_expiry(st, m));
+	bind_str(q, 6, m->origin_id);
+	bind_str(q, 7, m->origin_user);
+	store_db_step(st, Q_RET_PUT);
+}
+
+static void op_retain_set(void *u, const struct message *m)
+{
+	struct store_db *st = u;
+	if (m->topic.len >= 4 && memcmp(m->topic.p, "$SYS", 4) == 0)
+		return; /* the broker's own status, rebuilt at start */
+	if (store_db_begin(st))
+		put_retained(st, m);
+}
+
+/* ---- sessions ---- */
+
+static void put_session(struct store_db *st, const struct session *s)
+{
+	struct broker *b = st->b;
+	sqlite3_stmt *q = st->q[Q_SES_PUT];
+	const struct will *w = s->will;
+	sqlite3_bind_text(q, 1, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, s->version);
+	sqlite3_bind_int64(q, 3, s->expiry);
+	bind_str(q, 4, s->username);
+	sqlite3_bind_int(q, 5, s->listener ? (int)(s->listener - b->listeners) : -1);
+	sqlite3_bind_int(q, 6, s->client != NULL);
+	sqlite3_bind_int64(q, 7, wheel_armed(&s->expiry_timer)
+					 ? (sqlite3_int64)store_mono_to_wall(b, s->expiry_timer.deadline) : 0);
+	sqlite3_bind_int(q, 8, s->next_pid);
+	if (w) {
+		sqlite3_bind_text(q, 9, (const char *)w->msg->topic.p, (int)w->msg->topic.len, SQLITE_STATIC);
+		bind_blob(q, 10, w->msg->payload);
+		bind_blob(q, 11, w->msg->props);
+		sqlite3_bind_int(q, 12, w->msg->qos);
+		sqlite3_bind_int(q, 13, w->msg->retain);
+		sqlite3_bind_int64(q, 14, w->delay);
+		sqlite3_bind_int(q, 15, w->has_expiry);
+		sqlite3_bind_int64(q, 16, w->expiry);
+		sqlite3_bind_int64(q, 17, wheel_armed(&w->timer)
+						  ? (sqlite3_int64)store_mono_to_wall(b, w->timer.deadline) : 0);
+		bind_str(q, 18, w->msg->origin_user);
+	}
+	store_db_step(st, Q_SES_PUT);
+}
+
+static void del_session_rows(struct store_db *st, const char *id)
+{
+	static const enum store_stmt del[] = {Q_SES_DEL, Q_SES_SUBS_DEL, Q_SES_DELIV_DEL, Q_SES_Q2_DEL};
+	for (size_t i = 0; i < sizeof(del) / sizeof(del[0]); i++) {
+		sqlite3_bind_text(st->q[del[i]], 1, id, -1, SQLITE_STATIC);
+		store_db_step(st, del[i]);
+	}
+}
+
+static void put_sub(struct store_db *st, const struct session *s, const struct subscription *sub)
+{
+	sqlite3_stmt *q = st->q[Q_SUB_PUT];
+	sqlite3_bind_text(q, 1, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, sub->filter, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 3, sub->options);
+	sqlite3_bind_int64(q, 4, sub->sub_id);
+	store_db_step(st, Q_SUB_PUT);
+}
+
+static void put_delivery(struct store_db *st, const struct session *s, struct outmsg *o)
+{
+	struct message *m = o->msg;
+	if (!m->store_id) {
+		m->store_id = st->next_mid++;
+		sqlite3_stmt *q = st->q[Q_MSG_PUT];
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)m->store_id);
+		sqlite3_bind_text(q, 2, (const char *)m->topic.p, (int)m->topic.len, SQLITE_STATIC);
+		bind_blob(q, 3, m->payload);
+		bind_blob(q, 4, m->props);
+		sqlite3_bind_int(q, 5, m->qos);
+		sqlite3_bind_int(q, 6, m->retain);
+		sqlite3_bind_int64(q, 7, (sqlite3_int64)wall_expiry(st, m));
+		store_db_step(st, Q_MSG_PUT);
+	}
+	m->store_refs++;
+	o->store_seq = st->next_seq++;
+	sqlite3_stmt *q = st->q[Q_DELIV_PUT];
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)o->store_seq);
+	sqlite3_bind_text(q, 2, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)m->store_id);
+	sqlite3_bind_int(q, 4, o->qos);
+	sqlite3_bind_int(q, 5, o->retain);
+	sqlite3_bind_int(q, 6, o->state);
+	sqlite3_bind_int(q, 7, o->pid);
+	if (o->n_sub_ids)
+		sqlite3_bind_blob(q, 8, o->sub_ids, (int)(o->n_sub_ids * sizeof(uint32_t)), SQLITE_STATIC);
+	store_db_step(st, Q_DELIV_PUT);
+}
+
+static void drop_delivery(struct store_db *st, struct outmsg *o)
+{
+	sqlite3_bind_int64(st->q[Q_DELIV_DEL], 1, (sqlite3_int64)o->store_seq);
+	store_db_step(st, Q_DELIV_DEL);
+	o->store_seq = 0;
+	struct message *m = o->msg;
+	if (m->store_refs && --m->store_refs == 0) {
+		sqlite3_bind_int64(st->q[Q_MSG_DEL], 1, (sqlite3_int64)m->store_id);
+		store_db_step(st, Q_MSG_DEL);
+		m->store_id = 0;
+	}
+}
+
+static void put_qos2(struct store_db *st, const struct session *s, uint16_t pid)
+{
+	sqlite3_bind_text(st->q[Q_Q2_PUT], 1, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st->q[Q_Q2_PUT], 2, pid);
+	store_db_step(st, Q_Q2_PUT);
+}
+
+/* Everything a session holds, written as new rows. */
+static void put_session_all(struct store_db *st, struct session *s)
+{
+	put_session(st, s);
+	for (uint32_t i = 0; i < s->n_subs; i++)
+		put_sub(st, s, &s->subs[i]);
+	for (struct outmsg *o = s->inflight.head; o; o = o->next)
+		if (o->qos)
+			put_delivery(st, s, o);
+	for (struct outmsg *o = s->queue.head; o; o = o->next)
+		if (o->qos)
+			put_delivery(st, s, o);
+	for (uint32_t i = 0; i < s->n_in_qos2; i++)
+		put_qos2(st, s, s->in_qos2[i].pid);
+	s->store_saved = true;
+}
+
+/* Forget a session's deliveries (their message rows go with the last one). */
+static void drop_deliveries(struct store_db *st, struct out_list *l)
+{
+	for (struct outmsg *o = l->head; o; o = o->next)
+		if (o->store_seq)
+			drop_delivery(st, o);
+}
+
+static void op_session_saved(void *u, struct session *s)
+{
+	struct store_db *st = u;
+	if (!s->store_saved && s->expiry == 0)
+		return; /* clean session: nothing durable */
+	if (!store_db_begin(st))
+		return;
+	if (s->expiry == 0) {
+		/* no longer outlives its connection */
+		drop_deliveries(st, &s->inflight);
+		drop_deliveries(st, &s->queue);
+		del_session_rows(st, s->id);
+		s->store_saved = false;
+	} else if (!s->store_saved) {
+		put_session_all(st, s);
+	} else {
+		put_session(st, s);
+	}
+}
+
+static void op_session_end(void *u, struct session *s)
+{
+	struct store_db *st = u;
+	if (!s->store_saved || !store_db_begin(st))
+		return;
+	drop_deliveries(st, &s->inflight);
+	drop_deliveries(st, &s->queue);
+	del_session_rows(st, s->id);
+	s->store_saved = false;
+}
+
+static void op_sub_add(void *u, struct session *s, const struct subscription *sub)
+{
+	struct store_db *st = u;
+	if (s->store_saved && store_db_begin(st))
+		put_sub(st, s, sub);
+}
+
+static void op_sub_remove(void *u, struct session *s, const char *filter)
+{
+	struct store_db *st = u;
+	if (!s->store_saved || !store_db_begin(st))
+		return;
+	sqlite3_bind_text(st->q[Q_SUB_DEL], 1, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st->q[Q_SUB_DEL], 2, filter, -1, SQLITE_STATIC);
+	store_db_step(st, Q_SUB_DEL);
+}
+
+static void op_msg_queued(void *u, struct session *s, struct outmsg *o)
+{
+	struct store_db *st = u;
+	if (s->store_saved && o->qos && store_db_begin(st))
+		put_delivery(st, s, o);
+}
+
+static void op_msg_update(void *u, struct session *s, const struct outmsg *o)
+{
+	struct store_db *st = u;
+	if (!o->store_seq || !store_db_begin(st))
+		return;
+	sqlite3_stmt *q = st->q[Q_DELIV_UPD];
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)o->store_seq);
+	sqlite3_bind_int(q, 2, o->state);
+	sqlite3_bind_int(q, 3, o->pid);
+	store_db_step(st, Q_DELIV_UPD);
+}
+
+static void op_msg_acked(void *u, struct session *s, struct outmsg *o)
+{
+	struct store_db *st = u;
+	if (o->store_seq && store_db_begin(st))
+		drop_delivery(st, o);
+}
+
+static void op_qos2_in(void *u, struct session *s, uint16_t pid, bool add)
+{
+	struct store_db *st = u;
+	if (!s->store_saved || !store_db_begin(st))
+		return;
+	if (add) {
+		put_qos2(st, s, pid);
+		return;
+	}
+	sqlite3_bind_text(st->q[Q_Q2_DEL], 1, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st->q[Q_Q2_DEL], 2, pid);
+	store_db_step(st, Q_Q2_DEL);
+}
+
+/* ---- commit, failure, snapshot ---- */
+
+static bool op_pending(void *u)
+{
+	struct store_db *st = u;
+	return st->in_txn || st->txn_failed || (st->failed && st->dirty);
+}
+
+static bool op_writable(void *u)
+{
+	struct store_db *st = u;
+	return !st->failed && !st->txn_failed;
+}
+
+static void rollback(struct store_db *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		store_db_step(st, Q_ROLLBACK);
+	st->in_txn = false;
+	st->txn_failed = false;
+}
+
+static bool sys_topic(const struct message *m)
+{
+	return m->topic.len >= 4 && memcmp(m->topic.p, "$SYS", 4) == 0;
+}
+
+static bool snap_retained(void *value, void *ctx)
+{
+	struct message *m = value;
+	if (!sys_topic(m))
+		put_retained(ctx, m);
+	return true;
+}
+
+static bool clear_retained_id(void *value, void *ctx)
+{
+	struct message *m = value;
+	(void)ctx;
+	m->store_id = 0; /* it may carry an id from before the unwritable period */
+	m->store_refs = 0;
+	return true;
+}
+
+static void clear_ids(struct out_list *l)
+{
+	for (struct outmsg *o = l->head; o; o = o->next) {
+		o->store_seq = 0;
+		o->msg->store_id = 0;
+		o->msg->store_refs = 0;
+	}
+}
+
+int store_db_snapshot(struct store_db *st)
+{
+	struct broker *b = st->b;
+	rollback(st);
+	retain_match(b->retained, mqtt_cstr("#"), clear_retained_id, NULL);
+	for (uint32_t i = 0; i < b->stab_size; i++) {
+		for (struct session *s = b->stab[i]; s; s = s->hnext) {
+			clear_ids(&s->inflight);
+			clear_ids(&s->queue);
+			s->store_saved = false;
+		}
+	}
+	st->failed = false;
+	st->next_mid = st->next_seq = 1;
+	if (!store_db_begin(st) ||
+	    store_db_exec(st, "DELETE FROM retained; DELETE FROM sessions; DELETE FROM subs; DELETE FROM msgs;"
+			      " DELETE FROM deliveries; DELETE FROM qos2_in;"))
+		st->txn_failed = true;
+	if (!st->txn_failed) {
+		retain_match(b->retained, mqtt_cstr("#"), snap_retained, st);
+		for (uint32_t i = 0; i < b->stab_size && !st->txn_failed; i++)
+			for (struct session *s = b->stab[i]; s; s = s->hnext)
+				if (s->expiry)
+					put_session_all(st, s);
+	}
+	int rc = (!st->txn_failed && store_db_step(st, Q_COMMIT)) ? 0 : -1;
+	if (rc) {
+		rollback(st);
+		st->failed = true;
+		return -1;
+	}
+	st->in_txn = false;
+	return 0;
+}
+
+/* While unwritable: one snapshot attempt per STORE_RETRY_MS, on the wheel. */
+static void on_retry(struct wheel_entry *e, uint64_t now)
+{
+	struct store_db *st = (struct store_db *)((char *)e - offsetof(struct store_db, retry));
+	if (!st->failed)
+		return;
+	st->dirty = false;
+	if (store_db_snapshot(st)) {
+		st->commit_failures++;
+		wheel_add(&st->b->wheel, &st->retry, now + STORE_RETRY_MS);
+		return;
+	}
+	st->commits++;
+	log_msg(st->b, LOG_F_NOTICE, "Persistence file %s is writable again; acknowledging again.", st->path);
+}
+
+void store_db_retry_init(struct store_db *st)
+{
+	wheel_entry_init(&st->retry, on_retry);
+}
+
+static int op_commit(void *u)
+{
+	struct store_db *st = u;
+	struct broker *b = st->b;
+	if (st->failed) {
+		/* Changes made while unwritable are not durable until the next
+		 * snapshot: their acknowledgements must not leave. */
+		st->dirty = false;
+		return -1;
+	}
+	if (!st->txn_failed && st->in_txn && store_db_step(st, Q_COMMIT)) {
+		st->in_txn = false;
+		st->commits++;
+		return 0;
+	}
+	rollback(st);
+	st->failed = true;
+	st->dirty = false;
+	wheel_add(&b->wheel, &st->retry, broker_now(b) + STORE_RETRY_MS);
+	st->commit_failures++;
+	log_msg(b, LOG_F_ERROR,
+		"Error: persistence file %s is unwritable (%s): acknowledgements are withheld and QoS 1/2 PUBLISH "
+		"refused until it can be written again.",
+		st->path, sqlite3_errmsg(st->db));
+	return -1;
+}
+
+const struct store_ops store_db_ops = {
+	.retain_set = op_retain_set,
+	.session_saved = op_session_saved,
+	.session_end = op_session_end,
+	.sub_add = op_sub_add,
+	.sub_remove = op_sub_remove,
+	.msg_queued = op_msg_queued,
+	.msg_update = op_msg_update,
+	.msg_acked = op_msg_acked,
+	.qos2_in = op_qos2_in,
+	.pending = op_pending,
+	.commit = op_commit,
+	.writable = op_writable,
+};
