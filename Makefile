@@ -94,6 +94,7 @@ LINK_test_auth     = $(BUILD)/broker/auth.o $(BUILD)/broker/auth_pw.o $(BUILD)/b
 LINK_test_broker   = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_mem      = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_ws       = $(BUILD)/libnet.a
+LINK_test_mosqdb   = $(BUILD)/broker/store/mosqdb.o $(BUILD)/libprotocol.a
 LINK_test_store    = $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 
@@ -152,6 +153,10 @@ fuzz:
 	build/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-config
 	@mkdir -p build/fuzz/corpus-broker
 	build/fuzz/fuzz_broker -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-broker
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker/store -Iprotocol tests/fuzz/fuzz_mosqdb.c broker/store/mosqdb.c $(PROTO_SRC) \
+		-o build/fuzz/fuzz_mosqdb
+	@mkdir -p build/fuzz/corpus-mosqdb && cp -n tests/fixtures/mosqdb/*.db build/fuzz/corpus-mosqdb/ 2>/dev/null || true
+	build/fuzz/fuzz_mosqdb -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-mosqdb
 
 clean:
 	rm -rf build build-san vigil

@@ -62,6 +62,7 @@ int store_db_start(struct broker *b, struct store_db **out, char *err, size_t er
 	const char *loc = cfg->persistence_location;
 	const char *name = cfg->persistence_file ? cfg->persistence_file : STORE_DEFAULT_FILE;
 	char *path = join(loc, name), *import = NULL;
+	bool fresh = false;
 	struct store_db *st = calloc(1, sizeof(*st));
 	if (!path || !st) {
 		snprintf(err, errlen, "out of memory");
@@ -91,7 +92,7 @@ int store_db_start(struct broker *b, struct store_db **out, char *err, size_t er
 		else
 			free(m);
 	}
-	bool fresh = !exists(path);
+	fresh = !exists(path);
 	st->b = b;
 	store_db_retry_init(st);
 	st->path = path;
@@ -123,6 +124,19 @@ fail_installed:
 fail:
 	if (st && st->db)
 		store_db_close(st);
+	if (st && st->path && fresh && import) {
+		/* A failed import leaves no store behind: the next start must
+		 * try (and refuse) again, never start empty (issue 8, item 4). */
+		static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+		for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+			char *f = malloc(strlen(st->path) + 9);
+			if (f) {
+				sprintf(f, "%s%s", st->path, sfx[i]);
+				unlink(f);
+				free(f);
+			}
+		}
+	}
 	if (st) {
 		for (size_t i = 0; i < st->n_was_connected; i++)
 			free(st->was_connected[i]);

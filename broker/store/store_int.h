@@ -65,7 +65,7 @@ int store_db_load(struct store_db *st, char *err, size_t errlen);
  * stopped are saved as detached now (their expiry runs from this start). */
 void store_db_loaded(struct store_db *st);
 
-/* import.c: the place where mosquitto.db is imported (another module). */
+/* mosqdb_import.c: the mosquitto.db importer. */
 int store_import_mosquitto(struct broker *b, const char *path, char *err, size_t errlen);
 
 #endif

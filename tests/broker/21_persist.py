@@ -18,7 +18,7 @@ import time
 from mqtt_test import (connect, connack, publish, puback, pubrec, pubrel, pubcomp, disconnect,
                        SESSION_EXPIRY, MESSAGE_EXPIRY, WILL_DELAY, USER_PROPERTY, CONTENT_TYPE,
                        SUBSCRIPTION_ID, PUBLISH, PUBREL, NOSUB, parse, fail, check, check_eq,
-                       sleep, timeout, vigil_only, broker_bin, mosquitto_differs)
+                       sleep, timeout, vigil_only, broker_bin, mosquitto_differs, REPO)
 
 PCONF = "persistence true\npersistence_location {dir}/\nuser root\n"
 V5 = 5
@@ -393,7 +393,9 @@ def test_configured_mosquitto_db_left_untouched(h):
     # persistence_file mosquitto.db holding mosquitto's format: vigil keeps its own vigil.db
     # beside it and never writes mosquitto.db.
     mpath = os.path.join(h.dir, "mosquitto.db")
-    blob = b"\x00\xb5\x00mosquitto db" + b"\x00" * 100
+    # an empty mosquitto.db as mosquitto 2.0.11 writes it (it is imported: a damaged one is refused)
+    with open(os.path.join(REPO, "tests", "fixtures", "mosqdb", "mosquitto-2.0.11-empty.db"), "rb") as f:
+        blob = f.read()
     with open(mpath, "wb") as f:
         f.write(blob)
     b = h.broker(PCONF + "persistence_file mosquitto.db\n")
