@@ -83,7 +83,7 @@ int mqtt_frame_parse(const uint8_t *buf, size_t avail, uint32_t max_size, struct
 		return MQTT_INCOMPLETE;
 	uint8_t type = buf[0] >> 4, flags = buf[0] & 0x0F;
 	if (type == 0)
-		return MQTT_RC_MALFORMED; /* reserved packet type */
+		return MQTT_RC_PROTOCOL_ERROR; /* reserved type; compat: mosquitto's v5 0x82 */
 	int req = frame_required_flags(type);
 	if (req >= 0 && flags != req)
 		return MQTT_RC_MALFORMED;

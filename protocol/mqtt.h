@@ -81,8 +81,9 @@ struct mqtt_frame {
 /*
  * Find one frame at the start of buf[0..avail).
  * Returns MQTT_OK (f filled), MQTT_INCOMPLETE (need more bytes; *f untouched),
- * MQTT_RC_MALFORMED (bad variable byte integer, type 0, or reserved flag
- * bits wrong for the type: v311 MQTT-2.2.2-1/2, v5 MQTT-2.1.3-1), or
+ * MQTT_RC_MALFORMED (bad variable byte integer, or reserved flag bits wrong
+ * for the type: v311 MQTT-2.2.2-1/2, v5 MQTT-2.1.3-1), MQTT_RC_PROTOCOL_ERROR
+ * for the reserved packet type 0 (the spec names no code; mosquitto's), or
  * MQTT_RC_PACKET_TOO_LARGE as soon as the remaining length announces a
  * packet whose total size exceeds max_size (0 = no limit beyond the
  * protocol's 268 435 455 + 5).

@@ -50,6 +50,16 @@ def mosquitto_differs(reason):
     return deco
 
 
+def vigil_pending(reason):
+    """The test states behaviour that vigil does not have yet because another area's change is
+    due (reason names it). On vigil run.py reports a failure as XFAIL (not a failure) and a pass as
+    a failure ("XPASS: remove the marker"); on mosquitto the test runs as usual."""
+    def deco(f):
+        f.vigil_pending = reason
+        return f
+    return deco
+
+
 def timeout(seconds):
     def deco(f):
         f.timeout = seconds
