@@ -25,7 +25,7 @@ import re
 import socket
 import sys
 
-from mqtt_test import (Closed, fail, hexs, mosquitto_differs, vigil_pending, mstr, packet,
+from mqtt_test import (Closed, connect, fail, hexs, mosquitto_differs, vigil_pending, mstr, packet,
                        pingreq, props, publish, subscribe, u16, unsubscribe, varint)
 
 WILL = {"topic": "will/bad", "payload": b"w"}
@@ -49,12 +49,12 @@ def CA(*body):
 CASES = []
 
 
-def case(name, proto, data, want, mosq=None, first=False, owner=None, why=None, cite=""):
+def case(name, proto, data, want, mosq=None, first=False, owner=None, why=None, cite="", conf=""):
     """want: vigil's answer (and mosquitto's unless mosq is given).
     owner: the area that has to change vigil for `want` (the test then fails on vigil until it
     has): 'publish' or 'connect/subscribe'. why: the marker reason when mosq differs."""
     CASES.append(dict(name=name, proto=proto, data=data, want=want, mosq=mosq, first=first,
-                      owner=owner, why=why, cite=cite))
+                      owner=owner, why=why, cite=cite, conf=conf))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def _collect(c, idle=0.5, until=None):
 
 
 def observe(h, cs):
-    b = h.broker()
+    b = h.broker(cs.get("conf", ""))
     w = h.connect(b, "witness", proto=4)
     w.subscribe("#")
     if cs["first"]:
@@ -459,6 +459,21 @@ case("test_disconnect_rc_only_v5", P, b"\xe0\x01\x00", "- | close | -",
 case("test_disconnect_with_will_v5", P, b"\xe0\x01\x04", "- | close | will/bad",
      cite="v5 3.14.2.1: 0x04 Disconnect with Will Message")
 
+# Reason codes that tests elsewhere accept in more than one form (made exact here).
+case("test_connect_zero_length_id_refused_v5_MQTT_3_1_3_8", P, connect("", proto=5),
+     CA(0, 0x85, 0), first=True, conf="allow_zero_length_clientid false\n",
+     cite="v5 MQTT-3.1.3-8: a refused ClientID may get CONNACK 0x85, then close")
+case("test_connect_will_qos_above_max_qos_v5_MQTT_3_2_2_12", P,
+     connect("mqw", proto=5, will={"topic": "will/bad", "payload": b"w", "qos": 2}),
+     "20 05 00 9b 02 24 01 | close | -", first=True, conf="max_qos 1\n",
+     owner="connect/subscribe",
+     cite="v5 MQTT-3.2.2-12: CONNACK 0x9B; mosquitto adds Maximum QoS, which vigil is to match")
+case("test_subscribe_retain_handling_3_v5", P, subscribe(1, [("a", 0x30)], proto=5), PROTO,
+     cite="v5 3.8.3.1: 'It is a Protocol Error to send a Retain Handling value of 3'")
+case("test_publish_topic_alias_0_v5_MQTT_3_3_2_8", P,
+     publish("a", "x", proto=5, properties=[(0x23, 0)]), MAL, owner="publish",
+     cite="v5 MQTT-3.3.2-8: Topic Alias 0; the spec names no code: mosquitto's 0x81 (issue 7)")
+
 # AUTH without an Authentication Method in CONNECT (v5 MQTT-4.12.0-7 forbids it).
 case("test_auth_without_method_v5_MQTT_4_12_0_7", P, b"\xf0\x00", PROTO,
      cite="v5 MQTT-4.12.0-7: AUTH without an Authentication Method -> Protocol Error")
@@ -594,6 +609,8 @@ MOSQ = {
     'test_publish_content_type_bad_utf8_v5_MQTT_3_3_2_19': '- | close | will/bad',
     'test_subscribe_subscription_id_twice_v5': '- | close | will/bad',
     'test_subscribe_subscription_id_0_v5': 'e0 01 81 | close | will/bad',
+    'test_connect_zero_length_id_refused_v5_MQTT_3_1_3_8': '20 03 00 80 00 | close | -',
+    'test_subscribe_retain_handling_3_v5': 'e0 01 81 | close | will/bad',
     'test_disconnect_session_expiry_twice_v5': '- | close | will/bad',
     'test_auth_without_method_v5_MQTT_4_12_0_7': '- | close | will/bad',
     'test_auth_flags_v5_MQTT_3_15_1_1': '- | close | will/bad',
@@ -626,6 +643,10 @@ WHY = (
                                       "PUBLISH path decides: issue 7 section 3)"),
     (r"_subscription_id_0_", "Subscription Identifier 0: mosquitto 0x81, the spec says Protocol "
                              "Error 0x82 (v5 3.8.2.1.2)"),
+    (r"_retain_handling_3_", "Retain Handling 3: mosquitto 0x81, the spec says Protocol Error "
+                             "0x82 (v5 3.8.3.1)"),
+    (r"_zero_length_id_refused_", "refused zero-length ClientID: mosquitto CONNACK 0x80, vigil the "
+                                  "specific 0x85 Client Identifier not valid (issue 7 keeps it)"),
 )
 
 
