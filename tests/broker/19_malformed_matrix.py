@@ -11,11 +11,14 @@ Connected cases: the bad client connected (clean, keepalive 60) with Will will/b
 the packet. First-packet cases (CONNECT malformations, other types before CONNECT): the packet is the
 first thing on a fresh socket; a CONNECT carries the Will will/bad.
 
-Where vigil and mosquitto differ, a case carries both answers (`mosq=`) and a marker: on vigil the
-test asserts vigil's answer; on mosquitto (run.py --all / make compat) it fails, saying whether
-mosquitto still gave its documented answer. Those tests are rows in mosquitto-compat.md.
-Cases owned by other areas (PUBLISH path, CONNECT/SUBSCRIBE decoders) carry the answer the issue
-asks for and `owner=`; see the module's OWNED list in the report of the gate work.
+`want` is vigil's answer. mosquitto 2.0.11's answer, where it is another, is in the MOSQ table at
+the end (recorded with --probe --table). If the only difference is vigil's DISCONNECT / CONNACK
+with a reason code before the same close (issue 7: vigil may add information a mosquitto client
+can ignore), the test checks each broker's own bytes and passes on both. Otherwise the test is
+@mosquitto_differs (reason from WHY): it checks vigil's answer everywhere, fails on mosquitto under
+`run.py --all` / `make compat` (saying whether mosquitto still gave its recorded answer), and is
+named in mosquitto-compat.md. `owner=` marks an answer issue 7 asks of another area that vigil
+does not give yet: @vigil_pending (XFAIL on vigil until that area lands).
 
     /usr/bin/python3 tests/broker/19_malformed_matrix.py --probe [-k PATTERN]
 prints what each broker answers today (both brokers), to (re)record the table.

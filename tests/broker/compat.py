@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 COMPAT_MD = os.path.join(REPO, "mosquitto-compat.md")
 RUN = os.path.join(HERE, "run.py")
+MOSQUITTO = "/usr/sbin/mosquitto"
 TOKEN = re.compile(r"\b(\d\d_[A-Za-z0-9_]+::test_[A-Za-z0-9_]+)")
 
 
@@ -43,11 +44,19 @@ def listed_tests(path=COMPAT_MD):
         return set(TOKEN.findall(f.read()))
 
 
-def run_both(jobs, outdir, tag, extra):
+def load(jpath):
+    with open(jpath) as f:
+        return {r["test"]: r for r in json.load(f)["results"]}
+
+
+def run_both(jobs, outdir, tag, extra, vigil_json=None):
     """Run the suite (or the tests in extra) on both brokers concurrently; return two dicts
-    test -> record."""
+    test -> record. vigil_json: results of a whole-suite vigil run to use instead of a new one."""
     procs = []
-    for broker, flags in (("vigil", []), ("mosquitto", ["--all"])):
+    sides = (("vigil", []), ("mosquitto", ["--all"]))
+    if vigil_json:
+        sides = sides[1:]
+    for broker, flags in sides:
         jpath = os.path.join(outdir, "%s-%s.json" % (tag, broker))
         log = open(os.path.join(outdir, "%s-%s.log" % (tag, broker)), "w")
         cmd = [sys.executable, RUN, "--broker", broker, "-j", str(jobs), "--json", jpath] + \
@@ -55,12 +64,13 @@ def run_both(jobs, outdir, tag, extra):
         procs.append((broker, jpath, log, subprocess.Popen(cmd, stdout=log,
                                                            stderr=subprocess.STDOUT)))
     out = {}
+    if vigil_json:
+        out["vigil"] = load(vigil_json)
     for broker, jpath, log, p in procs:
         p.wait()
         log.close()
         try:
-            with open(jpath) as f:
-                out[broker] = {r["test"]: r for r in json.load(f)["results"]}
+            out[broker] = load(jpath)
         except (OSError, ValueError) as e:
             print("compat: the %s run produced no results (%s); see %s"
                   % (broker, e, log.name))
@@ -82,16 +92,30 @@ def first_line(rec):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("-j", type=int, default=3, help="parallel tests per broker (default 3)")
+    ap.add_argument("-j", type=int, default=4, help="parallel tests per broker (default 4)")
     ap.add_argument("-k", action="append", default=[], help="only tests whose name has this")
     ap.add_argument("--json-dir", help="keep the runs' JSON and logs here")
+    ap.add_argument("--vigil-json", metavar="FILE",
+                    help="the first vigil run: results of `run.py --json FILE` over the whole "
+                         "suite with this build (make check reuses make test's run)")
     args = ap.parse_args()
+    if not os.access(MOSQUITTO, os.X_OK):
+        print("compat: %s not found: the gate needs mosquitto 2.0.11 (make deps-test)"
+              % MOSQUITTO)
+        return 2
+    if args.vigil_json and args.k:
+        ap.error("--vigil-json is for the whole suite; leave out -k")
     outdir = args.json_dir or tempfile.mkdtemp(prefix="vigil-compat-")
     os.makedirs(outdir, exist_ok=True)
     kargs = sum((["-k", k] for k in args.k), [])
 
     listed = listed_tests()
-    v1, m1 = run_both(args.j, outdir, "run1", kargs)
+    v1, m1 = run_both(args.j, outdir, "run1", kargs, args.vigil_json)
+    missing = sorted(set(m1) - set(v1))
+    if missing:
+        print("compat: the vigil results lack %d tests (e.g. %s): a stale --vigil-json?"
+              % (len(missing), missing[0]))
+        return 2
     names = sorted(set(v1) | set(m1))
     problems = []
 

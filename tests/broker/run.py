@@ -101,8 +101,9 @@ def main():
                          "mosquitto too (for the differential gate)")
     ap.add_argument("--test", action="append", default=None, metavar="NN_file::test_x",
                     help="run exactly this test (repeatable)")
-    ap.add_argument("--json", metavar="FILE",
-                    help="write the results as JSON: [{test, status, secs, markers, detail}]")
+    ap.add_argument("--json", metavar="FILE", default=os.environ.get("VIGIL_BT_JSON") or None,
+                    help="write the results as JSON: [{test, status, secs, markers, detail}] "
+                         "(default: $VIGIL_BT_JSON)")
     ap.add_argument("--one", nargs=2, metavar=("FILE", "TEST"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ["VIGIL_BROKER"] = args.broker
