@@ -302,7 +302,7 @@ static void on_data(struct net_conn *conn, void *user)
 		int rc = mqtt_frame_parse(buf, avail, max, &f);
 		if (rc == MQTT_INCOMPLETE) {
 			uint32_t rl;
-			int n = avail > 1 ? mqtt_vbi_decode(buf + 1, avail - 1, &rl) : 0;
+			int n = avail > 1 ? mqtt_frame_length(buf + 1, avail - 1, &rl) : 0;
 			if (n > 0)
 				net_conn_set_input_limit(conn, (size_t)rl + 1 + (size_t)n); /* room for this frame */
 			break;
