@@ -304,7 +304,7 @@ static void on_data(struct net_conn *conn, void *user)
 		int rc = mqtt_frame_parse(buf, avail, max, &f);
 		if (rc == MQTT_INCOMPLETE) {
 			uint32_t rl;
-			int n = avail > 1 ? mqtt_vbi_decode(buf + 1, avail - 1, &rl) : 0;
+			int n = avail > 1 ? mqtt_frame_length(buf + 1, avail - 1, &rl) : 0;
 			/* memory_limit: a PUBLISH that cannot fit is refused before it
 			 * is buffered (mosquitto fails its packet read the same way). */
 			if (n > 0 && (buf[0] >> 4) == MQTT_PUBLISH && c->state == CS_CONNECTED &&

@@ -9,11 +9,13 @@
  * Invariant: mqtt_frame_parse reads at most min(avail, 5) bytes before it
  * knows the frame size and never touches *f unless it returns MQTT_OK.
  *
- * Design choice: variable byte integers that are not minimally encoded
- * (e.g. 0x80 0x00 for 0) are malformed in every protocol version. MQTT 5
- * requires it (v5 MQTT-1.5.5-1); MQTT 3.1.1 only says "the minimum number
- * of bytes" without a numbered statement, and no conforming client sends
- * anything else, so one strict rule serves all versions.
+ * Design choice (compat: mosquitto-compat.md): the fixed header's remaining
+ * length may be encoded in more bytes than needed (0x80 0x00 for 0), as
+ * mosquitto 2.0.11 accepts it. v5 MQTT-1.5.5-1 binds the sender, no
+ * statement tells the receiver to refuse, and a client that encodes its
+ * lengths at a fixed width works with mosquitto. Variable byte integers
+ * inside a packet (property lengths, Subscription Identifiers) stay strict
+ * (mqtt_vbi_decode), which is also what mosquitto does.
  */
 #include "codec.h"
 
@@ -28,6 +30,21 @@ int mqtt_vbi_decode(const uint8_t *p, size_t avail, uint32_t *value)
 		if (!(b & 0x80)) {
 			if (i > 0 && b == 0)
 				return -1; /* v5 MQTT-1.5.5-1: not minimal */
+			*value = v;
+			return i + 1;
+		}
+	}
+	return -1; /* a fifth byte would be needed */
+}
+
+int mqtt_frame_length(const uint8_t *p, size_t avail, uint32_t *value)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++) {
+		if ((size_t)i >= avail)
+			return 0;
+		v |= (uint32_t)(p[i] & 0x7F) << (7 * i);
+		if (!(p[i] & 0x80)) {
 			*value = v;
 			return i + 1;
 		}
@@ -83,12 +100,12 @@ int mqtt_frame_parse(const uint8_t *buf, size_t avail, uint32_t max_size, struct
 		return MQTT_INCOMPLETE;
 	uint8_t type = buf[0] >> 4, flags = buf[0] & 0x0F;
 	if (type == 0)
-		return MQTT_RC_MALFORMED; /* reserved packet type */
+		return MQTT_RC_PROTOCOL_ERROR; /* reserved type; compat: mosquitto's v5 0x82 */
 	int req = frame_required_flags(type);
 	if (req >= 0 && flags != req)
 		return MQTT_RC_MALFORMED;
 	uint32_t rl;
-	int n = mqtt_vbi_decode(buf + 1, avail - 1, &rl);
+	int n = mqtt_frame_length(buf + 1, avail - 1, &rl);
 	if (n < 0)
 		return MQTT_RC_MALFORMED;
 	if (n == 0)

@@ -81,8 +81,9 @@ struct mqtt_frame {
 /*
  * Find one frame at the start of buf[0..avail).
  * Returns MQTT_OK (f filled), MQTT_INCOMPLETE (need more bytes; *f untouched),
- * MQTT_RC_MALFORMED (bad variable byte integer, type 0, or reserved flag
- * bits wrong for the type: v311 MQTT-2.2.2-1/2, v5 MQTT-2.1.3-1), or
+ * MQTT_RC_MALFORMED (a fifth length byte, or reserved flag bits wrong
+ * for the type: v311 MQTT-2.2.2-1/2, v5 MQTT-2.1.3-1), MQTT_RC_PROTOCOL_ERROR
+ * for the reserved packet type 0 (the spec names no code; mosquitto's), or
  * MQTT_RC_PACKET_TOO_LARGE as soon as the remaining length announces a
  * packet whose total size exceeds max_size (0 = no limit beyond the
  * protocol's 268 435 455 + 5).
@@ -92,6 +93,9 @@ int mqtt_frame_parse(const uint8_t *buf, size_t avail, uint32_t max_size, struct
 /* Variable byte integer helpers. decode returns bytes used, 0 if incomplete,
  * -1 if malformed (more than 4 bytes or, v5 MQTT-1.5.5-1, not minimal). */
 int mqtt_vbi_decode(const uint8_t *p, size_t avail, uint32_t *value);
+/* The fixed header's remaining length: as mqtt_vbi_decode, but an encoding
+ * longer than needed is accepted (compat: mosquitto 2.0.11 does). */
+int mqtt_frame_length(const uint8_t *p, size_t avail, uint32_t *value);
 int mqtt_vbi_size(uint32_t value); /* 1..4 */
 int mqtt_vbi_encode(uint32_t value, uint8_t *out); /* returns bytes written; value <= 268 435 455 */
 

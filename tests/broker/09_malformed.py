@@ -1,36 +1,48 @@
 """Malformed packets and protocol errors after a successful CONNECT: the connection is closed
 (v5: DISCONNECT 0x81 Malformed Packet / 0x82 Protocol Error / a more specific code first, which
 vigil always sends and the spec says SHOULD), and nothing in or after the bad packet is processed.
+Byte-exact on both brokers: where mosquitto closes without the DISCONNECT, mosq=None says so.
+(19_malformed_matrix.py covers every packet type with every malformation.)
 """
 from mqtt_test import (connect, publish, subscribe, unsubscribe, mstr, u16, packet, props,
-                       disconnect, pingreq, PAYLOAD_FORMAT, TOPIC_ALIAS, mosquitto_differs)
+                       disconnect, pingreq, PAYLOAD_FORMAT, TOPIC_ALIAS, mosquitto_differs,
+                       vigil_pending)
 
 
-def _bad(h, proto, data, rc=None, alt=()):
+SAME = "same"
+
+
+def _bad(h, proto, data, rc=None, mosq=SAME):
     """Connect, subscribe a witness to '#', send data + a valid PUBLISH: the connection must close
-    (v5: with DISCONNECT rc, or one of alt), and the witness must receive nothing."""
+    (v5: after exactly DISCONNECT rc on vigil), and the witness must receive nothing. On mosquitto
+    the answer is its own, byte-exact: mosq SAME (vigil's), None (a bare close: mosquitto only
+    leaves out the reason, issue 7 keeps vigil's) or another reason code (then the test is
+    @mosquitto_differs and checks vigil's answer everywhere)."""
     b = h.broker()
     w = h.connect(b, "witness", proto=4)
     w.subscribe("#")
     c = h.connect(b, "bad", proto=proto)
     c.send_quiet(data + publish("after/bad", "x", proto=proto))
+    if h.mosquitto and mosq is not SAME and not isinstance(mosq, int):
+        rc = None
     if proto == 5 and rc is not None:
-        allowed = [disconnect(r, proto=5) for r in (rc,) + tuple(alt)]
-        got = c.expect_optional_then_closed(allowed)
-        if h.vigil and got is None:
-            raise AssertionError("vigil must send DISCONNECT 0x%02x before closing" % rc)
-    else:
-        c.expect_closed()
+        c.expect_packet(disconnect(rc, proto=5))
+    c.expect_closed()
     w.expect_no_packet(0.3)
 
 
-def _case(name, proto, data, rc=None, alt=(), comment="", differs=None):
+def _case(name, proto, data, rc=None, mosq=SAME, comment="", differs=None, pending=None):
+    """pending: the answer the issue wants from vigil is rc, due from another area."""
     def t(h):
-        _bad(h, proto, data, rc, alt)
+        _bad(h, proto, data, rc, mosq)
     t.__name__ = name
     t.__doc__ = comment
+    if isinstance(mosq, int) and not differs:
+        differs = "mosquitto 2.0.11 sends DISCONNECT 0x%02x" % mosq
     if differs:
         t = mosquitto_differs(differs)(t)
+    if pending:
+        t = vigil_pending(pending)(t)
     globals()[name] = t
 
 
@@ -46,7 +58,7 @@ _case("test_unsubscribe_flags_v5_MQTT_3_10_1_1", 5, unsubscribe(1, "a", proto=5,
       comment="v5 MQTT-3.10.1-1")
 _case("test_pubrel_flags_v311_MQTT_3_6_1_1", 4, packet(0x60, u16(1)),
       comment="v311 MQTT-3.6.1-1: PUBREL flags must be 0010")
-_case("test_pubrel_flags_v5_MQTT_3_6_1_1", 5, packet(0x60, u16(1)), 0x81,
+_case("test_pubrel_flags_v5_MQTT_3_6_1_1", 5, packet(0x60, u16(1)), 0x81, mosq=None,
       comment="v5 MQTT-3.6.1-1")
 _case("test_pingreq_flags_v311_MQTT_2_2_2_2", 4, b"\xc1\x00",
       comment="v311 MQTT-2.2.2-1/-2: reserved flags must be 0 -> close",
@@ -60,14 +72,14 @@ _case("test_subscribe_flags_0_v311_MQTT_3_8_1_1", 4, subscribe(1, "a", first_byt
       comment="v311 MQTT-3.8.1-1: SUBSCRIBE flags 1010")
 _case("test_disconnect_flags_v311_MQTT_3_14_1_1", 4, b"\xe1\x00",
       comment="v311 MQTT-3.14.1-1: DISCONNECT reserved bits must be 0")
-_case("test_disconnect_flags_v5_MQTT_3_14_1_1", 5, b"\xe2\x00", 0x81,
+_case("test_disconnect_flags_v5_MQTT_3_14_1_1", 5, b"\xe2\x00", 0x81, mosq=None,
       comment="v5 MQTT-3.14.1-1: DISCONNECT reserved bits -> DISCONNECT 0x81")
 _case("test_reserved_packet_type_0_v311", 4, b"\x00\x00",
       comment="v311 2.2.1: packet type 0 is reserved -> MQTT-4.8.0-1 close")
 _case("test_auth_packet_in_v311", 4, b"\xf0\x00",
       comment="v311 2.2.1: packet type 15 is reserved in 3.1.1 -> close")
 _case("test_client_sends_connack_v5", 5, b"\x20\x03\x00\x00\x00", 0x82,
-      alt=(0x81,), comment="v5 MQTT-4.13.1-1: a CONNACK from a client is a Protocol Error")
+      mosq=None, comment="v5 MQTT-4.13.1-1: a CONNACK from a client is a Protocol Error")
 
 # PUBLISH.
 _case("test_publish_qos3_v311_MQTT_3_3_1_4", 4, bytes([0x36, 0x06]) + mstr("a/b") + b"\x00",
@@ -79,15 +91,15 @@ _case("test_publish_wildcard_plus_v311_MQTT_3_3_2_2", 4, publish("a/+", "x"),
 _case("test_publish_wildcard_hash_v311_MQTT_4_7_1_1", 4, publish("a/#", "x"),
       comment="v311 MQTT-4.7.1-1")
 _case("test_publish_wildcard_v5_MQTT_3_3_2_2", 5, publish("a/#", "x", proto=5), 0x90,
-      alt=(0x81, 0x82), comment="v5 MQTT-3.3.2-2: DISCONNECT 0x90 Topic Name invalid")
+      mosq=0x82, comment="v5 MQTT-3.3.2-2: DISCONNECT 0x90 Topic Name invalid")
 _case("test_publish_empty_topic_v311_MQTT_4_7_3_1", 4, publish("", "x"),
       comment="v311 MQTT-4.7.3-1: Topic Names are at least one character long")
 _case("test_publish_empty_topic_no_alias_v5_MQTT_4_7_3_1", 5, publish("", "x", proto=5), 0x82,
-      alt=(0x81, 0x90), comment="v5 MQTT-4.7.3-1 / 3.3.2.1: empty topic without alias")
+      comment="v5 MQTT-4.7.3-1 / 3.3.2.1: empty topic without alias")
 _case("test_publish_qos1_mid0_v311_MQTT_2_3_1_1", 4, publish("a", "x", qos=1, mid=0),
       comment="v311 MQTT-2.3.1-1: QoS>0 PUBLISH needs a non-zero Packet Identifier")
 _case("test_publish_qos1_mid0_v5", 5, publish("a", "x", qos=1, mid=0, proto=5), 0x82,
-      alt=(0x81,), comment="v5 2.2.1: Packet Identifier 0 -> protocol error")
+      comment="v5 2.2.1: Packet Identifier 0 -> protocol error")
 _case("test_publish_topic_longer_than_packet_v311", 4, bytes([0x30, 0x04, 0x00, 0x0A]) + b"ab",
       comment="v311 MQTT-4.8.0-1: topic length beyond the packet -> malformed, close")
 _case("test_publish_topic_longer_than_packet_v5", 5, bytes([0x30, 0x04, 0x00, 0x0A]) + b"ab",
@@ -97,30 +109,33 @@ _case("test_publish_topic_longer_than_packet_v5", 5, bytes([0x30, 0x04, 0x00, 0x
 _case("test_topic_bad_utf8_v311_MQTT_1_5_3_1", 4, packet(0x30, mstr(b"a/\xc3\x28") + b"x"),
       comment="v311 MQTT-1.5.3-1: ill-formed UTF-8 -> close")
 _case("test_topic_bad_utf8_v5_MQTT_1_5_4_1", 5, packet(0x30, mstr(b"a/\xc3\x28") + b"\x00x"),
-      0x81, alt=(0x90,), comment="v5 MQTT-1.5.4-1")
+      0x81, comment="v5 MQTT-1.5.4-1",
+      pending="issue 7 section 2: UTF-8 is checked first (0x81, not 0x90): PUBLISH path")
 _case("test_topic_surrogate_v311_MQTT_1_5_3_1", 4, packet(0x30, mstr(b"a/\xed\xa0\x80") + b"x"),
       comment="v311 MQTT-1.5.3-1: UTF-8 encoded surrogate U+D800 -> close")
 _case("test_topic_overlong_utf8_v5_MQTT_1_5_4_1", 5, packet(0x30, mstr(b"a/\xc0\xaf") + b"\x00"),
-      0x81, alt=(0x90,), comment="v5 MQTT-1.5.4-1: overlong encoding is ill-formed")
+      0x81, comment="v5 MQTT-1.5.4-1: overlong encoding is ill-formed",
+      pending="issue 7 section 2: UTF-8 is checked first (0x81, not 0x90): PUBLISH path")
 _case("test_topic_nul_v311_MQTT_1_5_3_2", 4, packet(0x30, mstr(b"a\x00b") + b"x"),
       comment="v311 MQTT-1.5.3-2, v311 MQTT-4.7.3-2: U+0000 -> close")
 _case("test_topic_nul_v5_MQTT_1_5_4_2", 5, packet(0x30, mstr(b"a\x00b") + b"\x00x"), 0x81,
-      alt=(0x90,), comment="v5 MQTT-1.5.4-2, v5 MQTT-4.7.3-2")
+      comment="v5 MQTT-1.5.4-2, v5 MQTT-4.7.3-2",
+      pending="issue 7 section 2: U+0000 in a topic is 0x81, not 0x90: PUBLISH path")
 _case("test_subscribe_filter_bad_utf8_v311_MQTT_1_5_3_1", 4,
       packet(0x82, u16(1) + mstr(b"a/\xff") + b"\x00"), comment="v311 MQTT-1.5.3-1")
 _case("test_user_property_bad_utf8_v5_MQTT_1_5_7_1", 5,
-      packet(0x30, mstr("a") + props([(0x26, (b"k\xff", "v"))]) + b"x"), 0x81,
+      packet(0x30, mstr("a") + props([(0x26, (b"k\xff", "v"))]) + b"x"), 0x81, mosq=None,
       comment="v5 MQTT-1.5.7-1: user property name must be well-formed UTF-8")
 
 # SUBSCRIBE / UNSUBSCRIBE payloads.
 _case("test_subscribe_empty_v311_MQTT_3_8_3_3", 4, packet(0x82, u16(1)),
       comment="v311 MQTT-3.8.3-3: SUBSCRIBE without any filter -> close")
 _case("test_subscribe_empty_v5_MQTT_3_8_3_2", 5, packet(0x82, u16(1) + b"\x00"), 0x82,
-      alt=(0x81,), comment="v5 MQTT-3.8.3-2")
+      mosq=0x81, comment="v5 MQTT-3.8.3-2: 'a SUBSCRIBE packet with no Payload is a Protocol Error'")
 _case("test_unsubscribe_empty_v311_MQTT_3_10_3_2", 4, packet(0xA2, u16(1)),
       comment="v311 MQTT-3.10.3-2: UNSUBSCRIBE without any filter -> close")
 _case("test_unsubscribe_empty_v5_MQTT_3_10_3_2", 5, packet(0xA2, u16(1) + b"\x00"), 0x82,
-      alt=(0x81,), comment="v5 MQTT-3.10.3-2")
+      mosq=0x81, comment="v5 MQTT-3.10.3-2: no Payload is a Protocol Error (3.10.3)")
 _case("test_subscribe_qos3_v311_MQTT_3_8_3_4", 4, subscribe(1, [("a", 3)]),
       comment="v311 MQTT-3.8.3-4: requested QoS 3 -> malformed, close")
 _case("test_subscribe_reserved_bits_v311_MQTT_3_8_3_4", 4, subscribe(1, [("a", 0x04)]),
@@ -139,12 +154,13 @@ _case("test_property_unknown_id_v5", 5, packet(0x30, mstr("a") + b"\x02\x7f\x00"
       comment="v5 2.2.2.2: an unknown property identifier -> Malformed Packet")
 _case("test_property_duplicate_v5", 5,
       packet(0x30, mstr("a") + props([(PAYLOAD_FORMAT, 0), (PAYLOAD_FORMAT, 0)]) + b"x"), 0x82,
-      alt=(0x81,), comment="v5 3.3.2.3.2: Payload Format Indicator twice -> Protocol Error")
+      mosq=None, comment="v5 3.3.2.3.2: Payload Format Indicator twice -> Protocol Error")
 _case("test_property_length_beyond_packet_v5", 5, packet(0x30, mstr("a") + b"\x10\x01"), 0x81,
       comment="v5 2.2.2.1: property length beyond the packet -> Malformed Packet")
 _case("test_property_wrong_for_packet_v5", 5,
-      packet(0x30, mstr("a") + props([(0x11, 5)]) + b"x"), 0x81, alt=(0x82,),
-      comment="v5 2.2.2.2: Session Expiry Interval is not a PUBLISH property -> malformed")
+      packet(0x30, mstr("a") + props([(0x11, 5)]) + b"x"), 0x81,
+      comment="v5 2.2.2.2: Session Expiry Interval is not a PUBLISH property -> malformed",
+      pending="issue 7 section 2: a property not allowed in the packet is 0x81: props.c")
 _case("test_topic_alias_truncated_v5", 5, packet(0x30, mstr("a") + b"\x02" + bytes([TOPIC_ALIAS])
                                                  + b"\x00"), 0x81,
       comment="v5 2.2.2.2: two-byte property with one byte -> malformed")
@@ -152,7 +168,7 @@ _case("test_topic_alias_truncated_v5", 5, packet(0x30, mstr("a") + b"\x02" + byt
 # Remaining length.
 _case("test_remaining_length_5_bytes_v311", 4, b"\x30\xff\xff\xff\xff\x7f",
       comment="v311 2.2.3: remaining length of more than 4 bytes -> malformed, close")
-_case("test_remaining_length_5_bytes_v5", 5, b"\x30\xff\xff\xff\xff\x7f", 0x81,
+_case("test_remaining_length_5_bytes_v5", 5, b"\x30\xff\xff\xff\xff\x7f", 0x81, mosq=None,
       comment="v5 MQTT-1.5.5-1 / 2.1.4: more than 4 length bytes -> malformed")
 _case("test_pingreq_with_body_v311", 4, b"\xc0\x01\x00",
       comment="v311 3.12: PINGREQ has no payload; a remaining length of 1 is malformed",
@@ -171,7 +187,8 @@ def test_disconnect_bad_reason_code_v5_MQTT_3_14_2_1(h):
     s.subscribe("will/drc")
     c = h.connect(b, "drc", proto=5, will={"topic": "will/drc", "payload": b"w"})
     c.send_quiet(packet(0xE0, b"\x03"))
-    c.expect_optional_then_closed([disconnect(0x81, proto=5), disconnect(0x82, proto=5)])
+    c.expect_packet(disconnect(0x82, proto=5))
+    c.expect_closed()
     s.expect_publish("will/drc", "w")
 
 
@@ -185,23 +202,25 @@ def test_nothing_processed_after_malformed_v311_MQTT_4_8_0_1(h):
 
 
 def test_bad_utf8_client_id_v311_MQTT_1_5_3_1(h):
-    # v311 MQTT-1.5.3-1 in CONNECT: ill-formed client identifier -> close (a refusing CONNACK
-    # 0x02 is tolerated), never CONNACK 0.
+    # v311 MQTT-1.5.3-1 in CONNECT: ill-formed client identifier -> close without CONNACK (both
+    # brokers).
     b = h.broker()
     c = h.client(b)
     data = bytearray(connect("ab\xe9", proto=4))
     data = bytes(data).replace(b"ab\xc3\xa9", b"ab\xc3\x28")
     c.send(data)
-    c.expect_optional_then_closed([b"\x20\x02\x00\x02"])
+    c.expect_closed()
 
 
 def test_nul_client_id_v5_MQTT_1_5_4_2(h):
-    # v5 MQTT-1.5.4-2 in CONNECT: U+0000 in the client identifier -> close (CONNACK 0x81 or 0x85
-    # tolerated), never CONNACK 0.
+    # v5 MQTT-1.5.4-2 in CONNECT: U+0000 in the client identifier -> malformed: vigil CONNACK
+    # 0x81 then close; mosquitto 2.0.11 closes without CONNACK (vigil only adds the reason).
     b = h.broker()
     c = h.client(b, proto=5)
     c.send(connect("a\x00b", proto=5))
-    c.expect_optional_then_closed([packet(0x20, b"\x00\x81\x00"), packet(0x20, b"\x00\x85\x00")])
+    if h.vigil:
+        c.expect_packet(packet(0x20, b"\x00\x81\x00"))
+    c.expect_closed()
 
 
 def test_connect_truncated_v311_MQTT_3_1_4_1(h):

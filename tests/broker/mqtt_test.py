@@ -50,6 +50,16 @@ def mosquitto_differs(reason):
     return deco
 
 
+def vigil_pending(reason):
+    """The test states behaviour that vigil does not have yet because another area's change is
+    due (reason names it). On vigil run.py reports a failure as XFAIL (not a failure) and a pass as
+    a failure ("XPASS: remove the marker"); on mosquitto the test runs as usual."""
+    def deco(f):
+        f.vigil_pending = reason
+        return f
+    return deco
+
+
 def timeout(seconds):
     def deco(f):
         f.timeout = seconds
@@ -754,9 +764,15 @@ class Client:
         self.expect_closed(max(0.5, deadline - time.monotonic()))
         return got
 
-    def expect_disconnect_close(self, rc, timeout=3.0, strict=None):
+    def expect_disconnect_close(self, rc, timeout=3.0, strict=None, mosquitto="either"):
         """v5: DISCONNECT rc then close. The spec says SHOULD send it; vigil promises it (strict
-        defaults to True on vigil); on other brokers a bare close is accepted."""
+        defaults to True on vigil); on other brokers a bare close is accepted, unless mosquitto
+        says exactly what mosquitto sends: None (a bare close) or a reason code."""
+        if self.h.mosquitto and mosquitto != "either":
+            if mosquitto is not None:
+                self.expect_packet(disconnect(mosquitto, proto=5), timeout=timeout)
+            self.expect_closed(timeout)
+            return
         if strict is None:
             strict = self.h.vigil
         if strict:

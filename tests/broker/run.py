@@ -7,7 +7,10 @@ child process (own broker, own free port, own process group, hard timeout), prin
 What it deliberately does not: no fixtures beyond the Harness object `h` (see mqtt_test.py).
 Invariant: a hung test is killed (with its broker) at its timeout; the suite always terminates.
 
-Usage: run.py [--broker vigil|mosquitto] [-k SUBSTR] [-j N] [-v] [--list] [--run-differs]
+Usage: run.py [--broker vigil|mosquitto] [-k SUBSTR] [--test NN_file::test_x] [-j N] [-v] [--list]
+              [--run-differs] [--all] [--json FILE]
+--all runs every test on mosquitto too, ignoring @vigil_only / @mosquitto_differs (the differential
+gate, tests/broker/compat.py, uses it); --json writes one record per test for machines.
 """
 
 import argparse
@@ -27,6 +30,8 @@ sys.path.insert(0, HERE)
 import mqtt_test  # noqa: E402
 
 DEFAULT_TIMEOUT = 10.0
+MARKERS = ("vigil_only", "mosquitto_differs", "vigil_pending")
+STATUSES = ("PASS", "FAIL", "SKIP", "XFAIL")
 
 
 def load(path):
@@ -37,7 +42,7 @@ def load(path):
     return mod
 
 
-def discover(kfilter):
+def discover(kfilter, exact=None):
     tests = []
     for path in sorted(glob.glob(os.path.join(HERE, "[0-9][0-9]_*.py"))):
         mod = load(path)
@@ -45,6 +50,8 @@ def discover(kfilter):
             if name.startswith("test_") and callable(f):
                 full = "%s::%s" % (os.path.basename(path)[:-3], name)
                 if kfilter and not any(k in full for k in kfilter):
+                    continue
+                if exact is not None and full not in exact:
                     continue
                 tests.append((full, path, name, f))
     return tests
@@ -89,6 +96,14 @@ def main():
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--run-differs", action="store_true",
                     help="on mosquitto, run the mosquitto-differs tests too (they should FAIL)")
+    ap.add_argument("--all", action="store_true",
+                    help="ignore the markers: run vigil-only and mosquitto-differs tests on "
+                         "mosquitto too (for the differential gate)")
+    ap.add_argument("--test", action="append", default=None, metavar="NN_file::test_x",
+                    help="run exactly this test (repeatable)")
+    ap.add_argument("--json", metavar="FILE", default=os.environ.get("VIGIL_BT_JSON") or None,
+                    help="write the results as JSON: [{test, status, secs, markers, detail}] "
+                         "(default: $VIGIL_BT_JSON)")
     ap.add_argument("--one", nargs=2, metavar=("FILE", "TEST"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ["VIGIL_BROKER"] = args.broker
@@ -101,10 +116,10 @@ def main():
             print("vigil binary %s not found (build it with `make vigil` or set VIGIL_BIN)" % b)
             return 1
 
-    tests = discover(args.k)
+    tests = discover(args.k, set(args.test) if args.test is not None else None)
     if args.list:
         for full, _, _, f in tests:
-            marks = [m for m in ("vigil_only", "mosquitto_differs") if hasattr(f, m)]
+            marks = [m for m in MARKERS if hasattr(f, m)]
             print(full, " ".join(marks))
         return 0
 
@@ -114,11 +129,13 @@ def main():
     queue = sorted(tests, key=lambda t: -getattr(t[3], "timeout", DEFAULT_TIMEOUT))
     start = time.monotonic()
 
+    marks_of = {t[0]: [m for m in MARKERS if hasattr(t[3], m)] for t in tests}
+
     def report(full, status, secs, detail):
         with lock:
-            results.append((full, status, detail))
+            results.append((full, status, detail, secs))
             line = "%-4s %s (%.1fs)" % (status, full, secs)
-            if status == "SKIP":
+            if status in ("SKIP", "XFAIL"):
                 line += " -- " + detail.splitlines()[0] if detail else ""
             print(line, flush=True)
             if status == "FAIL" or (args.v and detail and status != "SKIP"):
@@ -130,7 +147,7 @@ def main():
                 if not queue:
                     return
                 full, path, name, f = queue.pop(0)
-            if args.broker == "mosquitto":
+            if args.broker == "mosquitto" and not args.all:
                 if hasattr(f, "vigil_only"):
                     report(full, "SKIP", 0, "vigil-only: " + f.vigil_only)
                     continue
@@ -169,7 +186,14 @@ def main():
                 extra = out[:out.rfind("RESULT ")].strip()
                 detail = res["detail"] + (("\n" + extra) if extra and res["status"] == "FAIL"
                                           else "")
-                report(full, res["status"], secs, detail)
+                status = res["status"]
+                if args.broker == "vigil" and hasattr(f, "vigil_pending"):
+                    if status == "FAIL":
+                        status, detail = "XFAIL", "pending: %s\n%s" % (f.vigil_pending, detail)
+                    elif status == "PASS":
+                        status, detail = "FAIL", ("XPASS: passes now; remove @vigil_pending(%r)"
+                                                  % f.vigil_pending)
+                report(full, status, secs, detail)
 
     threads = [threading.Thread(target=worker) for _ in range(max(1, args.j))]
     for t in threads:
@@ -177,12 +201,21 @@ def main():
     for t in threads:
         t.join()
 
-    n = {s: sum(1 for r in results if r[1] == s) for s in ("PASS", "FAIL", "SKIP")}
-    print("\n%d passed, %d failed, %d skipped in %.1f s (broker: %s)"
-          % (n["PASS"], n["FAIL"], n["SKIP"], time.monotonic() - start, args.broker))
+    if args.json:
+        with open(args.json, "w") as jf:
+            json.dump({"broker": args.broker, "all": args.all,
+                       "results": [{"test": full, "status": status, "secs": round(secs, 2),
+                                    "markers": marks_of.get(full, []), "detail": detail}
+                                   for full, status, detail, secs in sorted(results)]},
+                      jf, indent=1)
+    n = {s: sum(1 for r in results if r[1] == s) for s in STATUSES}
+    print("\n%d passed, %d failed, %d skipped%s in %.1f s (broker: %s)"
+          % (n["PASS"], n["FAIL"], n["SKIP"],
+             ", %d pending (XFAIL, another area's fix is due)" % n["XFAIL"] if n["XFAIL"] else "",
+             time.monotonic() - start, args.broker))
     if n["FAIL"]:
         print("failed:")
-        for full, status, _ in sorted(results):
+        for full, status, _, _ in sorted(results):
             if status == "FAIL":
                 print("  " + full)
     return 1 if n["FAIL"] else 0
