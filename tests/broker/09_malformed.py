@@ -109,18 +109,15 @@ _case("test_publish_topic_longer_than_packet_v5", 5, bytes([0x30, 0x04, 0x00, 0x
 _case("test_topic_bad_utf8_v311_MQTT_1_5_3_1", 4, packet(0x30, mstr(b"a/\xc3\x28") + b"x"),
       comment="v311 MQTT-1.5.3-1: ill-formed UTF-8 -> close")
 _case("test_topic_bad_utf8_v5_MQTT_1_5_4_1", 5, packet(0x30, mstr(b"a/\xc3\x28") + b"\x00x"),
-      0x81, comment="v5 MQTT-1.5.4-1",
-      pending="issue 7 section 2: UTF-8 is checked first (0x81, not 0x90): PUBLISH path")
+      0x81, comment="v5 MQTT-1.5.4-1")
 _case("test_topic_surrogate_v311_MQTT_1_5_3_1", 4, packet(0x30, mstr(b"a/\xed\xa0\x80") + b"x"),
       comment="v311 MQTT-1.5.3-1: UTF-8 encoded surrogate U+D800 -> close")
 _case("test_topic_overlong_utf8_v5_MQTT_1_5_4_1", 5, packet(0x30, mstr(b"a/\xc0\xaf") + b"\x00"),
-      0x81, comment="v5 MQTT-1.5.4-1: overlong encoding is ill-formed",
-      pending="issue 7 section 2: UTF-8 is checked first (0x81, not 0x90): PUBLISH path")
+      0x81, comment="v5 MQTT-1.5.4-1: overlong encoding is ill-formed")
 _case("test_topic_nul_v311_MQTT_1_5_3_2", 4, packet(0x30, mstr(b"a\x00b") + b"x"),
       comment="v311 MQTT-1.5.3-2, v311 MQTT-4.7.3-2: U+0000 -> close")
 _case("test_topic_nul_v5_MQTT_1_5_4_2", 5, packet(0x30, mstr(b"a\x00b") + b"\x00x"), 0x81,
-      comment="v5 MQTT-1.5.4-2, v5 MQTT-4.7.3-2",
-      pending="issue 7 section 2: U+0000 in a topic is 0x81, not 0x90: PUBLISH path")
+      comment="v5 MQTT-1.5.4-2, v5 MQTT-4.7.3-2")
 _case("test_subscribe_filter_bad_utf8_v311_MQTT_1_5_3_1", 4,
       packet(0x82, u16(1) + mstr(b"a/\xff") + b"\x00"), comment="v311 MQTT-1.5.3-1")
 _case("test_user_property_bad_utf8_v5_MQTT_1_5_7_1", 5,
@@ -159,8 +156,7 @@ _case("test_property_length_beyond_packet_v5", 5, packet(0x30, mstr("a") + b"\x1
       comment="v5 2.2.2.1: property length beyond the packet -> Malformed Packet")
 _case("test_property_wrong_for_packet_v5", 5,
       packet(0x30, mstr("a") + props([(0x11, 5)]) + b"x"), 0x81,
-      comment="v5 2.2.2.2: Session Expiry Interval is not a PUBLISH property -> malformed",
-      pending="issue 7 section 2: a property not allowed in the packet is 0x81: props.c")
+      comment="v5 2.2.2.2: Session Expiry Interval is not a PUBLISH property -> malformed")
 _case("test_topic_alias_truncated_v5", 5, packet(0x30, mstr("a") + b"\x02" + bytes([TOPIC_ALIAS])
                                                  + b"\x00"), 0x81,
       comment="v5 2.2.2.2: two-byte property with one byte -> malformed")

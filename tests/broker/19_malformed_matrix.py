@@ -367,7 +367,7 @@ for P in (4, 5):
          packet(0xA2, u16(1) + pr + mstr(b"a\x00")), MAL, cite=u_cite[:-1] + "2")
     case("test_publish_topic_surrogate_%s_%s" % (v, uid), P,
          packet(0x30, mstr(b"a/\xed\xa0\x80") + pr + b"x"), MAL, cite=u_cite + ": U+D800",
-         owner="publish" if P == 5 else None)  # issue 7 section 2: UTF-8 first (0x81, not 0x90)
+         )  # issue 7 section 2: UTF-8 first (0x81, not 0x90)
     case("test_connect_client_id_bad_utf8_%s_%s" % (v, uid), P,
          packet(0x10, conn_body(P, cid=mstr(b"b\xff"))), CM, first=True, cite=u_cite)
     case("test_connect_will_topic_bad_utf8_%s_%s" % (v, uid), P,
@@ -454,7 +454,7 @@ for where, build in (
         case("test_%s_reason_string_bad_utf8_v5_MQTT_1_5_4_1" % where, P,
              build(p_list((0x1F, b"r\xff"))), MAL, cite="v5 MQTT-1.5.4-1: Reason String")
         case("test_%s_property_not_allowed_v5" % where, P, build(p_list((0x23, 1))), MAL,
-             owner="publish (props.c)",
+             
              cite="v5 2.2.2.2: Topic Alias is not a %s property -> malformed" % where.upper())
 
 case("test_publish_payload_format_twice_v5", P,
@@ -484,12 +484,12 @@ case("test_connect_zero_length_id_refused_v5_MQTT_3_1_3_8", P, connect("", proto
 case("test_connect_will_qos_above_max_qos_v5_MQTT_3_2_2_12", P,
      connect("mqw", proto=5, will={"topic": "will/bad", "payload": b"w", "qos": 2}),
      "20 05 00 9b 02 24 01 | close | -", first=True, conf="max_qos 1\n",
-     owner="connect/subscribe",
+     
      cite="v5 MQTT-3.2.2-12: CONNACK 0x9B; mosquitto adds Maximum QoS, which vigil is to match")
 case("test_subscribe_retain_handling_3_v5", P, subscribe(1, [("a", 0x30)], proto=5), PROTO,
      cite="v5 3.8.3.1: 'It is a Protocol Error to send a Retain Handling value of 3'")
 case("test_publish_topic_alias_0_v5_MQTT_3_3_2_8", P,
-     publish("a", "x", proto=5, properties=[(0x23, 0)]), MAL, owner="publish",
+     publish("a", "x", proto=5, properties=[(0x23, 0)]), MAL,
      cite="v5 MQTT-3.3.2-8: Topic Alias 0; the spec names no code: mosquitto's 0x81 (issue 7)")
 
 # AUTH without an Authentication Method in CONNECT (v5 MQTT-4.12.0-7 forbids it).
@@ -512,7 +512,7 @@ for what, cprops, wprops in (
     rc = 0x82 if ("twice" in what or "maximum_0" in what) else 0x81
     case("test_connect_%s_v5_MQTT_3_1_4_1" % what, P,
          packet(0x10, conn_body(P, cprops=cprops, wprops=wprops)), CA(0, rc, 0), first=True,
-         owner="connect/subscribe" if "not_allowed" in what else None, cite="v5 MQTT-3.1.4-1 / 2.2.2.2: CONNECT %s" % what)
+         cite="v5 MQTT-3.1.4-1 / 2.2.2.2: CONNECT %s" % what)
 
 
 # ---------------------------------------------------------------------------------------------
