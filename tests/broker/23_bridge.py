@@ -749,11 +749,13 @@ def test_tls_wrong_name_refused_unless_insecure(h):
     r, tport = _tls_remote(h, c["othername"])
     w = h.connect(r, "w")
     w.subscribe([(STATE % "strict", 1), (STATE % "lax", 1)])
-    local(h, bridge_conf(tport, ["t out 0"], "strict", extra="bridge_cafile %s\n" % c["ca"]), "strict")
+    strict = local(h, bridge_conf(tport, ["t out 0"], "strict", extra="bridge_cafile %s\n" % c["ca"]), "strict")
     local(h, bridge_conf(tport, ["t out 0"], "lax", extra="bridge_cafile %s\nbridge_insecure true\n" % c["ca"]),
           "lax")
     await_state(w, "lax", "1")
     w.expect_no_packet(1.5)
+    if h.mosquitto:  # mosquitto 2.0.11 often (not always) aborts at exit after this: compat row
+        strict.stop(check=False)
 
 
 # ---------------------------------------------------------------------------------------------
