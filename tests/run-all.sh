@@ -19,25 +19,19 @@ tests/run-unit.sh "$build"/tests/test_* || fail=1
 step "broker black-box tests"
 $PY tests/broker/run.py -j 4 || fail=1
 
-if [ -d tests/interop ]; then
-	step "interop tests"
-	for t in tests/interop/test_*; do
+# Folders of test programs (test_*.py / test_*.sh), each optional: interop with real clients,
+# liveness, and the vigil extensions that have no mosquitto counterpart (so `make compat`, which
+# runs tests/broker on both brokers, does not run them): HTTP API, operations, cluster, Docker.
+for dir in interop liveness api ops cluster docker; do
+	[ -d "tests/$dir" ] || continue
+	step "$dir tests"
+	for t in tests/"$dir"/test_*; do
 		case "$t" in
 		*.py) $PY "$t" || fail=1 ;;
 		*.sh) bash "$t" || fail=1 ;;
 		esac
 	done
-fi
-
-if [ -d tests/liveness ]; then
-	step "liveness tests"
-	for t in tests/liveness/test_*; do
-		case "$t" in
-		*.py) $PY "$t" || fail=1 ;;
-		*.sh) bash "$t" || fail=1 ;;
-		esac
-	done
-fi
+done
 
 if [ "${VIGIL_SAN:-0}" != 1 ] && [ -x ../shared/conformance/coverage ]; then
 	step "conformance coverage"
