@@ -217,10 +217,27 @@ struct listener {
 
 /* ---- statistics ------------------------------------------------------------------- */
 
+/* Counters only: incremented where the event happens, read by sys.c every
+ * sys_interval (which keeps the load averages and the maxima). */
 struct stats {
 	uint64_t clients_total, clients_connected, clients_expired, clients_disconnected;
-	uint64_t msgs_received, msgs_sent, bytes_received, bytes_sent, pub_dropped;
+	uint64_t msgs_received, msgs_sent;        /* PUBLISH packets in / out */
+	uint64_t pub_bytes_received, pub_bytes_sent; /* their payload bytes */
+	uint64_t pkts_received, pkts_sent;        /* MQTT packets of any type in / out */
+	uint64_t bytes_received, bytes_sent, pub_dropped;
+	uint64_t sockets_accepted, connects_received; /* TCP/WebSocket accepts; CONNECT packets */
+	uint64_t store_msgs, store_bytes;         /* live struct message objects, their payload bytes */
 	uint64_t keepalive_timeouts, wills_published, preconnect_timeouts, halfopen_closes;
+};
+
+/* sys.c's own state: what it last published, for the load averages and maxima. */
+#define SYS_N_LOADS 9
+struct sys_state {
+	uint64_t last_ms;                 /* monotonic ms of the last load update, 0 = none yet */
+	uint64_t prev[SYS_N_LOADS];       /* each load's counter at last_ms */
+	double load[SYS_N_LOADS][3];      /* 1, 5 and 15 min exponentially decaying rates per minute */
+	uint64_t clients_max;             /* most sessions seen at a publish ($SYS/broker/clients/maximum) */
+	uint64_t held_msgs, held_bytes;   /* sys.c's retained messages (not in b->mem) and their payload bytes */
 };
 
 /* ---- the broker --------------------------------------------------------------------- */
@@ -242,6 +259,7 @@ struct broker {
 	struct stats st;
 	struct sub_match match;   /* reused by route */
 	struct wheel_entry sys_timer;
+	struct sys_state sys;
 	bool stopping;
 	bool routing;        /* inside route_message (log.c must not route then) */
 	struct log *log;

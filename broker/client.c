@@ -40,6 +40,7 @@ void client_accept(struct net_listener *nl, struct net_conn *conn, void *user)
 		net_conn_close(conn, NET_CLOSE_ABORT);
 		return;
 	}
+	b->st.sockets_accepted++;
 	struct client *c = mem_zalloc_always(&b->mem, sizeof(*c)); /* counted; a CONNECT is refused later */
 	if (!c) {
 		net_conn_close(conn, NET_CLOSE_ABORT);
@@ -128,8 +129,10 @@ void client_send(struct client *c, const uint8_t *p, size_t len)
 	if (c->state == CS_GONE)
 		return;
 	store_client_sent(c->b, c); /* acks leave after the store's commit */
-	if (net_conn_write(c->conn, p, len) == 0)
+	if (net_conn_write(c->conn, p, len) == 0) {
 		c->b->st.bytes_sent += len;
+		c->b->st.pkts_sent++;
+	}
 }
 
 /* Encode with an snprintf-style encoder straight into the output queue. */
@@ -147,6 +150,7 @@ void client_send(struct client *c, const uint8_t *p, size_t len)
 		(void)(call_out_cap);                                                   \
 		net_conn_commit((c)->conn, need);                                       \
 		(c)->b->st.bytes_sent += need;                                          \
+		(c)->b->st.pkts_sent++;                                                 \
 	} while (0)
 
 void client_send_ack(struct client *c, uint8_t type, uint16_t pid, uint8_t rc)
@@ -323,6 +327,7 @@ static void on_data(struct net_conn *conn, void *user)
 		}
 		c->last_rx = broker_now(b); /* the only per-packet keepalive work */
 		b->st.bytes_received += f.total;
+		b->st.pkts_received++;
 		rc = dispatch(c, &f);
 		if (c->state != CS_GONE)
 			net_conn_consume(conn, f.total);

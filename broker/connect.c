@@ -176,6 +176,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	struct will *will = NULL;
 	char *id = NULL, *username = NULL;
 	bool assigned = false;
+	b->st.connects_received++;
 	int rc;
 
 	memset(&k, 0, sizeof(k));

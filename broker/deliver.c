@@ -171,7 +171,9 @@ static bool send_publish(struct client *c, struct message *m, uint8_t qos, uint1
 			mqtt_publish_encode(&po, c->version, out, need);
 			net_conn_commit(c->conn, need);
 			b->st.msgs_sent++;
+			b->st.pkts_sent++;
 			b->st.bytes_sent += need;
+			b->st.pub_bytes_sent += m->payload.len;
 			ok = true;
 		}
 	}

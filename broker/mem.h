@@ -21,6 +21,8 @@ struct mem {
 	uint64_t maximum; /* the most current has been ($SYS/broker/heap/maximum) */
 	uint64_t limit;   /* memory_limit; 0 = none */
 	uint64_t refused; /* allocations refused because of the limit */
+	uint64_t msgs;      /* messages allocated from here and alive ($SYS store/messages/count) */
+	uint64_t msg_bytes; /* their payload bytes ($SYS store/messages/bytes) */
 };
 
 void mem_init(struct mem *m, uint64_t limit);

@@ -24,6 +24,10 @@ struct message *message_new(struct mem *mem, struct mqtt_str topic, struct mqtt_
 		return NULL;
 	memset(m, 0, sizeof(*m));
 	m->mem = mem;
+	if (mem) {
+		mem->msgs++;
+		mem->msg_bytes += payload.len;
+	}
 	m->refs = 1;
 	m->qos = qos;
 	m->retain = retain;
@@ -59,8 +63,13 @@ void message_unref(struct message **mp)
 	if (!m)
 		return;
 	*mp = NULL;
-	if (--m->refs == 0)
+	if (--m->refs == 0) {
+		if (m->mem) {
+			m->mem->msgs--;
+			m->mem->msg_bytes -= m->payload.len;
+		}
 		mem_free(m->mem, m);
+	}
 }
 
 bool message_expired(const struct message *m, uint64_t now)

@@ -178,6 +178,7 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 	if (rc)
 		return rc;
 	b->st.msgs_received++;
+	b->st.pub_bytes_received += p.payload.len;
 
 	if (p.qos > c->l->conf->max_qos)
 		return MQTT_RC_QOS_NOT_SUPPORTED; /* v5 MQTT-3.2.2-11 */

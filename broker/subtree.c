@@ -96,6 +96,7 @@ struct subtree {
 	struct snode *root, *droot; /* droot: filters whose first level starts with '$' */
 	struct sub_item *index;
 	size_t count;
+	size_t shared; /* of count: shared-group members ($SYS shared_subscriptions/count) */
 	struct mstate *stack;
 	size_t scap;
 };
@@ -150,6 +151,7 @@ static void snode_destroy(struct subtree *t, struct snode *n)
 	}
 	for (size_t i = 0; i < n->ng; i++) {
 		t->count -= n->groups[i]->n;
+		t->shared -= n->groups[i]->n;
 		group_free(n->groups[i]);
 	}
 	free(n->groups);
@@ -214,6 +216,11 @@ void subtree_free(struct subtree *t)
 size_t subtree_count(const struct subtree *t)
 {
 	return t->count;
+}
+
+size_t subtree_shared_count(const struct subtree *t)
+{
+	return t->shared;
 }
 
 static struct snode *root_for(struct subtree *t, struct mqtt_str s)
@@ -296,6 +303,7 @@ static int group_add(struct subtree *t, struct snode *n, const char *name, struc
 			return -ENOMEM;
 		g->members[g->n++] = se;
 		t->count++;
+		t->shared++;
 		return 0;
 	}
 	if (grow((void **)&n->groups, &n->gcap, n->ng + 1, sizeof *n->groups))
@@ -308,6 +316,7 @@ static int group_add(struct subtree *t, struct snode *n, const char *name, struc
 	g->members[g->n++] = se;
 	n->groups[n->ng++] = g;
 	t->count++;
+	t->shared++;
 	return 0;
 }
 
@@ -383,6 +392,7 @@ bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group
 		/* Keep member order so a round-robin cursor stays fair. */
 		memmove(&g->members[i], &g->members[i + 1], (g->n - i - 1) * sizeof *g->members);
 		g->n--;
+		t->shared--;
 		if (g->cursor > i)
 			g->cursor--;
 		if (g->cursor >= g->n)

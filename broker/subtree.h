@@ -76,6 +76,7 @@ bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group
 int subtree_match(struct subtree *t, struct mqtt_str topic, struct sub_match *m);
 void sub_match_free(struct sub_match *m);
 size_t subtree_count(const struct subtree *t); /* subscriptions, plain + shared members */
+size_t subtree_shared_count(const struct subtree *t); /* of those, shared-group members */
 
 /* ---- retained messages ---- */
 struct retain_tree;
