@@ -233,7 +233,7 @@ struct stats {
 /* sys.c's own state: what it last published, for the load averages and maxima. */
 #define SYS_N_LOADS 9
 struct sys_state {
-	uint64_t last_ms;                 /* monotonic ms of the last load update, 0 = none yet */
+	uint64_t last_ms;                 /* monotonic ms of the last load update; 0: nothing published yet */
 	uint64_t prev[SYS_N_LOADS];       /* each load's counter at last_ms */
 	double load[SYS_N_LOADS][3];      /* 1, 5 and 15 min exponentially decaying rates per minute */
 	uint64_t clients_max;             /* most sessions seen at a publish ($SYS/broker/clients/maximum) */

@@ -123,6 +123,15 @@ void sys_publish(struct broker *b)
 
 	if (b->cfg->sys_interval == 0)
 		return;
+	if (!b->sys.last_ms) { /* the first publish (at start, or after a SIGHUP turned $SYS on) */
+		pub(b, "$SYS/broker/version", "vigil version " VIGIL_VERSION);
+		/* As mosquitto: every load average is published once as 0.00. */
+		load_counters(b, b->sys.prev);
+		b->sys.last_ms = now ? now : 1;
+		for (int i = 0; i < SYS_N_LOADS; i++)
+			for (int s = 0; s < 3; s++)
+				pub_load(b, i, s, 0.0);
+	}
 	snprintf(buf, sizeof(buf), "%" PRIu64 " seconds", (now - b->start_mono) / 1000);
 	pub(b, "$SYS/broker/uptime", buf);
 
@@ -182,7 +191,7 @@ static void on_sys(struct wheel_entry *e, uint64_t now)
 {
 	struct broker *b = (struct broker *)((char *)e - offsetof(struct broker, sys_timer));
 	sys_publish(b);
-	/* sys_interval is reloadable: at 0 (after a SIGHUP) keep looking once a second. */
+	/* sys_interval is reloadable: while it is 0, look again once a second. */
 	unsigned iv = b->cfg->sys_interval ? b->cfg->sys_interval : 1;
 	wheel_add(&b->wheel, &b->sys_timer, now + (uint64_t)iv * 1000u);
 }
@@ -190,16 +199,7 @@ static void on_sys(struct wheel_entry *e, uint64_t now)
 void sys_start(struct broker *b)
 {
 	wheel_entry_init(&b->sys_timer, on_sys);
-	if (b->cfg->sys_interval == 0)
-		return;
-	pub(b, "$SYS/broker/version", "vigil version " VIGIL_VERSION);
-	/* As mosquitto: every load average is published once as 0.00. */
-	uint64_t now = broker_now(b);
-	load_counters(b, b->sys.prev);
-	b->sys.last_ms = now;
-	for (int i = 0; i < SYS_N_LOADS; i++)
-		for (int s = 0; s < 3; s++)
-			pub_load(b, i, s, 0.0);
-	sys_publish(b);
-	wheel_add(&b->wheel, &b->sys_timer, now + (uint64_t)b->cfg->sys_interval * 1000u);
+	sys_publish(b); /* nothing with sys_interval 0 */
+	unsigned iv = b->cfg->sys_interval ? b->cfg->sys_interval : 1;
+	wheel_add(&b->wheel, &b->sys_timer, broker_now(b) + (uint64_t)iv * 1000u);
 }
