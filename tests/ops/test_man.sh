@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The man pages vigil(8) and vigil.conf(5) (scripts/man/):
+#  1. both render with man -l and groff without a single warning;
+#  2. every keyword of the configuration parser's tables (the KW[] rows of
+#     broker/config_kw.h and any struct kw table in broker/config_bridge.h)
+#     has an entry in vigil.conf.5: a .B / .BI / .BR line that starts with it,
+#     so an option added without documentation fails here;
+#  3. every flag that "vigil --help" prints has an entry in vigil.8.
+# Exit status 0 = pass. Usage: tests/ops/test_man.sh   (VIGIL_BIN: the binary)
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+bin=${VIGIL_BIN:-$top/vigil}
+fail=0
+bad() { echo "FAIL test_man: $*"; fail=1; }
+
+for page in scripts/man/vigil.8 scripts/man/vigil.conf.5; do
+	[ -f "$page" ] || { bad "$page missing"; continue; }
+	out=$(MANWIDTH=80 man --warnings=w -l "$page" 2>&1 >/dev/null)
+	rc=$?
+	[ $rc -eq 0 ] && [ -z "$out" ] || bad "man -l $page: rc=$rc: $out"
+	out=$(groff -man -ww -z "$page" 2>&1)
+	rc=$?
+	[ $rc -eq 0 ] && [ -z "$out" ] || bad "groff -man -ww $page: rc=$rc: $out"
+	lines=$(MANWIDTH=80 man -l "$page" 2>/dev/null | wc -l)
+	[ "$lines" -gt 100 ] || bad "$page renders to only $lines lines"
+	echo "checked: $page renders without warnings ($lines lines at 80 columns)"
+done
+
+# Keywords of the parser's tables: rows NAME("keyword", ...) inside
+# "static const struct kw X[] = {" ... "};".
+keywords() {
+	awk '/^static const struct kw [A-Za-z_0-9]+\[\] = \{/ { on = 1; next }
+	     on && /^\};/ { on = 0 }
+	     on' broker/config_kw.h broker/config_bridge.h |
+		grep -oE '\<(BOOL|STR|INT|FN|FNF|ERR)\("[^"]+"' | sed -E 's/^[A-Z]+\("//; s/"$//' | sort -u
+}
+# Does vigil.conf.5 have an entry line for keyword $1?
+documented() {
+	local k
+	k=$(printf '%s' "$1" | sed 's/[.[\*^$]/\\&/g')
+	grep -qE "^\.(B|BI|BR) +\"?$k(\"| |$)" scripts/man/vigil.conf.5
+}
+
+kws=$(keywords)
+n=$(printf '%s\n' "$kws" | grep -c .)
+[ "$n" -ge 100 ] || bad "only $n keywords found in broker/config_kw.h / config_bridge.h: is the table format changed?"
+missing=""
+for k in $kws; do
+	documented "$k" || missing="$missing $k"
+done
+[ -z "$missing" ] || bad "configuration keywords without an entry in scripts/man/vigil.conf.5:$missing"
+# The checker itself can fail: a keyword that is not there is reported as such.
+! documented "no_such_option_for_test_man" || bad "the keyword check accepts anything"
+echo "checked: $n configuration keywords of the parser tables all have an entry in vigil.conf.5"
+
+# Command-line flags: what --help prints, each an option entry of vigil.8.
+if [ ! -x "$bin" ]; then
+	bad "no vigil binary at $bin (build it, or set VIGIL_BIN)"
+else
+	flags=$("$bin" --help 2>&1 | grep -oE '(^|[ [])--?[a-z][a-z-]*' | sed -E 's/^[ [ ]//' | sort -u)
+	nf=$(printf '%s\n' "$flags" | grep -c .)
+	[ "$nf" -ge 6 ] || bad "only $nf flags in '$bin --help': $flags"
+	for f in $flags; do
+		r=$(printf '%s' "$f" | sed 's/-/\\\\-/g')
+		grep -E "^\.(B|BI|BR|TP)" scripts/man/vigil.8 | grep -qE "$r([^a-z-]|$)" ||
+			bad "flag $f (vigil --help) has no entry in scripts/man/vigil.8"
+	done
+	echo "checked: $nf command-line flags of vigil --help all have an entry in vigil.8:" $flags
+fi
+
+[ $fail -eq 0 ] && echo "PASS test_man"
+exit $fail
