@@ -54,6 +54,30 @@ done
 ! documented "no_such_option_for_test_man" || bad "the keyword check accepts anything"
 echo "checked: $n configuration keywords of the parser tables all have an entry in vigil.conf.5"
 
+# mosquitto 2.0.11's own list (Debian's mosquitto.conf(5)): each option has an entry in
+# vigil.conf.5 and is named in mosquitto-compat.md (as `option`).
+mosq5=/usr/share/man/man5/mosquitto.conf.5.gz
+if [ -r "$mosq5" ]; then
+	# an option's entry: ".PP", a line of \fBname\fR \fIvalue\fR (some name two spellings), ".RS"
+	mopts=$(zcat "$mosq5" |
+		awk 'prev == "PP" && /^\\fB/ { cand = $0; prev = "C"; next }
+		     prev == "C" && /^\.RS/ { print cand }
+		     { prev = ($0 == ".PP") ? "PP" : "" }' |
+		grep -oE '\\fB[a-z][a-z0-9_]*(\\&\.[0-9]+)?' | sed -E 's/^\\fB//; s/\\&//' | sort -u)
+	nm=$(printf '%s\n' "$mopts" | grep -c .)
+	[ "$nm" -ge 100 ] || bad "only $nm options read from $mosq5"
+	miss5="" missc=""
+	for o in $mopts; do
+		documented "$o" || miss5="$miss5 $o"
+		grep -qF "\`$o" mosquitto-compat.md || missc="$missc $o"
+	done
+	[ -z "$miss5" ] || bad "mosquitto.conf(5) options without an entry in vigil.conf.5:$miss5"
+	[ -z "$missc" ] || bad "mosquitto.conf(5) options not named in mosquitto-compat.md:$missc"
+	echo "checked: $nm options of mosquitto 2.0.11's mosquitto.conf(5) in vigil.conf.5 and mosquitto-compat.md"
+else
+	echo "SKIP (part): $mosq5 not installed (Debian package mosquitto), mosquitto's option list not compared"
+fi
+
 # Command-line flags: what --help prints, each an option entry of vigil.8.
 if [ ! -x "$bin" ]; then
 	bad "no vigil binary at $bin (build it, or set VIGIL_BIN)"
