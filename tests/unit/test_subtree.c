@@ -267,7 +267,7 @@ enum { MAXSUBS = 1500 };
 struct sim {
 	struct rng r;
 	struct rsub *subs;
-	size_t nsubs, live;
+	size_t nsubs, live, live_shared;
 	uint32_t next_id;
 	struct subtree *t;
 	struct sub_match m;
@@ -305,6 +305,7 @@ static void sim_phase(struct sim *x, unsigned ops)
 			if (!want_replaced) {
 				x->subs[x->nsubs++] = s;
 				x->live++;
+				x->live_shared += s.group >= 0;
 			}
 		} else if (k < 70 && x->nsubs) {
 			/* remove: a known key (maybe dead, maybe re-added since), or a random one */
@@ -321,6 +322,7 @@ static void sim_phase(struct sim *x, unsigned ops)
 					o->live = false;
 					want = true;
 					x->live--;
+					x->live_shared -= o->group >= 0;
 				}
 			}
 			REQUIRE(subtree_remove(x->t, S(key.filter), key.group < 0 ? NULL : group_names[key.group],
@@ -330,6 +332,7 @@ static void sim_phase(struct sim *x, unsigned ops)
 			compare_match(x->t, x->subs, x->nsubs, buf, &x->m);
 		}
 		REQUIRE(subtree_count(x->t) == x->live);
+		REQUIRE(subtree_shared_count(x->t) == x->live_shared); /* $SYS shared_subscriptions/count */
 		if (x->nsubs == MAXSUBS || op % 1000 == 999) { /* compact the reference */
 			size_t j = 0;
 			for (size_t i = 0; i < x->nsubs; i++)
@@ -344,8 +347,9 @@ static void sim_phase(struct sim *x, unsigned ops)
 			REQUIRE(subtree_remove(x->t, S(o->filter), o->group < 0 ? NULL : group_names[o->group],
 					       OWNER(o->owner)));
 	}
-	x->nsubs = x->live = 0;
+	x->nsubs = x->live = x->live_shared = 0;
 	ck_assert_uint_eq(subtree_count(x->t), 0);
+	ck_assert_uint_eq(subtree_shared_count(x->t), 0);
 	ck_assert_int_eq(subtree_match(x->t, S("a"), &x->m), 0);
 	ck_assert_uint_eq(x->m.n + x->m.ng, 0);
 	sub_match_free(&x->m);
