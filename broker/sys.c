@@ -176,15 +176,14 @@ void sys_publish(struct broker *b)
 	pub_u64(b, "$SYS/broker/publish/bytes/received", st->pub_bytes_received);
 	pub_u64(b, "$SYS/broker/publish/bytes/sent", st->pub_bytes_sent);
 
-	/* vigil's liveness counters (no mosquitto counterpart). */
+	/* vigil's liveness counters (no mosquitto counterpart); other rooms' topics
+	 * (bridges) follow them. */
 	pub_u64(b, "$SYS/broker/clients/keepalive_timeouts", st->keepalive_timeouts);
 	pub_u64(b, "$SYS/broker/wills/published", st->wills_published);
 	pub_u64(b, "$SYS/broker/vigil/keepalive_timeouts", st->keepalive_timeouts);
 	pub_u64(b, "$SYS/broker/vigil/wills_published", st->wills_published);
 	pub_u64(b, "$SYS/broker/vigil/preconnect_timeouts", st->preconnect_timeouts);
 	pub_u64(b, "$SYS/broker/vigil/halfopen_closes", st->halfopen_closes);
-
-	/* Topics of other rooms (bridge connection state, ...) go after this line. */
 }
 
 static void on_sys(struct wheel_entry *e, uint64_t now)
