@@ -394,7 +394,12 @@ const char *security_tls_identity(const struct listener *l, const struct net_con
 bool security_acl(struct client *c, struct session *s, const char *topic, enum auth_access a);
 
 /* sys.c */
+/* Arm the $SYS timer and publish the first values (nothing while
+ * sys_interval is 0; a SIGHUP that sets it starts $SYS at the next second). */
 void sys_start(struct broker *b);
+/* Publish every $SYS value that changed since the last call (retained,
+ * QoS 0) and update the load averages; the timer calls it every
+ * sys_interval seconds, SIGUSR1 at once. No-op while sys_interval is 0. */
 void sys_publish(struct broker *b);
 
 /* store.c: the durable-state seam. Every change to durable state passes
