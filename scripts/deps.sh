@@ -6,6 +6,8 @@ build_pkgs=(gcc make pkg-config libssl-dev libwebsockets-dev uthash-dev libargon
 test_pkgs=(check libsubunit-dev mosquitto mosquitto-clients python3 python3-paho-mqtt iproute2 iptables openssl faketime procps)
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then pkgs+=("${test_pkgs[@]}"); fi
+# tests/ops/test_man.sh renders scripts/man/ (man -l, groff)
+if [ "${1:-}" = "--test" ]; then pkgs+=(man-db groff-base); fi
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
