@@ -1,8 +1,9 @@
 """The $SYS tree: the topics mosquitto 2.0.11 publishes, with the same names, and values that move
 as traffic happens.
 
-No MQTT normative statement applies: $SYS is a broker convention (mosquitto(8), "Broker Status"),
-not part of the specification. The reference list below is what Debian's mosquitto 2.0.11
+No MQTT normative statement applies to the counters: $SYS is a broker convention (mosquitto(8),
+"Broker Status"), not part of the specification (the keepalive close that the last test counts is
+v311 MQTT-3.1.2-24). The reference list below is what Debian's mosquitto 2.0.11
 publishes with `sys_interval 1` (observed with mosquitto_sub -t '$SYS/#'; its sys_tree.c). The test
 runs on both brokers: on mosquitto it checks the list itself, on vigil that vigil publishes the same
 set plus only its own additions (listed in mosquitto-compat.md, "$SYS topics").
@@ -216,3 +217,28 @@ def test_sys_clients_expired(h):
     s.wait(S + "clients/expired", lambda v: v == base["clients/expired"] + 1, "1 more", secs=8.0)
     s.wait(S + "clients/total", lambda v: v == base["clients/total"], "back to base")
     print("clients/expired moved %.1f s after the disconnect" % (time.monotonic() - t0))
+
+
+@timeout(20)
+def test_sys_keepalive_timeout_and_will_counters(h):
+    # A client with a will and keepalive 1 goes silent: both brokers close it and publish the
+    # will (v311 MQTT-3.1.2-24: after 1.5 x keepalive); vigil also counts both in
+    # $SYS/broker/clients/keepalive_timeouts and $SYS/broker/wills/published (and under
+    # $SYS/broker/vigil/), which mosquitto does not publish.
+    b = h.broker("sys_interval 1\n")
+    s = Sys(h, b)
+    s.settle(1)
+    S = "$SYS/broker/"
+    named = ("clients/keepalive_timeouts", "wills/published")
+    own = ("vigil/keepalive_timeouts", "vigil/wills_published")
+    if h.vigil:
+        base = {t: s.num(S + t) for t in named + own}
+    else:
+        check(not any(S + t in s.v for t in named), "mosquitto publishes vigil's counters?")
+    obs = h.connect(b, "sys-will-obs", proto=4)
+    obs.subscribe([("sys/will", 0)])
+    h.connect(b, "sys-silent", proto=4, keepalive=1, will=dict(topic="sys/will", payload=b"gone"))
+    obs.expect_publish("sys/will", b"gone", timeout=4.0)
+    if h.vigil:
+        for t in named + own:
+            s.wait(S + t, lambda v, t=t: v == base[t] + 1, "1 more")
