@@ -78,6 +78,22 @@ else
 	echo "SKIP (part): $mosq5 not installed (Debian package mosquitto), mosquitto's option list not compared"
 fi
 
+# $SYS: every topic of tests/broker/26_sys.py's list (mosquitto 2.0.11's, and vigil's two
+# named ones) is described in vigil.8 (the load averages by their pattern).
+systopics=$(/usr/bin/python3 -c "
+import sys, importlib; sys.path.insert(0, 'tests/broker'); m = importlib.import_module('26_sys')
+print('\n'.join(sorted(t for t in m.MOSQUITTO_2_0_11 | m.VIGIL_NAMED if '/load/' not in t)))")
+ns=$(printf '%s\n' "$systopics" | grep -c .)
+[ "$ns" -ge 25 ] || bad "only $ns \$SYS topics read from tests/broker/26_sys.py"
+rendered=$(MANWIDTH=300 man -l scripts/man/vigil.8 2>/dev/null)
+missing=""
+while IFS= read -r t; do
+	printf '%s\n' "$rendered" | grep -qF -- "$t" || missing="$missing '$t'"
+done <<<"$systopics"
+printf '%s\n' "$rendered" | grep -qF -- '$SYS/broker/load/what/span' || missing="$missing load/what/span"
+[ -z "$missing" ] || bad "\$SYS topics not described in vigil.8 (BROKER STATUS):$missing"
+echo "checked: $ns \$SYS topics of tests/broker/26_sys.py and the load averages described in vigil.8"
+
 # Command-line flags: what --help prints, each an option entry of vigil.8.
 if [ ! -x "$bin" ]; then
 	bad "no vigil binary at $bin (build it, or set VIGIL_BIN)"
