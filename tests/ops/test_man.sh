@@ -54,6 +54,22 @@ done
 ! documented "no_such_option_for_test_man" || bad "the keyword check accepts anything"
 echo "checked: $n configuration keywords of the parser tables all have an entry in vigil.conf.5"
 
+# RELOAD in vigil.conf.5 names every option the parser marks F_RELOAD (the security options
+# as a group, since they are listed at the top of the page).
+reloadable=$(awk '/^static const struct kw [A-Za-z_0-9]+\[\] = \{/ { on = 1; next }
+	     on && /^\};/ { on = 0 }
+	     on && /F_RELOAD/' broker/config_kw.h broker/config_bridge.h |
+	grep -v 'S_SECURITY' | grep -oE '\<(BOOL|STR|INT|FN|FNF)\("[^"]+"' | sed -E 's/^[A-Z]+\("//; s/"$//' | sort -u)
+reload_text=$(MANWIDTH=1000 man -l scripts/man/vigil.conf.5 2>/dev/null | sed -n '/^RELOAD/,/^EXAMPLE/p' | tr -d '\n')
+nr=$(printf '%s\n' "$reloadable" | grep -c .)
+[ "$nr" -ge 20 ] || bad "only $nr reloadable options found"
+missing=""
+for k in $reloadable; do
+	printf '%s' "$reload_text" | grep -qE "(^|[ (,])$k([ ),;]|$)" || missing="$missing $k"
+done
+[ -z "$missing" ] || bad "reloadable options not named in RELOAD of vigil.conf.5:$missing"
+echo "checked: $nr reloadable (F_RELOAD) options named in RELOAD of vigil.conf.5"
+
 # mosquitto 2.0.11's own list (Debian's mosquitto.conf(5)): each option has an entry in
 # vigil.conf.5 and is named in mosquitto-compat.md (as `option`).
 mosq5=/usr/share/man/man5/mosquitto.conf.5.gz
