@@ -448,6 +448,9 @@ void log_close(struct broker *b);
 /* SIGHUP: reopen the log file by its name (logrotate renamed it). If the
  * new file cannot be opened, lines keep going to the old one. */
 void log_reopen(struct broker *b);
+/* SIGHUP after the logging options were reloaded: log_init afresh (the file
+ * is reopened by name); a log file that cannot be reopened stays open. */
+void log_reinit(struct broker *b);
 void log_msg(struct broker *b, unsigned type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* What log_format json adds to a line about a client (NULL / 0 fields are
  * left out). event: connect, disconnect, keepalive_timeout, will_published,

@@ -90,6 +90,30 @@ void log_close(struct broker *b)
 	b->log = NULL;
 }
 
+void log_reinit(struct broker *b)
+{
+	struct log *old = b->log;
+	b->log = NULL;
+	if (old && (old->dest & LOG_D_SYSLOG))
+		closelog(); /* before log_init's openlog: the syslog connection is global */
+	log_init(b);
+	struct log *l = b->log;
+	if (!l) {
+		b->log = old; /* no memory: keep logging as before */
+		return;
+	}
+	if (old && old->file && !l->file && l->file_path && old->file_path && !strcmp(l->file_path, old->file_path)) {
+		l->file = old->file; /* the same name cannot be reopened: keep the old file */
+		old->file = NULL;
+	}
+	if (old) {
+		if (old->file)
+			fclose(old->file);
+		free(old->file_path);
+		free(old);
+	}
+}
+
 void log_reopen(struct broker *b)
 {
 	struct log *l = b->log;

@@ -93,8 +93,7 @@ static void reload(struct app *a)
 				a->conf_file, err);
 		} else {
 			config_reload(b->cfg, &fresh, warn_cb, NULL);
-			log_close(b);
-			log_init(b); /* opens log_dest file afresh (logrotate) */
+			log_reinit(b); /* opens log_dest file afresh (logrotate) */
 			reopened = true;
 		}
 		config_free(&fresh);
