@@ -138,6 +138,18 @@ def test_config_errors():
         err = r.stderr.strip()
         check(r.returncode != 0 and ("%s:%d: " % (p, line)) in err and word in err,
               "%s: exit %d, %r" % (what, r.returncode, err[-150:]))
+    # Values only found bad when used: a certificate that does not load, an address not on this host
+    for what, text, word in (("certfile that does not load",
+                              "listener {port} 127.0.0.1\ncertfile /nonexistent.crt\nkeyfile /nonexistent.key\n",
+                              "certfile"),
+                             ("address not on this host", "listener {port} 192.0.2.1\n", "192.0.2.1")):
+        p = os.path.join(d, "bad.conf")
+        with open(p, "w") as f:
+            f.write(text.replace("{port}", str(port)))
+        r = subprocess.run([o.VIGIL, "-c", p], capture_output=True, text=True, timeout=10)
+        err = r.stderr.strip()
+        check(r.returncode != 0 and ("%s:1: listener %d: " % (p, port)) in err and word in err,
+              "%s: exit %d, %r" % (what, r.returncode, err[-150:]))
     inc = os.path.join(d, "conf.d")
     os.mkdir(inc)
     with open(os.path.join(inc, "10-bad.conf"), "w") as f:
