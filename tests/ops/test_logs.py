@@ -154,8 +154,9 @@ def test_json_every_dest():
 
 
 def test_json_escaping():
-    # A client id with a quote, a backslash and invalid UTF-8 in the user name (MQTT 3.1 does not
-    # check user names... vigil refuses invalid UTF-8 in v3.1.1, so the refusal line carries it).
+    # A client id with a quote, a backslash and a TAB, escaped and decoded back intact. (Invalid
+    # UTF-8 never reaches a log line through MQTT, whose decoder refuses it: tests/unit/test_log.c
+    # feeds the encoder such bytes directly.)
     print("JSON escaping of client-supplied strings:")
     d = o.tmpdir("esc")
     port = o.free_port()
