@@ -154,9 +154,9 @@ def test_json_every_dest():
 
 
 def test_json_escaping():
-    # A client id with a quote, a backslash and a TAB, escaped and decoded back intact. (Invalid
-    # UTF-8 never reaches a log line through MQTT, whose decoder refuses it: tests/unit/test_log.c
-    # feeds the encoder such bytes directly.)
+    # A client id with a quote, a backslash and a TAB, escaped and decoded back intact; a v5
+    # CONNECT whose client id is invalid UTF-8 is refused (0x81) and its connect_refused line
+    # carries the id with U+FFFD, still valid JSON (tests/unit/test_log.c: the encoder in detail).
     print("JSON escaping of client-supplied strings:")
     d = o.tmpdir("esc")
     port = o.free_port()
@@ -165,11 +165,18 @@ def test_json_escaping():
     c = o.Client(port)
     check(c.connect('q"uo\\te\ttab') == 0, "client with \" \\ and TAB in its id connects")
     c.close()
+    c = o.Client(port)
+    c.send(m.packet(0x10, m.mstr("MQTT") + bytes([5, 2]) + m.u16(60) + b"\x00" + b"\x00\x02\xc3\x28"))
+    ack = c.recv_packet(timeout=2)
+    check(ack is not None and ack[:4] == b"\x20\x03\x00\x81", "v5 CONNECT with an invalid UTF-8 id: CONNACK 0x81")
+    c.close()
     time.sleep(0.1)
     p.stop()
     objs = o.json_lines(p.stderr(), "stderr")
     ids = [x.get("client_id") for x in objs if x.get("event") == "connect"]
     check(ids == ['q"uo\\te\ttab'], "client_id survives JSON escaping: %r" % ids)
+    bad = [x.get("client_id") for x in objs if x.get("event") == "connect_refused"]
+    check(bad == ["\ufffd("], "invalid UTF-8 id logged as U+FFFD: %r" % bad)
     o.rm(d)
 
 
