@@ -35,6 +35,8 @@ NET_OBJ    := $(NET_SRC:%.c=$(BUILD)/%.o)
 BROKER_OBJ := $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BRIDGE_SRC:%.c=$(BUILD)/%.o)
 STORE_OBJ  := $(STORE_SRC:%.c=$(BUILD)/%.o)
 STORE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+# sd_notify (broker/notify.c): libsystemd-dev
+SYSTEMD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -49,7 +51,7 @@ vigil: $(BUILD)/vigil
 	cp $(BUILD)/vigil vigil.tmp && mv -f vigil.tmp vigil
 
 $(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
-	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) $(STORE_LIBS) -largon2 -lcrypt -lm
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) $(STORE_LIBS) $(SYSTEMD_LIBS) -largon2 -lcrypt -lm
 
 $(BUILD)/libprotocol.a: $(PROTO_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
@@ -103,7 +105,7 @@ LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet
 $(BUILD)/tests/%: tests/unit/%.c $$(or $$(LINK_$$*),$$(LINK_DEFAULT))
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) $(CHECK_CFLAGS) -Ibroker -Iprotocol -Inet -Ibroker/store -Itests/unit -o $@ $< \
-		$(or $(LINK_$*),$(LINK_DEFAULT)) $(CHECK_LIBS) $(NET_LIBS) $(STORE_LIBS) -largon2 -lcrypt -lm
+		$(or $(LINK_$*),$(LINK_DEFAULT)) $(CHECK_LIBS) $(NET_LIBS) $(STORE_LIBS) $(SYSTEMD_LIBS) -largon2 -lcrypt -lm
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
@@ -171,7 +173,7 @@ fuzz:
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Iprotocol tests/fuzz/fuzz_protocol.c $(PROTO_SRC) -o build/fuzz/fuzz_protocol
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker tests/fuzz/fuzz_config.c broker/config.c -o build/fuzz/fuzz_config
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker -Iprotocol -Inet tests/fuzz/fuzz_broker.c $(BROKER_SRC) broker/bridge/bridge_topic.c $(PROTO_SRC) \
-		$(NET_LIBS) -largon2 -lcrypt -o build/fuzz/fuzz_broker
+		$(NET_LIBS) $(SYSTEMD_LIBS) -largon2 -lcrypt -o build/fuzz/fuzz_broker
 	build/fuzz/fuzz_protocol -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-protocol
 	build/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-config
 	@mkdir -p build/fuzz/corpus-broker
@@ -180,6 +182,35 @@ fuzz:
 		-o build/fuzz/fuzz_mosqdb
 	@mkdir -p build/fuzz/corpus-mosqdb && cp -n tests/fixtures/mosqdb/*.db build/fuzz/corpus-mosqdb/ 2>/dev/null || true
 	build/fuzz/fuzz_mosqdb -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-mosqdb
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man pages
+# (scripts/man/, when present), the systemd unit and an example configuration.
+# The unit's paths follow PREFIX; an existing vigil.conf is never overwritten.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+DOCDIR     ?= $(PREFIX)/share/doc/vigil
+install: vigil
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/vigil $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 vigil $(DESTDIR)$(SBINDIR)/vigil
+	@for m in scripts/man/*.[1-8]; do \
+		[ -f "$$m" ] || continue; \
+		sec=$${m##*.}; \
+		echo "install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$sec/"; \
+		install -d $(DESTDIR)$(MANDIR)/man$$sec && install -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man$$sec/ || exit 1; \
+	done
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' scripts/systemd/vigil.service \
+		> $(DESTDIR)$(UNITDIR)/vigil.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/vigil.service.tmp && mv -f $(DESTDIR)$(UNITDIR)/vigil.service.tmp $(DESTDIR)$(UNITDIR)/vigil.service
+	install -m 0644 scripts/vigil.conf.example $(DESTDIR)$(DOCDIR)/vigil.conf.example
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/vigil/vigil.conf ]; then \
+		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/vigil/vigil.conf"; \
+	else \
+		echo "install -m 0644 scripts/vigil.conf.example $(DESTDIR)$(SYSCONFDIR)/vigil/vigil.conf"; \
+		install -m 0644 scripts/vigil.conf.example $(DESTDIR)$(SYSCONFDIR)/vigil/vigil.conf; \
+	fi
 
 clean:
 	rm -rf build build-san vigil

@@ -119,6 +119,21 @@ static void ws_log_line(void *user, const char *line)
 	log_msg(user, LOG_F_WEBSOCKETS, "%.*s", (int)(n && line[n - 1] == '\n' ? n - 1 : n), line);
 }
 
+/* Prefix err with where the listener was configured ("file:line: listener
+ * 8883: "), so a certificate or address that fails names its line. */
+static int listener_err(const struct listener_conf *lc, char *err, size_t errlen)
+{
+	if (!lc->file || !errlen)
+		return -1;
+	char *was = strdup(err);
+	if (was) {
+		snprintf(err, errlen, "%s:%d: listener %d%s%s: %s", lc->file, lc->line, lc->port,
+			 lc->unix_path ? " " : "", lc->unix_path ? lc->unix_path : "", was);
+		free(was);
+	}
+	return -1;
+}
+
 int broker_listen(struct broker *b, char *err, size_t errlen)
 {
 	const struct config *cfg = b->cfg;
@@ -136,7 +151,7 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 		b->n_listeners = i + 1;
 		if (cfg->per_listener_settings || i == 0) {
 			if (load_security(l, l->sec, err, errlen))
-				return -1;
+				return cfg->per_listener_settings ? listener_err(lc, err, errlen) : -1;
 		} else {
 			l->pw = b->listeners[0].pw;
 			l->acl = b->listeners[0].acl;
@@ -147,7 +162,7 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 			tls_opts(lc, l, &o);
 			l->tls = net_tls_new(&o, err, errlen);
 			if (!l->tls)
-				return -1;
+				return listener_err(lc, err, errlen);
 		}
 		struct net_listen_opts lo = {
 			.bind_address = lc->bind_address,
@@ -170,7 +185,7 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 			continue;
 		}
 		if (!l->nl)
-			return -1;
+			return listener_err(lc, err, errlen);
 		if (lc->unix_path)
 			log_msg(b, LOG_F_NOTICE, "Opening unix listen socket on %s.", lc->unix_path);
 		else

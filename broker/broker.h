@@ -18,7 +18,7 @@
  *      (broker/store/ is the SQLite store behind it, restore.h how saved state
  *      comes back at start-up); sys.c $SYS; log.c logging; config.c and
  *      auth.c the mosquitto files; mem.c the memory_limit accounting of what
- *      holds load; bridge/ the outbound bridges.
+ *      holds load; bridge/ the outbound bridges; notify.c systemd's sd_notify.
  *
  * Threading: one thread owns everything here. Time: broker_now(b) (monotonic
  * ms) is the loop's cached clock; nothing in the broker reads the wall clock for
@@ -468,6 +468,24 @@ uint64_t store_wall_to_mono(const struct broker *b, uint64_t wall);
 /* log.c */
 void log_init(struct broker *b);
 void log_close(struct broker *b);
+/* SIGHUP: reopen the log file by its name (logrotate renamed it). If the
+ * new file cannot be opened, lines keep going to the old one. */
+void log_reopen(struct broker *b);
+/* SIGHUP after the logging options were reloaded: log_init afresh (the file
+ * is reopened by name); a log file that cannot be reopened stays open. */
+void log_reinit(struct broker *b);
 void log_msg(struct broker *b, unsigned type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* What log_format json adds to a line about a client (NULL / 0 fields are
+ * left out). event: connect, disconnect, keepalive_timeout, will_published,
+ * connect_refused, ... (mosquitto-compat.md lists them). */
+struct log_ev {
+	const char *event, *client_id, *address, *username, *reason, *topic;
+	unsigned keepalive, protocol;
+	bool has_keepalive, has_protocol;
+	unsigned long long silent_ms;
+};
+/* log_msg with event fields: the text line is the same as log_msg's. */
+void log_event(struct broker *b, unsigned type, const struct log_ev *ev, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif

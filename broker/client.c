@@ -35,8 +35,10 @@ void client_accept(struct net_listener *nl, struct net_conn *conn, void *user)
 	int max = l->conf->max_connections;
 
 	if (b->stopping || (max >= 0 && l->connections >= max)) {
-		log_msg(b, LOG_F_NOTICE, "Client connection from %s denied: max_connections exceeded.",
-			net_conn_peer(conn));
+		struct log_ev ev = {.event = "connect_refused", .address = net_conn_peer(conn),
+				    .reason = "max_connections exceeded"};
+		log_event(b, LOG_F_NOTICE, &ev, "Client connection from %s denied: max_connections exceeded.",
+			  net_conn_peer(conn));
 		net_conn_close(conn, NET_CLOSE_ABORT);
 		return;
 	}
@@ -74,8 +76,11 @@ void client_accept(struct net_listener *nl, struct net_conn *conn, void *user)
 	wheel_entry_init(&c->timer, on_timer);
 	c->timeout_ms = b->cfg->connect_timeout * 1000u;
 	wheel_add(&b->wheel, &c->timer, broker_now(b) + c->timeout_ms);
-	if (b->cfg->connection_messages)
-		log_msg(b, LOG_F_NOTICE, "New connection from %s on port %d.", net_conn_peer(conn), l->conf->port);
+	if (b->cfg->connection_messages) {
+		struct log_ev ev = {.event = "new_connection", .address = net_conn_peer(conn)};
+		log_event(b, LOG_F_NOTICE, &ev, "New connection from %s on port %d.", net_conn_peer(conn),
+			  l->conf->port);
+	}
 }
 
 void client_start_keepalive(struct client *c)
@@ -100,8 +105,10 @@ static void on_timer(struct wheel_entry *e, uint64_t now)
 
 	if (c->state == CS_NEW) {
 		b->st.preconnect_timeouts++;
-		log_msg(b, LOG_F_NOTICE, "Client %s did not send CONNECT within %u s, disconnecting.",
-			net_conn_peer(c->conn), b->cfg->connect_timeout);
+		struct log_ev ev = {.event = "connect_timeout", .address = net_conn_peer(c->conn),
+				    .reason = "no CONNECT"};
+		log_event(b, LOG_F_NOTICE, &ev, "Client %s did not send CONNECT within %u s, disconnecting.",
+			  net_conn_peer(c->conn), b->cfg->connect_timeout);
 		client_close(c, 0, false, true, NULL);
 		return;
 	}
@@ -114,11 +121,17 @@ static void on_timer(struct wheel_entry *e, uint64_t now)
 	}
 	b->st.keepalive_timeouts++;
 	uint64_t silent = now - c->last_rx - 1;
-	if (b->cfg->connection_messages)
-		log_msg(b, LOG_F_NOTICE,
-		"Client %s has exceeded timeout, disconnecting. (silent for %llu.%03llu s, keepalive %u s)",
-		client_name(c), (unsigned long long)(silent / 1000), (unsigned long long)(silent % 1000),
-		c->keepalive);
+	if (b->cfg->connection_messages) {
+		struct log_ev ev = {.event = "keepalive_timeout", .client_id = client_name(c),
+				    .address = net_conn_peer(c->conn), .username = c->username,
+				    .reason = "keepalive timeout", .keepalive = c->keepalive, .has_keepalive = true,
+				    .silent_ms = silent ? silent : 1};
+		/* compat: mosquitto's words, then the measured silence (mosquitto-compat.md) */
+		log_event(b, LOG_F_NOTICE, &ev,
+			  "Client %s has exceeded timeout, disconnecting. (silent for %llu.%03llu s, keepalive %u s)",
+			  client_name(c), (unsigned long long)(silent / 1000), (unsigned long long)(silent % 1000),
+			  c->keepalive);
+	}
 	if (net_conn_out_pending(c->conn) > 0)
 		b->st.halfopen_closes++; /* unsent data to a silent peer: most likely half-open */
 	client_close(c, 0x8D, true, true, NULL); /* v5: Keep Alive timeout */
@@ -220,8 +233,10 @@ static void client_fail(struct client *c, int rc, uint8_t type)
 	lower[i] = 0;
 	/* mosquitto's wording ("... disconnected due to protocol error."), then
 	 * which packet and from where. */
-	log_msg(b, LOG_F_NOTICE, "Client %s disconnected due to %s (%s from %s).", client_name(c), lower,
-		mqtt_type_name(type), net_conn_peer(c->conn));
+	struct log_ev ev = {.event = "disconnect", .client_id = c->id, .address = net_conn_peer(c->conn),
+			    .username = c->username, .reason = lower};
+	log_event(b, LOG_F_NOTICE, &ev, "Client %s disconnected due to %s (%s from %s).", client_name(c), lower,
+		  mqtt_type_name(type), net_conn_peer(c->conn));
 	client_close(c, (uint8_t)rc, true, false, what);
 }
 
@@ -244,8 +259,11 @@ static int handle_disconnect(struct client *c, const struct mqtt_frame *f)
 	bool with_will = (c->version == MQTT_V5 && d.rc == 0x04);
 	if (!with_will && s)
 		session_clear_will(s);
-	if (c->b->cfg->connection_messages)
-		log_msg(c->b, LOG_F_NOTICE, "Client %s disconnected.", client_name(c));
+	if (c->b->cfg->connection_messages) {
+		struct log_ev ev = {.event = "disconnect", .client_id = c->id, .address = net_conn_peer(c->conn),
+				    .username = c->username, .reason = with_will ? "DISCONNECT with will" : "DISCONNECT"};
+		log_event(c->b, LOG_F_NOTICE, &ev, "Client %s disconnected.", client_name(c));
+	}
 	c->b->st.clients_disconnected++;
 	client_close(c, 0, with_will, false, NULL);
 	return 0;
@@ -343,10 +361,14 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 	store_client_gone(b, c); /* before net flushes a lingering close */
 	if (c->state != CS_GONE) {
 		if (c->state == CS_CONNECTED && b->cfg->connection_messages) {
+			struct log_ev ev = {.event = "disconnect", .client_id = c->id,
+					    .address = net_conn_peer(conn), .username = c->username,
+					    .reason = why == NET_CLOSED_EOF ? "connection closed" : "socket error"};
 			if (why == NET_CLOSED_EOF)
-				log_msg(b, LOG_F_NOTICE, "Client %s closed its connection.", client_name(c));
+				log_event(b, LOG_F_NOTICE, &ev, "Client %s closed its connection.", client_name(c));
 			else
-				log_msg(b, LOG_F_NOTICE, "Socket error on client %s, disconnecting.", client_name(c));
+				log_event(b, LOG_F_NOTICE, &ev, "Socket error on client %s, disconnecting.",
+					  client_name(c));
 		}
 		if (c->state == CS_CONNECTED && why == NET_CLOSED_ERROR && err == ETIMEDOUT)
 			b->st.halfopen_closes++;

@@ -75,6 +75,8 @@ enum log_flags {
 	LOG_F_ALL = 0xff,
 };
 
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON = 1 };
+
 enum log_dest_flags {
 	LOG_D_STDERR = 1 << 0,
 	LOG_D_STDOUT = 1 << 1,
@@ -192,6 +194,7 @@ struct config {
 	char *log_timestamp_format;
 	bool connection_messages;    /* default true */
 	int log_facility;            /* syslog: -1 = daemon (default), 0..7 = local0..local7 */
+	int log_format;              /* vigil: LOG_FORMAT_TEXT (default, mosquitto's lines) or LOG_FORMAT_JSON */
 	bool verbose;                /* -v: config_finish sets log_type to all (log_dest unchanged, as mosquitto) */
 
 	/* Added by config. Options given before the first "listener" line of a

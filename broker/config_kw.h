@@ -224,6 +224,21 @@ static int h_log_type(struct pfile *f, const struct kw *k, char *args)
 }
 
 /* "N" + h d w m y (mosquitto: hour, day, week, month = 30 days, year = 365 days). */
+/* log_format text|json (vigil). */
+static int h_log_format(struct pfile *f, const struct kw *k, char *args)
+{
+	char *w = one_word(f, k, &args);
+	if (!w)
+		return -1;
+	if (!strcmp(w, "text"))
+		f->p->c->log_format = LOG_FORMAT_TEXT;
+	else if (!strcmp(w, "json"))
+		f->p->c->log_format = LOG_FORMAT_JSON;
+	else
+		return perr(f, "log_format: invalid value '%s' (expected text or json)", w);
+	return 0;
+}
+
 static int h_expiration(struct pfile *f, const struct kw *k, char *args)
 {
 	char *w = one_word(f, k, &args), *end;
@@ -430,6 +445,7 @@ static const struct kw KW[] = {
 	STR("log_timestamp_format", S_GLOBAL, GF(log_timestamp_format), F_RELOAD),
 	BOOL("connection_messages", S_GLOBAL, GF(connection_messages), F_RELOAD),
 	INT("log_facility", S_GLOBAL, GF(log_facility), 0, 7, F_RELOAD), /* local0..local7 */
+	FNF("log_format", S_GLOBAL, GF(log_format), h_log_format, 0, 0, F_RELOAD), /* vigil: text | json */
 	INT("websockets_log_level", S_GLOBAL, GF(websockets_log_level), 0, INT_MAX, 0),
 	INT("websockets_headers_size", S_GLOBAL, GF(websockets_headers_size), 0, 65535, 0),
 	FN("include_dir", S_GLOBAL, h_include_dir, 0, 0, 0),

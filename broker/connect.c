@@ -43,9 +43,13 @@ static bool send_connack(struct client *c, uint8_t version, bool present, uint8_
 	return true;
 }
 
+static char *str_dup(struct mqtt_str s);
+
 /* Refuse: CONNACK with the code for this version, then close. Returns 0
- * because the connection is already handled. */
-static int refuse(struct client *c, uint8_t version, uint8_t v3rc, uint8_t v5rc, const char *log_reason)
+ * because the connection is already handled. k: the CONNECT as far as it
+ * was decoded (its client id and user name go into the log event). */
+static int refuse(struct client *c, const struct mqtt_connect *k, uint8_t version, uint8_t v3rc, uint8_t v5rc,
+		  const char *log_reason)
 {
 	uint8_t rc = version == MQTT_V5 ? v5rc : v3rc;
 	uint8_t pbuf[4];
@@ -56,7 +60,20 @@ static int refuse(struct client *c, uint8_t version, uint8_t v3rc, uint8_t v5rc,
 	if (version == MQTT_V5 && c->l->conf->max_qos < 2)
 		mqtt_pw_byte(&w, MQTT_PROP_MAXIMUM_QOS, (uint8_t)c->l->conf->max_qos);
 	send_connack(c, version == MQTT_V5 ? MQTT_V5 : MQTT_V311, false, rc, (struct mqtt_str){pbuf, (uint32_t)w.len});
-	log_msg(c->b, LOG_F_NOTICE, "Client %s refused: %s.", net_conn_peer(c->conn), log_reason);
+	char *id = k->client_id.len ? str_dup(k->client_id) : NULL;
+	char *user = k->has_username && k->username.len ? str_dup(k->username) : NULL;
+	struct log_ev ev = {.event = "connect_refused", .client_id = id, .address = net_conn_peer(c->conn),
+			    .username = user, .reason = log_reason, .protocol = k->version,
+			    .has_protocol = k->version != 0};
+	log_event(c->b, LOG_F_NOTICE, &ev, "Client %s refused: %s.", net_conn_peer(c->conn), log_reason);
+	free(id);
+	free(user);
+	/* compat: then mosquitto 2.0.11's own line for the close, which people grep for */
+	bool auth = version == MQTT_V5 ? (v5rc == 0x86 || v5rc == 0x87) : (v3rc == V3_BAD_AUTH || v3rc == V3_NOT_AUTHORIZED);
+	if (auth)
+		log_msg(c->b, LOG_F_NOTICE, "Client <unknown> disconnected, not authorised.");
+	else if ((version == MQTT_V5 ? v5rc : v3rc) != (version == MQTT_V5 ? 0x97 : 3))
+		log_msg(c->b, LOG_F_NOTICE, "Client <unknown> disconnected due to protocol error.");
 	client_close(c, 0, false, false, NULL);
 	return 0;
 }
@@ -184,17 +201,19 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	c->bridge_peer = k.bridge; /* compat: mosquitto's bridge bit (try_private), see subscribe.c */
 	if (rc == MQTT_RC_UNSUPPORTED_VERSION && !known_protocol_name(f)) {
 		/* compat: as mosquitto, an unknown protocol name gets no CONNACK. */
-		log_msg(c->b, LOG_F_NOTICE, "Client %s refused: unknown protocol name.", net_conn_peer(c->conn));
+		struct log_ev ev = {.event = "connect_refused", .address = net_conn_peer(c->conn),
+				    .reason = "unknown protocol name"};
+		log_event(c->b, LOG_F_NOTICE, &ev, "Client %s refused: unknown protocol name.", net_conn_peer(c->conn));
 		return MQTT_RC_PROTOCOL_ERROR;
 	}
 	if (rc == MQTT_RC_UNSUPPORTED_VERSION) {
 		/* v311 MQTT-3.1.2-2: CONNACK 0x01 then close; v5 0x84. */
-		return refuse(c, k.version == MQTT_V5 ? MQTT_V5 : MQTT_V311, V3_BAD_VERSION, 0x84,
+		return refuse(c, &k, k.version == MQTT_V5 ? MQTT_V5 : MQTT_V311, V3_BAD_VERSION, 0x84,
 			      "unsupported protocol version");
 	}
 	if (rc) {
 		if (k.version == MQTT_V5) /* v5 MQTT-3.1.4-1 / 4.13: CONNACK with the reason, then close */
-			return refuse(c, MQTT_V5, 0, (uint8_t)rc, mqtt_rc_name((uint8_t)rc));
+			return refuse(c, &k, MQTT_V5, 0, (uint8_t)rc, mqtt_rc_name((uint8_t)rc));
 		return rc; /* v311 MQTT-3.1.4-1: close without CONNACK */
 	}
 	c->version = k.version;
@@ -207,22 +226,22 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	if (k.will && k.will_retain && !cfg->retain_available) {
 		if (k.version != MQTT_V5)
 			return MQTT_RC_PROTOCOL_ERROR; /* compat: v3 closes without CONNACK */
-		return refuse(c, MQTT_V5, 0, 0x9A, "will retain not supported"); /* v5 MQTT-3.2.2-13 */
+		return refuse(c, &k, MQTT_V5, 0, 0x9A, "will retain not supported"); /* v5 MQTT-3.2.2-13 */
 	}
 	if (k.will && k.will_qos > lc->max_qos) {
 		if (k.version != MQTT_V5)
 			return MQTT_RC_PROTOCOL_ERROR; /* compat: v3 closes without CONNACK */
-		return refuse(c, MQTT_V5, 0, MQTT_RC_QOS_NOT_SUPPORTED, "will QoS not supported"); /* v5 MQTT-3.2.2-12 */
+		return refuse(c, &k, MQTT_V5, 0, MQTT_RC_QOS_NOT_SUPPORTED, "will QoS not supported"); /* v5 MQTT-3.2.2-12 */
 	}
 
 	/* ---- empty client identifier (decided before authentication) ---- */
 	if (k.client_id.len == 0) {
 		if (k.version == MQTT_V31)
-			return refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id (MQTT 3.1)");
+			return refuse(c, &k, k.version, V3_ID_REJECTED, 0x85, "empty client id (MQTT 3.1)");
 		if (k.version == MQTT_V311 && !k.clean_start) /* v311 MQTT-3.1.3-8 */
-			return refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id without clean session");
+			return refuse(c, &k, k.version, V3_ID_REJECTED, 0x85, "empty client id without clean session");
 		if (!c->l->sec->allow_zero_length_clientid) /* compat: v5 0x85 (mosquitto 0x80) */
-			return refuse(c, k.version, V3_ID_REJECTED, 0x85, "empty client id not allowed");
+			return refuse(c, &k, k.version, V3_ID_REJECTED, 0x85, "empty client id not allowed");
 		assigned = true; /* v311 MQTT-3.1.3-6, v5 MQTT-3.1.3-6: the server assigns one */
 	}
 
@@ -230,17 +249,17 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	if (k.will) {
 		rc = make_will(c, &k, &will);
 		if (rc == MQTT_RC_PACKET_TOO_LARGE) /* compat: v3 0x05 as mosquitto; v5 0x95 */
-			return refuse(c, k.version, V3_NOT_AUTHORIZED, 0x95, "will payload above message_size_limit");
+			return refuse(c, &k, k.version, V3_NOT_AUTHORIZED, 0x95, "will payload above message_size_limit");
 		if (rc) {
 			if (k.version == MQTT_V5)
-				return refuse(c, MQTT_V5, 0, (uint8_t)rc, "invalid will");
+				return refuse(c, &k, MQTT_V5, 0, (uint8_t)rc, "invalid will");
 			return MQTT_RC_PROTOCOL_ERROR; /* v3: close */
 		}
 	}
 
 	/* Enhanced authentication is not offered (v5 4.12). */
 	if (k.version == MQTT_V5 && (k.props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD))) {
-		rc = refuse(c, MQTT_V5, 0, 0x8C, "unsupported authentication method");
+		rc = refuse(c, &k, MQTT_V5, 0, 0x8C, "unsupported authentication method");
 		goto out;
 	}
 
@@ -251,7 +270,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		const char *u = security_tls_identity(c->l, c->conn);
 		username = u ? strdup(u) : NULL;
 		if (!u) {
-			rc = refuse(c, k.version, V3_BAD_AUTH, 0x86, "no certificate identity");
+			rc = refuse(c, &k, k.version, V3_BAD_AUTH, 0x86, "no certificate identity");
 			goto out;
 		}
 		if (!username)
@@ -262,13 +281,13 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 			goto nomem;
 		if (!security_password_ok(c->l, username, k.password.p, k.has_password ? k.password.len : 0)) {
 			/* v3 0x05, v5 0x87 Not authorized (MQTT-3.1.4-2), as mosquitto */
-			rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x87,
+			rc = refuse(c, &k, k.version, V3_NOT_AUTHORIZED, 0x87,
 				    username ? "bad user name or password" : "anonymous access not allowed");
 			goto out;
 		}
 	}
 	if (lc->use_username_as_clientid && !username) {
-		rc = refuse(c, k.version, V3_NOT_AUTHORIZED, 0x87, "no user name for use_username_as_clientid");
+		rc = refuse(c, &k, k.version, V3_NOT_AUTHORIZED, 0x87, "no user name for use_username_as_clientid");
 		goto out;
 	}
 
@@ -283,7 +302,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		goto nomem;
 	struct session *owned = session_find(b, id);
 	if (owned && owned->bridge_owned) { /* compat: mosquitto lets a client take a bridge's session over */
-		rc = refuse(c, k.version, V3_ID_REJECTED, 0x85, "client id of a bridge's local side");
+		rc = refuse(c, &k, k.version, V3_ID_REJECTED, 0x85, "client id of a bridge's local side");
 		goto out;
 	}
 
@@ -317,7 +336,9 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	struct session *s = session_find(b, id);
 	if (s && s->client) {
 		struct client *old = s->client;
-		log_msg(b, LOG_F_NOTICE, "Client %s already connected, closing old connection.", id);
+		struct log_ev ev = {.event = "disconnect", .client_id = id, .address = net_conn_peer(old->conn),
+				    .username = old->username, .reason = "session taken over"};
+		log_event(b, LOG_F_NOTICE, &ev, "Client %s already connected, closing old connection.", id);
 		/* v5 MQTT-3.1.4-3: DISCONNECT 0x8E; the old connection's will is
 		 * published (v311 MQTT-3.1.2-8) unless the session resumes before
 		 * its will delay. */
@@ -408,10 +429,13 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		char ubuf[300] = "";
 		if (c->username)
 			snprintf(ubuf, sizeof(ubuf), ", u'%s'", c->username);
-		log_msg(b, LOG_F_NOTICE, "New %s connected from %s as %s (p%d, c%d, k%u%s).",
-			c->bridge_peer ? "bridge" : "client", net_conn_peer(c->conn), c->id,
-			k.version == MQTT_V5 ? 5 : k.version == MQTT_V311 ? 2 : 1, k.clean_start ? 1 : 0, k.keepalive,
-			ubuf);
+		struct log_ev ev = {.event = "connect", .client_id = c->id, .address = net_conn_peer(c->conn),
+				    .username = c->username, .keepalive = k.keepalive, .has_keepalive = true,
+				    .protocol = k.version, .has_protocol = true};
+		log_event(b, LOG_F_NOTICE, &ev, "New %s connected from %s as %s (p%d, c%d, k%u%s).",
+			  c->bridge_peer ? "bridge" : "client", net_conn_peer(c->conn), c->id,
+			  k.version == MQTT_V5 ? 5 : k.version == MQTT_V311 ? 2 : 1, k.clean_start ? 1 : 0, k.keepalive,
+			  ubuf);
 	}
 	/* MQTT 3.1's CONNACK has no Session Present flag (its first byte is
 	 * reserved); v311 MQTT-3.2.2-2, v5 MQTT-3.2.2-2 from level 4 on. */
@@ -420,7 +444,9 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		/* v5 MQTT-3.1.2-24: too big for the client. compat: as mosquitto,
 		 * the CONNECT was accepted, so the connection ends as a network
 		 * failure would (the will is published, the session kept). */
-		log_msg(b, LOG_F_NOTICE, "Client %s disconnected due to oversize packet.", c->id);
+		struct log_ev ev = {.event = "disconnect", .client_id = c->id, .address = net_conn_peer(c->conn),
+				    .username = c->username, .reason = "oversize packet"};
+		log_event(b, LOG_F_NOTICE, &ev, "Client %s disconnected due to oversize packet.", c->id);
 		client_close(c, 0, true, false, NULL);
 		rc = 0;
 		goto out;
@@ -431,7 +457,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	goto out;
 
 nomem:
-	rc = refuse(c, k.version, 3 /* server unavailable */, 0x97, "out of memory");
+	rc = refuse(c, &k, k.version, 3 /* server unavailable */, 0x97, "out of memory");
 out:
 	free_will(will);
 	free(id);

@@ -1,10 +1,21 @@
 /*
- * broker/log.c — log lines in mosquitto's format.
+ * broker/log.c — log lines in mosquitto's format, or one JSON object per
+ * line (log_format json, vigil's option).
  *
- * "1700000000: New connection from 127.0.0.1:54321 on port 1883." — a Unix
- * timestamp prefix (or log_timestamp_format via strftime), then the message.
- * The wording of the events people grep for follows mosquitto's. syslog
- * uses the daemon facility, or localN with log_facility N. Log
+ * Text: "1700000000: New connection from 127.0.0.1:54321 on port 1883." — a
+ * Unix timestamp prefix (or log_timestamp_format via strftime), then the
+ * message. The wording of the events people grep for follows mosquitto's.
+ * JSON: {"ts":"2026-01-02T03:04:05.678Z","level":"notice","msg":"...",
+ * "event":"connect","client_id":"...",...}: ts is RFC 3339 UTC with
+ * milliseconds, msg is exactly the text line's message, and the event fields
+ * come from the caller (log_event). Both formats go to every log_dest
+ * (stderr, stdout, file, syslog, topic). syslog uses the daemon facility,
+ * or localN with log_facility N. The log file is reopened by log_reopen
+ * (SIGHUP, for logrotate).
+ * Deliberately not here: buffering or a log thread (a line is written when
+ * it is logged; stdio buffers the file by line).
+ * Invariant: every JSON line is valid JSON, whatever bytes a client sent
+ * (invalid UTF-8 becomes U+FFFD, control characters are escaped). Log
  * timestamps are the one place the broker reads the wall clock; no timeout
  * ever depends on it.
  */
@@ -20,11 +31,21 @@
 struct log {
 	bool in_topic; /* publishing a log line: do not log about it */
 	FILE *file;
+	char *file_path; /* for log_reopen */
 	unsigned types;
 	unsigned dest;
 	bool timestamp;
+	bool json;
 	const char *ts_format;
 };
+
+static FILE *open_log_file(const char *path)
+{
+	FILE *f = fopen(path, "a");
+	if (f)
+		setvbuf(f, NULL, _IOLBF, 0);
+	return f;
+}
 
 void log_init(struct broker *b)
 {
@@ -38,12 +59,12 @@ void log_init(struct broker *b)
 		l->dest |= LOG_D_STDERR;
 	l->timestamp = c->log_timestamp;
 	l->ts_format = c->log_timestamp_format;
+	l->json = c->log_format == LOG_FORMAT_JSON;
 	if ((l->dest & LOG_D_FILE) && c->log_file) {
-		l->file = fopen(c->log_file, "a");
+		l->file_path = strdup(c->log_file);
+		l->file = open_log_file(c->log_file);
 		if (!l->file)
 			fprintf(stderr, "Error: unable to open log file %s.\n", c->log_file);
-		else
-			setvbuf(l->file, NULL, _IOLBF, 0);
 	}
 	if (l->dest & LOG_D_SYSLOG) {
 		/* log_facility N: localN, as mosquitto (mosquitto.conf(5)); else daemon. */
@@ -62,10 +83,52 @@ void log_close(struct broker *b)
 		return;
 	if (l->file)
 		fclose(l->file);
+	free(l->file_path);
 	if (l->dest & LOG_D_SYSLOG)
 		closelog();
 	free(l);
 	b->log = NULL;
+}
+
+void log_reinit(struct broker *b)
+{
+	struct log *old = b->log;
+	b->log = NULL;
+	if (old && (old->dest & LOG_D_SYSLOG))
+		closelog(); /* before log_init's openlog: the syslog connection is global */
+	log_init(b);
+	struct log *l = b->log;
+	if (!l) {
+		b->log = old; /* no memory: keep logging as before */
+		return;
+	}
+	if (old && old->file && !l->file && l->file_path && old->file_path && !strcmp(l->file_path, old->file_path)) {
+		l->file = old->file; /* the same name cannot be reopened: keep the old file */
+		old->file = NULL;
+	}
+	if (old) {
+		if (old->file)
+			fclose(old->file);
+		free(old->file_path);
+		free(old);
+	}
+}
+
+void log_reopen(struct broker *b)
+{
+	struct log *l = b->log;
+	if (!l || !l->file_path)
+		return;
+	FILE *f = open_log_file(l->file_path);
+	if (!f) {
+		/* Keep writing to the old file (renamed, perhaps) rather than nowhere. */
+		log_msg(b, LOG_F_ERROR, "Error: unable to reopen log file %s; still writing to the old one.",
+			l->file_path);
+		return;
+	}
+	if (l->file)
+		fclose(l->file);
+	l->file = f;
 }
 
 /* mosquitto's $SYS/broker/log/<letter> topics. */
@@ -118,24 +181,239 @@ static int syslog_prio(unsigned type)
 	case LOG_F_NOTICE:
 		return LOG_NOTICE;
 	case LOG_F_DEBUG:
+	case LOG_F_WEBSOCKETS:
 		return LOG_DEBUG;
 	default:
 		return LOG_INFO;
 	}
 }
 
-void log_msg(struct broker *b, unsigned type, const char *fmt, ...)
+static const char *level_name(unsigned type)
+{
+	switch (syslog_prio(type)) {
+	case LOG_ERR:
+		return "error";
+	case LOG_WARNING:
+		return "warning";
+	case LOG_NOTICE:
+		return "notice";
+	case LOG_DEBUG:
+		return "debug";
+	default:
+		return "info";
+	}
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+/* A growing line buffer; on allocation failure it stays marked failed and
+ * the line is dropped (never written half). */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+	char stack[2048];
+};
+
+static void jb_put(struct jbuf *j, const char *s, size_t n)
+{
+	if (j->failed)
+		return;
+	if (j->len + n + 1 > j->cap) {
+		size_t cap = j->cap * 2;
+		while (cap < j->len + n + 1)
+			cap *= 2;
+		char *np = j->p == j->stack ? malloc(cap) : realloc(j->p, cap);
+		if (!np) {
+			j->failed = true;
+			return;
+		}
+		if (j->p == j->stack)
+			memcpy(np, j->stack, j->len);
+		j->p = np;
+		j->cap = cap;
+	}
+	memcpy(j->p + j->len, s, n);
+	j->len += n;
+	j->p[j->len] = 0;
+}
+
+static void jb_lit(struct jbuf *j, const char *s)
+{
+	jb_put(j, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t k;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		k = 2, min = 0x80;
+	else if (c >= 0xE0 && c <= 0xEF)
+		k = 3, min = 0x800;
+	else if (c >= 0xF0 && c <= 0xF4)
+		k = 4, min = 0x10000;
+	else
+		return 0;
+	if (k > n)
+		return 0;
+	unsigned cp = c & (0xFF >> (k + 1));
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return k;
+}
+
+/* A JSON string: quotes, escapes, invalid UTF-8 as U+FFFD. */
+static void jb_str(struct jbuf *j, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	jb_put(j, "\"", 1);
+	while (n) {
+		size_t run = 0; /* bytes copied as they are */
+		while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+			run++;
+		if (run) {
+			jb_put(j, (const char *)p, run);
+			p += run, n -= run;
+			continue;
+		}
+		unsigned c = *p;
+		char esc[8];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\', esc[1] = (char)c;
+			jb_put(j, esc, 2);
+			p++, n--;
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			jb_put(j, esc, 6);
+			p++, n--;
+		} else {
+			size_t k = utf8_len(p, n);
+			if (k) {
+				jb_put(j, (const char *)p, k);
+				p += k, n -= k;
+			} else {
+				jb_lit(j, "\\ufffd");
+				p++, n--;
+			}
+		}
+	}
+	jb_put(j, "\"", 1);
+}
+
+static void jb_field(struct jbuf *j, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	jb_lit(j, ",\"");
+	jb_lit(j, name);
+	jb_lit(j, "\":");
+	jb_str(j, value);
+}
+
+static void jb_num(struct jbuf *j, const char *name, unsigned long long v)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%llu", v);
+	jb_lit(j, ",\"");
+	jb_lit(j, name);
+	jb_lit(j, "\":");
+	jb_lit(j, num);
+}
+
+/* {"ts":...,"level":...,"msg":...,event fields}, no newline. */
+static void json_line(struct jbuf *j, unsigned type, const struct log_ev *ev, const char *msg)
+{
+	struct timespec now;
+	struct tm tm;
+	char ts[48];
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+	jb_lit(j, "{\"ts\":\"");
+	jb_lit(j, ts);
+	jb_lit(j, "\",\"level\":\"");
+	jb_lit(j, level_name(type));
+	jb_lit(j, "\",\"msg\":");
+	jb_str(j, msg);
+	if (ev) {
+		jb_field(j, "event", ev->event);
+		jb_field(j, "client_id", ev->client_id);
+		jb_field(j, "address", ev->address);
+		jb_field(j, "username", ev->username);
+		jb_field(j, "reason", ev->reason);
+		jb_field(j, "topic", ev->topic);
+		if (ev->has_keepalive)
+			jb_num(j, "keepalive", ev->keepalive);
+		if (ev->has_protocol)
+			jb_num(j, "protocol_level", ev->protocol);
+		if (ev->silent_ms)
+			jb_num(j, "silent_ms", ev->silent_ms);
+	}
+	jb_lit(j, "}");
+}
+
+/* ---- writing a line ---------------------------------------------------------------- */
+
+/* The whole line (newline included) to the streams and the file. */
+static void emit_line(struct log *l, const char *line)
+{
+	if (!l || (l->dest & LOG_D_STDERR))
+		fputs(line, stderr);
+	if (l && (l->dest & LOG_D_STDOUT)) {
+		fputs(line, stdout);
+		fflush(stdout);
+	}
+	if (l && l->file)
+		fputs(line, l->file);
+}
+
+/* The message without timestamp or newline (text), or the JSON object, to
+ * syslog and the log topic. */
+static void emit_msg(struct broker *b, struct log *l, unsigned type, const char *msg)
+{
+	if (l && (l->dest & LOG_D_SYSLOG))
+		syslog(syslog_prio(type), "%s", msg);
+	if (l && (l->dest & LOG_D_TOPIC))
+		log_to_topic(b, l, type, msg);
+}
+
+static void vlog(struct broker *b, unsigned type, const struct log_ev *ev, const char *fmt, va_list ap)
 {
 	struct log *l = b->log;
-	char msg[1024], line[1200];
+	char msg[1024];
 	if (l && !(l->types & type))
 		return;
 	if (l && (l->dest & LOG_D_NONE))
 		return;
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	if (l && l->json) {
+		struct jbuf j = {.cap = sizeof(j.stack)};
+		j.p = j.stack;
+		json_line(&j, type, ev, msg);
+		size_t body = j.len;
+		jb_lit(&j, "\n");
+		if (!j.failed) {
+			emit_line(l, j.p);
+			j.p[body] = 0; /* syslog and the topic: the object without the newline */
+			emit_msg(b, l, type, j.p);
+		}
+		if (j.p != j.stack)
+			free(j.p);
+		return;
+	}
+	char line[1200];
 	time_t t = time(NULL);
 	if (!l || !l->timestamp) {
 		snprintf(line, sizeof(line), "%s\n", msg);
@@ -149,16 +427,22 @@ void log_msg(struct broker *b, unsigned type, const char *fmt, ...)
 	} else {
 		snprintf(line, sizeof(line), "%ld: %s\n", (long)t, msg);
 	}
-	if (!l || (l->dest & LOG_D_STDERR))
-		fputs(line, stderr);
-	if (l && (l->dest & LOG_D_STDOUT)) {
-		fputs(line, stdout);
-		fflush(stdout);
-	}
-	if (l && l->file)
-		fputs(line, l->file);
-	if (l && (l->dest & LOG_D_SYSLOG))
-		syslog(syslog_prio(type), "%s", msg);
-	if (l && (l->dest & LOG_D_TOPIC))
-		log_to_topic(b, l, type, msg);
+	emit_line(l, line);
+	emit_msg(b, l, type, msg);
+}
+
+void log_msg(struct broker *b, unsigned type, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(b, type, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_event(struct broker *b, unsigned type, const struct log_ev *ev, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(b, type, ev, fmt, ap);
+	va_end(ap);
 }

@@ -1,7 +1,12 @@
 /*
  * broker/main.c — the composition root: command line, configuration,
  * listeners, privileges, signals (through signalfd, handled in the loop),
- * and the loop itself. Owns the one struct broker.
+ * service notifications (notify.c), and the loop itself. Owns the one struct
+ * broker.
+ * Start-up order, as mosquitto's: parse the configuration (errors name file
+ * and line), open the log, bind the listeners and load the TLS, password and
+ * ACL files, fork (-d), write pid_file, drop to `user`, then open the store
+ * (so its files belong to the running user) and tell systemd READY=1.
  */
 #include <errno.h>
 #include <grp.h>
@@ -17,6 +22,7 @@
 
 #include "bridge/bridge.h"
 #include "broker.h"
+#include "notify.h"
 #include "store_sqlite.h"
 
 struct app {
@@ -24,6 +30,7 @@ struct app {
 	const char *conf_file;
 	int cmd_port;
 	int sigfd;
+	struct notify *notify;
 	bool stop;
 	bool reload;
 };
@@ -72,6 +79,8 @@ static void on_signal(struct net_loop *loop, int fd, unsigned events, void *user
 static void reload(struct app *a)
 {
 	struct broker *b = &a->b;
+	bool reopened = false;
+	notify_reloading(a->notify);
 	if (a->conf_file) {
 		struct config fresh;
 		char err[1024];
@@ -84,12 +93,15 @@ static void reload(struct app *a)
 				a->conf_file, err);
 		} else {
 			config_reload(b->cfg, &fresh, warn_cb, NULL);
-			log_close(b);
-			log_init(b);
+			log_reinit(b); /* opens log_dest file afresh (logrotate) */
+			reopened = true;
 		}
 		config_free(&fresh);
 	}
+	if (!reopened)
+		log_reopen(b);
 	broker_reload(b);
+	notify_ready(a->notify);
 }
 
 static int drop_privileges(struct broker *b, const char *user)
@@ -141,6 +153,14 @@ static int write_pid(const char *path)
 	return fclose(f);
 }
 
+/* At exit, as the running user: its directory must be writable by `user`
+ * (systemd's RuntimeDirectory=, or /run/vigil owned by it). */
+static void remove_pid(struct broker *b, const char *path)
+{
+	if (unlink(path) && errno != ENOENT)
+		log_msg(b, LOG_F_WARNING, "Warning: unable to remove pid file %s: %s.", path, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	static struct app app; /* large; not on the stack */
@@ -149,6 +169,7 @@ int main(int argc, char **argv)
 	const char *conf_file = NULL;
 	int cmd_port = 0;
 	int rc = 1;
+	bool pid_written = false;
 	struct store_db *store = NULL;
 
 	config_init(&cfg);
@@ -244,6 +265,8 @@ int main(int argc, char **argv)
 	}
 	if (cfg.pid_file && write_pid(cfg.pid_file))
 		log_msg(b, LOG_F_WARNING, "Warning: unable to write pid file %s.", cfg.pid_file);
+	else
+		pid_written = cfg.pid_file != NULL;
 	if (drop_privileges(b, cfg.user))
 		goto out_broker;
 	/* After fork and setuid: the store file belongs to the running user,
@@ -265,6 +288,8 @@ int main(int argc, char **argv)
 		goto out_broker;
 	}
 	log_msg(b, LOG_F_NOTICE, "vigil version %s running", VIGIL_VERSION);
+	app.notify = notify_new(b);
+	notify_ready(app.notify); /* listeners open, store loaded, bridges started */
 
 	while (!app.stop) {
 		broker_run_once(b);
@@ -275,6 +300,7 @@ int main(int argc, char **argv)
 	}
 	/* SIGTERM/SIGINT: stop accepting, DISCONNECT 0x8B to v5 clients,
 	 * flush, close with FIN, exit within ~2 s. */
+	notify_stopping(app.notify);
 	bridge_stop_all(b);
 	broker_shutdown(b);
 	/* Budget 1.5 s for flushing and FIN handshakes, so the exit stays
@@ -286,11 +312,12 @@ int main(int argc, char **argv)
 	close(app.sigfd);
 	rc = 0;
 out_broker:
+	notify_free(app.notify);
 	store_db_stop(b, store); /* before broker_fini ends every session */
 	bridge_free_all(b);
+	if (pid_written)
+		remove_pid(b, cfg.pid_file);
 	broker_fini(b);
-	if (cfg.pid_file && rc == 0)
-		unlink(cfg.pid_file);
 out_loop:
 	net_loop_free(loop);
 out_cfg:

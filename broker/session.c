@@ -170,13 +170,19 @@ void session_publish_will(struct session *s)
 	m->origin_sid = s->serial;
 	/* Wills obey the ACL when they are published, not when they are set. */
 	if (security_acl(s->client, s, (const char *)m->topic.p, AUTH_WRITE)) {
-		log_msg(b, LOG_F_DEBUG, "Publishing will of client %s on '%s'.", s->id, (const char *)m->topic.p);
+		struct log_ev ev = {.event = "will_published", .client_id = s->id, .username = s->username,
+				    .topic = (const char *)m->topic.p};
+		log_event(b, LOG_F_NOTICE, &ev, "Publishing will of client %s on '%s'.", s->id,
+			  (const char *)m->topic.p);
 		if (m->retain)
 			route_retain(b, m);
 		route_message(b, m);
 		b->st.wills_published++;
 	} else {
-		log_msg(b, LOG_F_NOTICE, "Denied will of client %s on '%s' (ACL).", s->id, (const char *)m->topic.p);
+		struct log_ev ev = {.event = "will_denied", .client_id = s->id, .username = s->username,
+				    .topic = (const char *)m->topic.p, .reason = "ACL"};
+		log_event(b, LOG_F_NOTICE, &ev, "Denied will of client %s on '%s' (ACL).", s->id,
+			  (const char *)m->topic.p);
 	}
 	store_will_clear(b, s);
 	will_free(b, &w);
@@ -196,7 +202,8 @@ static void on_expiry(struct wheel_entry *e, uint64_t now)
 	(void)now;
 	if (s->client)
 		return; /* reconnected: the timer should have been cancelled */
-	log_msg(b, LOG_F_NOTICE, "Expiring client %s due to timeout.", s->id);
+	struct log_ev ev = {.event = "session_expired", .client_id = s->id, .username = s->username};
+	log_event(b, LOG_F_NOTICE, &ev, "Expiring client %s due to timeout.", s->id);
 	b->st.clients_expired++;
 	/* The will never outlives the session (v5 3.1.2.5). */
 	session_publish_will(s);
