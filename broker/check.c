@@ -16,7 +16,8 @@
  * for credentials (bad user name or password, not authorized), a rejected
  * client identifier or protocol version; the check sends no credentials
  * (compat: as issue 11 decided). CONNACK 3 "server unavailable" is a failure.
- * A listener that refuses the connection or fails TLS lets the next one be
+ * A listener that refuses the connection, fails TLS, closes or answers with
+ * something else than a CONNACK (an HTTP listener, say) lets the next one be
  * tried; an accepted connection that gets no CONNACK before the deadline is
  * a failure at once (a frozen broker: the kernel still accepts for it).
  *
@@ -354,13 +355,13 @@ static int exchange(struct chk *k, char *why, size_t whylen)
 		if (pr == MQTT_OK)
 			break;
 		if (pr != MQTT_INCOMPLETE) {
-			snprintf(why, whylen, "malformed answer to CONNECT");
-			return CK_FAIL;
+			snprintf(why, whylen, "not an MQTT answer to CONNECT");
+			return CK_NEXT;
 		}
 		r = mq_recv(k);
 		if (r == 0) {
-			snprintf(why, whylen, "the broker closed the connection without a CONNACK");
-			return CK_FAIL;
+			snprintf(why, whylen, "closed the connection without a CONNACK");
+			return CK_NEXT;
 		}
 	}
 	if (r == -ETIMEDOUT) {
@@ -384,7 +385,7 @@ static int exchange(struct chk *k, char *why, size_t whylen)
 	struct mqtt_connack ca;
 	if (f.type != MQTT_CONNACK || mqtt_connack_decode(&f, 4, &ca) != MQTT_OK) {
 		snprintf(why, whylen, "answered CONNECT with %s, not a CONNACK", mqtt_type_name(f.type));
-		return CK_FAIL;
+		return CK_NEXT;
 	}
 	if (ca.rc == 0)
 		(void)mq_send(k, (const uint8_t *)"\xe0\x00", 2); /* DISCONNECT: no will, no session */
