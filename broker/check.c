@@ -498,7 +498,8 @@ static int attempt(struct chk *k, const struct listener_conf *l, char *why, size
 	return CK_NEXT;
 }
 
-/* Preference rank of a listener (lower first), -1 for one we cannot use. */
+/* Preference rank of a listener, 0..7 (lower first): TCP before Unix, plain
+ * before TLS, MQTT before WebSockets; -1 for one we cannot use. */
 static int rank(const struct listener_conf *l)
 {
 	if (!is_tls(l) && l->psk_hint)
@@ -550,10 +551,10 @@ int check_main(int argc, char **argv)
 	if (!k)
 		goto out;
 	k->deadline = mono_ms() + (uint64_t)timeout;
-	char why[512] = "no listener this check can use (PSK-only TLS)", tried[1500] = "";
+	char why[512] = "no listener this check can use (TLS-PSK listeners are skipped)", tried[1500] = "";
 	size_t tl = 0;
 	int outcome = CK_NEXT;
-	for (int want = 0; want <= 5 && outcome == CK_NEXT; want++) {
+	for (int want = 0; want <= 7 && outcome == CK_NEXT; want++) {
 		for (size_t i = 0; i < cfg.n_listeners && outcome == CK_NEXT; i++) {
 			if (rank(&cfg.listeners[i]) != want)
 				continue;

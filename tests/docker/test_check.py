@@ -4,7 +4,7 @@
 What it checks: a healthy broker -> exit 0 with "OK ... CONNACK 0"; no broker -> exit 1 at once
 ("Connection refused"); a SIGSTOPped broker (the kernel still accepts, no CONNACK) -> exit 1 within
 its --timeout; a listener requiring a password -> exit 0, the refusal counted as "serving"; a Unix
-socket listener; a WebSockets-only configuration; a TLS listener verified with the configured
+socket listener; a WebSockets-only configuration (and a frozen one); WebSockets over TLS; a TLS listener verified with the configured
 cafile; a TLS listener whose cafile does not verify the server -> exit 1 naming TLS; the next
 listener tried when the first refuses; a bad configuration file -> exit 1 naming it.
 What it deliberately does not: Docker itself (test_docker.sh), MQTT 5, credentials (the check
@@ -99,6 +99,14 @@ def case_websockets_only(h):
 def case_tls_with_configured_ca(h):
     b = h.broker(test_tls.tls_conf())
     expect(h, b.conf_path, 0, "OK", "127.0.0.1:%d (mqtts)" % b.port, "CONNACK 0")
+
+
+def case_websockets_over_tls(h):
+    ws = free_port()
+    tls = test_tls.tls_conf()
+    h.broker("listener %d 127.0.0.1\nprotocol websockets\n%s" % (ws, tls))
+    conf = h.file("wss.conf", "listener %d 127.0.0.1\nprotocol websockets\n%sallow_anonymous true\n" % (ws, tls))
+    expect(h, conf, 0, "OK", "127.0.0.1:%d (wss)" % ws, "CONNACK 0")
 
 
 def case_tls_unverified_server_fails(h):
