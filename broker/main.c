@@ -17,7 +17,7 @@
 
 #include "bridge/bridge.h"
 #include "broker.h"
-#include "check.h"
+#include "health.h"
 #include "store_sqlite.h"
 
 struct app {
@@ -154,8 +154,8 @@ int main(int argc, char **argv)
 	int rc = 1;
 	struct store_db *store = NULL;
 
-	if (check_wanted(argc, argv))
-		return check_main(argc, argv);
+	if (health_wanted(argc, argv))
+		return health_main(argc, argv);
 	config_init(&cfg);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];

@@ -1,5 +1,5 @@
 /*
- * broker/check.c — `vigil --check [-c FILE] [-p PORT] [--timeout MS]`, the
+ * broker/health.c — `vigil --check [-c FILE] [-p PORT] [--timeout MS]`, the
  * health check the Docker image's HEALTHCHECK runs: read the same
  * configuration the broker reads, pick a listener this process can reach,
  * and do one MQTT 3.1.1 CONNECT / CONNACK round trip with a deadline.
@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "health.h"
 #include "config.h"
 #include "mqtt.h"
 #include "net.h"
@@ -507,7 +507,7 @@ static int rank(const struct listener_conf *l)
 	return (l->websockets ? 4 : 0) + (is_tls(l) ? 2 : l->unix_path ? 1 : 0);
 }
 
-int check_wanted(int argc, char **argv)
+int health_wanted(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--check"))
@@ -515,7 +515,7 @@ int check_wanted(int argc, char **argv)
 	return 0;
 }
 
-int check_main(int argc, char **argv)
+int health_main(int argc, char **argv)
 {
 	const char *file = NULL;
 	int port = 0, timeout = CHECK_DEFAULT_TIMEOUT_MS, rc = 1;
