@@ -136,7 +136,9 @@ $D logs "$cdef" 2>&1 | grep -q 'listen socket on all addresses port 1883' ||
 	{ cname=$cdef; fail "default configuration does not say it listens on all addresses"; }
 uid=$($D exec "$cdef" awk '/^Uid:/ { print $2 }' /proc/1/status)
 [ "$uid" = 1883 ] || { cname=$cdef; fail "broker runs as uid '$uid', not 1883 (mosquitto)"; }
-say "default config: healthy, 'listen socket on all addresses port 1883', broker uid 1883"
+mv=$($D exec "$cdef" mosquitto --version 2>&1)
+case "$mv" in vigil*) ;; *) cname=$cdef; fail "'mosquitto' in the image is not vigil: $mv" ;; esac
+say "default config: healthy, 'listen socket on all addresses port 1883', broker uid 1883, 'mosquitto' runs vigil"
 $D rm -f "$cdef" >/dev/null
 cdef=""
 
