@@ -26,7 +26,7 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsu
 
 PROTO_SRC  := $(wildcard protocol/*.c)
 NET_SRC    := $(wildcard net/*.c)
-BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
+BROKER_SRC := $(filter-out broker/main.c broker/health.c,$(wildcard broker/*.c))
 BRIDGE_SRC := $(wildcard broker/bridge/*.c)
 STORE_SRC  := $(wildcard broker/store/*.c)
 
@@ -50,7 +50,7 @@ all: vigil
 vigil: $(BUILD)/vigil
 	cp $(BUILD)/vigil vigil.tmp && mv -f vigil.tmp vigil
 
-$(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
+$(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/broker/health.o $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) $(STORE_LIBS) $(SYSTEMD_LIBS) -largon2 -lcrypt -lm
 
 $(BUILD)/libprotocol.a: $(PROTO_OBJ)

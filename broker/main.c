@@ -23,6 +23,7 @@
 #include "bridge/bridge.h"
 #include "broker.h"
 #include "notify.h"
+#include "health.h"
 #include "store_sqlite.h"
 
 struct app {
@@ -39,7 +40,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "vigil version %s\n\n"
 		   "vigil is an MQTT v5.0/v3.1.1/v3.1 broker, a drop-in replacement for mosquitto.\n\n"
-		   "Usage: vigil [-c config_file] [-d] [-h] [-p port] [-v]\n\n"
+		   "Usage: vigil [-c config_file] [-d] [-h] [-p port] [-v]\n"
+		   "       vigil --check [-c config_file] [-p port] [--timeout ms]\n\n"
 		   " -c : specify the broker config file (mosquitto.conf syntax).\n"
 		   " -d : put the broker into the background after starting.\n"
 		   " -h, --help : display this help.\n"
@@ -47,7 +49,8 @@ static void usage(FILE *f)
 		   "      Not recommended in conjunction with the -c option.\n"
 		   " -v : verbose mode - enable all logging types. This overrides\n"
 		   "      any logging options given in the config file.\n"
-		   " --version : print the version and exit.\n\n"
+		   " --version : print the version and exit.\n"
+		   " --check : health check: CONNECT/CONNACK on a listener of the config; exit 0 or 1.\n\n"
 		   "See https://mosquitto.org/ for the configuration file format.\n",
 		VIGIL_VERSION);
 }
@@ -172,6 +175,8 @@ int main(int argc, char **argv)
 	bool pid_written = false;
 	struct store_db *store = NULL;
 
+	if (health_wanted(argc, argv))
+		return health_main(argc, argv);
 	config_init(&cfg);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
