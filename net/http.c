@@ -350,6 +350,18 @@ static int cb_http(struct net_http_req *r, struct lws *wsi, const char *uri)
 	int ul = 0;
 	r->method = lws_http_get_uri_and_method(wsi, &u, &ul);
 	snprintf(r->path, sizeof r->path, "%s", uri ? uri : "");
+	/* lws takes a Content-Length it cannot parse as none: refuse it here
+	 * (RFC 9110 8.6: digits only). A body on a GET is not read: close after. */
+	char cl[32];
+	int cn = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (cn > 0) {
+		bool ok = cn < (int)sizeof cl && lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+			  strspn(cl, "0123456789") == strlen(cl);
+		if (!ok)
+			return net_http_respond(r, 400, "text/plain", NULL, "bad Content-Length\n", 19) < 0 ? -1 : 0;
+		if (strcmp(cl, "0") != 0)
+			r->close_after = true;
+	}
 	r->h->cb(r, r->h->user);
 	if (!r->answered && net_http_respond(r, 500, "text/plain", NULL, "internal error\n", 15) < 0)
 		return -1;
