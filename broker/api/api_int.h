@@ -15,7 +15,7 @@
 
 #define API_EVENTS 64 /* recent events kept for the status page */
 
-/* ---- a growable output buffer with a JSON writer (api_json.c) ---- */
+/* ---- a growable output buffer with a JSON string writer (jbuf.c) ---- */
 struct jbuf {
 	char *p;
 	size_t len, cap;
