@@ -34,12 +34,18 @@
 
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #define HTTP_SLICE 16384          /* body bytes written per writeable callback */
 #define HTTP_HEAD_MAX 2048        /* response head */
 #define HTTP_TICK_MS 1000         /* lws timer service while connections are open */
 #define HTTP_TIMEOUT_SECS 10      /* lws's handshake / request-head timeouts */
 #define HTTP_KEEPALIVE_SECS 15    /* idle keep-alive connection */
+/* Kernel send buffer of an HTTP connection (Linux doubles it: 256 KiB in all). Fixed rather than
+ * autotuned (up to tcp_wmem's 4 MiB): a streamed listing then reflects the broker when the reader
+ * takes it, not seconds earlier, and a slow scraper pins at most this much kernel memory; 256 KiB
+ * per round trip is still 5 MB/s at 50 ms. */
+#define HTTP_SNDBUF (128 * 1024)
 
 struct net_http {
 	struct net_loop *loop;
@@ -52,6 +58,7 @@ struct net_http {
 	unsigned nsess;
 	bool tls;
 	struct net_http_req *adopting; /* being adopted: lws may destroy it before adopt returns */
+	const struct net_tls_opts *init_tls; /* only while the vhost is being created */
 	struct net_link touched, all;
 };
 
@@ -368,6 +375,34 @@ static int cb_http(struct net_http_req *r, struct lws *wsi, const char *uri)
 	return 0;
 }
 
+/* What lws has no option for, on the vhost's SSL_CTX: as ws.c (tls_version is the minimum, capath,
+ * crlfile). */
+static int cb_tls_extra(struct lws *wsi, SSL_CTX *ctx)
+{
+	struct lws_context *lc = wsi ? lws_get_context(wsi) : NULL;
+	struct net_http *h = lc ? lws_context_user(lc) : NULL;
+	const struct net_tls_opts *o = h ? h->init_tls : NULL;
+	if (!o || !ctx)
+		return 0;
+	int v = TLS1_2_VERSION;
+	if (o->tls_version && !strcmp(o->tls_version, "tlsv1.3"))
+		v = TLS1_3_VERSION;
+	else if (o->tls_version && !strcmp(o->tls_version, "tlsv1.1"))
+		v = TLS1_1_VERSION;
+	SSL_CTX_set_min_proto_version(ctx, v);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+	if (o->capath && SSL_CTX_load_verify_locations(ctx, NULL, o->capath) != 1)
+		return 1;
+	if (o->crlfile) {
+		X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+		X509_LOOKUP *lk = st ? X509_STORE_add_lookup(st, X509_LOOKUP_file()) : NULL;
+		if (!lk || X509_load_crl_file(lk, o->crlfile, X509_FILETYPE_PEM) < 1)
+			return 1;
+		X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+	}
+	return 0;
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	struct net_http_req *r = wsi ? lws_get_opaque_user_data(wsi) : NULL;
@@ -388,6 +423,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return -1; /* no WebSocket upgrade on an HTTP API listener */
 	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
 		return len ? 0 : 1; /* keep OpenSSL's verdict */
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		return cb_tls_extra(wsi, user);
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (r && !r->gone) {
 			r->gone = true;
@@ -474,6 +511,8 @@ int net_http_attach(struct net_listener *l, int fd, const char *peer)
 		return -ENOMEM;
 	}
 	memcpy(r->peer, peer, pl);
+	int sb = HTTP_SNDBUF;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb); /* best effort */
 	r->h = h;
 	r->fd = fd;
 	r->method = -1;
@@ -574,8 +613,10 @@ int net_http_listener_init(struct net_listener *l, const struct net_listen_opts 
 		vi.ssl_ca_filepath = t->cafile;
 		vi.ssl_cipher_list = t->ciphers;
 		vi.tls1_3_plus_cipher_list = t->ciphers_tls13;
+		h->init_tls = t;
 	}
 	h->vh = lws_create_vhost(h->ctx, &vi);
+	h->init_tls = NULL;
 	if (!h->vh) {
 		snprintf(err, errlen, "cannot create the HTTP vhost (TLS files?)%s%s", t ? ": " : "",
 			 t ? t->certfile : "");

@@ -93,6 +93,7 @@ static size_t stream_fill(void *state, uint8_t *buf, size_t cap, bool *done)
 {
 	struct api_stream *s = state;
 	size_t out = 0;
+	bool rendered = false;
 	while (out < cap) {
 		if (s->pend_off < s->pend.len) {
 			size_t n = s->pend.len - s->pend_off;
@@ -110,9 +111,10 @@ static size_t stream_fill(void *state, uint8_t *buf, size_t cap, bool *done)
 			*done = true;
 			break;
 		}
+		if (rendered)
+			break; /* one render per call: bounded work per writable slot */
 		stream_render(s);
-		if (!s->closed && out > 0)
-			break; /* one render per slice: bounded work per call */
+		rendered = true;
 	}
 	return out;
 }

@@ -157,6 +157,44 @@ def t_clients_countdowns_and_pagination(h):
     print("  4 clients' fields and countdowns (+-2 ms of 1.5 x keepalive - silence); 4 pages; 400 x4")
 
 
+def t_clients_stream_survives_clients_leaving(h):
+    # A listing streamed to a slow reader while clients leave: valid JSON, no client twice, and
+    # every client connected for the whole answer in it exactly once (the cursor moves past the
+    # clients that leave; under the sanitizer build this is also a use-after-free check).
+    b, hp = at.broker(h)
+    # ~840 KB of JSON: more than net/http.c's 256 KiB send buffer + lws's slice, so the cursor is
+    # inside the band of clients that leave (the oldest 700; the listing is newest first) and is
+    # moved on repeatedly
+    n, gone = 1000, 700
+    pad = "z" * 600
+    cs = [h.connect(b.port, "s-%04d-%s" % (i, pad)) for i in range(n)]
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", hp))
+    s.settimeout(5)
+    s.sendall(b"GET /api/v1/clients HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = s.recv(8192)
+    time.sleep(0.1)
+    for c in cs[:gone]:  # the oldest: listed last (newest connection first)
+        c.close()
+    time.sleep(0.3)
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    s.close()
+    r = at.parse_response(got)
+    ids = [c["client_id"] for c in r.json()]
+    check(len(ids) == len(set(ids)), "a client listed twice")
+    stayed = {"s-%04d-%s" % (i, pad) for i in range(gone, n)}
+    check(stayed <= set(ids), "%d clients connected throughout are missing" % len(stayed - set(ids)))
+    check(len(ids) < n, "none of the %d clients that left was skipped (%d listed)" % (gone, len(ids)))
+    check(at.get(hp, "/api/v1/clients").header("x-total-count") == str(n - gone), "total after")
+    print("  %d-client listing to a slow reader while %d left: %d listed, no duplicate, all %d stayers"
+          % (n, gone, len(ids), len(stayed)))
+
+
 def _passwd(h, user, pw):
     path = os.path.join(h.dir, "passwd")
     subprocess.run(["mosquitto_passwd", "-b", "-c" if not os.path.exists(path) else "-b", path, user, pw]
