@@ -46,6 +46,7 @@
  * takes it, not seconds earlier, and a slow scraper pins at most this much kernel memory; 256 KiB
  * per round trip is still 5 MB/s at 50 ms. */
 #define HTTP_SNDBUF (128 * 1024)
+#define HTTP_MAX_CONNS_DEFAULT 256 /* open HTTP connections per listener (max_connections overrides) */
 
 struct net_http {
 	struct net_loop *loop;
@@ -53,6 +54,7 @@ struct net_http {
 	struct lws_vhost *vh;
 	net_http_cb cb;
 	void *user;
+	unsigned max_conns;
 	int tfd;
 	int timer; /* 0 off, 1 tick, 2 kick */
 	unsigned nsess;
@@ -504,6 +506,10 @@ static void http_log_emit(int level, const char *line)
 int net_http_attach(struct net_listener *l, int fd, const char *peer)
 {
 	struct net_http *h = l->http;
+	if (h->nsess >= h->max_conns) { /* an fd spent on HTTP is not available to MQTT: bounded */
+		close(fd);
+		return -EMFILE;
+	}
 	size_t pl = strlen(peer) + 1;
 	struct net_http_req *r = calloc(1, sizeof *r + pl);
 	if (!r) {
@@ -559,6 +565,7 @@ int net_http_listener_init(struct net_listener *l, const struct net_listen_opts 
 	h->loop = l->loop;
 	h->cb = o->http_cb;
 	h->user = o->http_user;
+	h->max_conns = o->http_max_conns > 0 ? (unsigned)o->http_max_conns : HTTP_MAX_CONNS_DEFAULT;
 	h->tfd = -1;
 	net_list_init(&h->touched);
 	net_list_init(&h->all);
@@ -633,6 +640,11 @@ fail:
 	}
 	free(h);
 	return -1;
+}
+
+size_t net_http_connections(const struct net_listener *l)
+{
+	return l && l->http ? l->http->nsess : 0;
 }
 
 void net_http_listener_free(struct net_listener *l)

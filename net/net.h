@@ -199,6 +199,8 @@ int net_http_respond(struct net_http_req *r, int status, const char *ctype, cons
  * or the connection ends first. On error the caller still owns state. */
 int net_http_stream(struct net_http_req *r, int status, const char *ctype, const char *extra, net_http_fill_cb fill,
 		    void *state, void (*release)(void *state));
+/* Connections open now on an HTTP listener (0 for any other). */
+size_t net_http_connections(const struct net_listener *l);
 
 struct net_listen_opts {
 	const char *bind_address; /* NULL or "" = any; a host name or literal */
@@ -221,6 +223,7 @@ struct net_listen_opts {
 	 * request head; TLS from tls; accept_cb is not called). */
 	net_http_cb http_cb;
 	void *http_user;
+	int http_max_conns;       /* open connections at most (more are closed at accept); <= 0: 256 */
 };
 
 /* A new connection was accepted (before any handshake completes). The

@@ -67,8 +67,10 @@ bool api_view_listener(const struct broker *b, size_t i, struct api_listener_row
 	row->open = l->nl != NULL;
 	if (lc->http_api && b->api)
 		for (size_t k = 0; k < b->api->n_ls; k++)
-			if (b->api->ls[k].core_listener == l)
+			if (b->api->ls[k].core_listener == l) {
 				row->open = b->api->ls[k].nl != NULL;
+				row->connections = net_http_connections(b->api->ls[k].nl);
+			}
 	return true;
 }
 
@@ -188,6 +190,7 @@ int api_start(struct broker *b, char *err, size_t errlen)
 			.ws_log_level = b->cfg->websockets_log_level,
 			.ws_log = lws_line,
 			.ws_log_user = b,
+			.http_max_conns = lc->max_connections, /* -1 (unlimited) means net's default bound */
 			.http_cb = api_http_request,
 			.http_user = hl,
 		};
