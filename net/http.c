@@ -16,6 +16,8 @@
  * SERVER_WRITEABLE (at most HTTP_SLICE bytes), pulled from the owner's fill callback, so a long answer
  * never holds the loop: Content-Length when the size is known, chunked (lws frames the chunks)
  * otherwise. Request bodies are not accepted: a request that carries one is answered and closed.
+ * Each listener holds at most max_conns connections (more are closed at accept: an fd spent on HTTP is
+ * one MQTT cannot have), each with a fixed 128 KiB send buffer (HTTP_SNDBUF).
  *
  * Not here: routing, JSON, authentication policy (the owner's), WebSockets upgrades (refused).
  * Invariant: a session lives while its wsi lives; the owner's stream state is released exactly once

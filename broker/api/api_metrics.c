@@ -42,7 +42,7 @@ void api_metrics_text(const struct api *a, struct jbuf *j)
 	struct api_totals t;
 	api_view_totals(a->b, &t);
 	const char *G = "gauge", *C = "counter";
-	sample(j, "vigil_clients_connected", G, "MQTT clients connected now.", t.clients_connected);
+	sample(j, "vigil_clients_connected", G, "MQTT clients connected now (bridges' own connections included).", t.clients_connected);
 	sample(j, "vigil_sessions", G, "Sessions held, connected or not.", t.sessions);
 	sample(j, "vigil_subscriptions", G, "Subscriptions, shared-subscription members included.", t.subscriptions);
 	sample(j, "vigil_retained_messages", G, "Retained messages, $SYS included.", t.retained);
