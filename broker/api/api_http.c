@@ -193,7 +193,7 @@ static enum route route_of(const char *path)
 
 static bool authorized(const struct api_http_listener *hl, struct net_http_req *r)
 {
-	if (!hl->auth)
+	if (!api_view_auth_required(hl->core_listener))
 		return true;
 	char user[256], pass[512];
 	bool ok = net_http_basic_auth(r, user, sizeof user, pass, sizeof pass) == 0 &&

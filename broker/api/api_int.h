@@ -88,7 +88,6 @@ struct api_http_listener {
 	struct api *a;
 	struct net_listener *nl;
 	const void *core_listener; /* the core's struct listener (auth), opaque here */
-	bool auth;                 /* password_file set and allow_anonymous false */
 };
 struct api {
 	struct broker *b;
@@ -112,7 +111,10 @@ struct api_stream {
 
 /* api_events.c */
 size_t api_events_json(const struct api *a, struct jbuf *j, size_t max);
-/* api_view.c: auth for an HTTP listener (the MQTT password code). */
+/* api_view.c: auth for an HTTP listener. Required while its security
+ * settings have a password_file and allow_anonymous false (read per
+ * request: SIGHUP may change them); checked by the MQTT password code. */
+bool api_view_auth_required(const void *core_listener);
 bool api_view_password_ok(const void *core_listener, const char *user, const char *pass);
 /* api_metrics.c */
 void api_metrics_text(const struct api *a, struct jbuf *j);

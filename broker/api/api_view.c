@@ -139,6 +139,12 @@ const char *api_view_version(void)
 	return VIGIL_VERSION;
 }
 
+bool api_view_auth_required(const void *core_listener)
+{
+	const struct listener *l = core_listener;
+	return l->sec->password_file && !l->sec->allow_anonymous;
+}
+
 bool api_view_password_ok(const void *core_listener, const char *user, const char *pass)
 {
 	/* The same decision as for an MQTT CONNECT on that listener. */
@@ -178,7 +184,6 @@ int api_start(struct broker *b, char *err, size_t errlen)
 		struct api_http_listener *hl = &a->ls[a->n_ls++];
 		hl->a = a;
 		hl->core_listener = l;
-		hl->auth = l->sec->password_file && !l->sec->allow_anonymous;
 		struct net_listen_opts lo = {
 			.bind_address = lc->bind_address,
 			.bind_interface = lc->bind_interface,
@@ -203,7 +208,7 @@ int api_start(struct broker *b, char *err, size_t errlen)
 			return -1;
 		log_msg(b, LOG_F_NOTICE, "Opening http_api %s listen socket on %s port %d%s.", l->tls ? "HTTPS" : "HTTP",
 			lc->bind_address ? lc->bind_address : "all addresses", net_listener_port(hl->nl),
-			hl->auth ? " (Basic auth)" : "");
+			api_view_auth_required(l) ? " (Basic auth)" : "");
 	}
 	return 0;
 }
