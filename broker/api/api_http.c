@@ -152,10 +152,8 @@ static void clients(struct api *a, struct net_http_req *r)
 	s->cursor = api_view_client_first(a->b);
 	s->skip = offset;
 	s->left = limit;
-	struct api_totals t;
-	api_view_totals(a->b, &t);
 	char extra[64];
-	snprintf(extra, sizeof extra, "X-Total-Count: %" PRIu64 "\r\n", t.clients_connected);
+	snprintf(extra, sizeof extra, "X-Total-Count: %" PRIu64 "\r\n", api_view_clients_connected(a->b));
 	if (net_http_stream(r, 200, JSON, extra, stream_fill, s, stream_release) < 0) {
 		free(s);
 		net_http_respond(r, 503, "text/plain", NULL, "out of memory\n", 14);

@@ -57,7 +57,10 @@ struct api_client_row {
 	bool will, clean, bridge;
 	int listener_port;
 };
+/* One snapshot of every figure (walks the session table for the queue
+ * figures: O(sessions)). */
 void api_view_totals(const struct broker *b, struct api_totals *t);
+uint64_t api_view_clients_connected(const struct broker *b); /* O(1) */
 /* Row i (0-based) of the listeners; false past the end. */
 bool api_view_listener(const struct broker *b, size_t i, struct api_listener_row *row);
 /* Client list cursor: an opaque position in the core's list (newest first).

@@ -53,6 +53,11 @@ void api_view_totals(const struct broker *b, struct api_totals *t)
 	t->n_bridges = b->n_bridges;
 }
 
+uint64_t api_view_clients_connected(const struct broker *b)
+{
+	return b->st.clients_connected;
+}
+
 bool api_view_listener(const struct broker *b, size_t i, struct api_listener_row *row)
 {
 	if (i >= b->n_listeners)
