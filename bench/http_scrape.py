@@ -124,13 +124,15 @@ def main():
         idle = [r for p, r in probe.rtts if p == "idle"]
         print("vigil HTTP API scrape, %d connected MQTT clients, %d rounds each (2-core host, loadgen on the "
               "same host)\n" % (CONNS, ROUNDS))
-        print("| request | body bytes | p50 ms | max ms | probe PINGREQ RTT p50 / max ms during |")
+        print("| request | body bytes | p50 ms | max ms | probe PINGREQ RTT during: n, p50 / p99 / max ms |")
         print("|---|---|---|---|---|")
         for path, size, ts in results:
             rt = [r for p, r in probe.rtts if p == path]
-            print("| GET %s | %d | %.1f | %.1f | %.2f / %.2f |" % (path, size, pct(ts, 50) * 1e3, max(ts) * 1e3,
-                                                               pct(rt, 50) * 1e3, max(rt) * 1e3))
-        print("| (no scrape) | | | | %.2f / %.2f |" % (pct(idle, 50) * 1e3, max(idle) * 1e3))
+            print("| GET %s | %d | %.1f | %.1f | %d, %.2f / %.2f / %.2f |"
+                  % (path, size, pct(ts, 50) * 1e3, max(ts) * 1e3, len(rt), pct(rt, 50) * 1e3, pct(rt, 99) * 1e3,
+                     max(rt) * 1e3))
+        print("| (no scrape) | | | | %d, %.2f / %.2f / %.2f |"
+              % (len(idle), pct(idle, 50) * 1e3, pct(idle, 99) * 1e3, max(idle) * 1e3))
         return 0
     finally:
         if lg:
