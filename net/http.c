@@ -19,7 +19,9 @@
  * Each listener holds at most max_conns connections (more are closed at accept: an fd spent on HTTP is
  * one MQTT cannot have), each with a fixed 128 KiB send buffer (HTTP_SNDBUF).
  *
- * Not here: routing, JSON, authentication policy (the owner's), WebSockets upgrades (refused).
+ * HTTP/1.x only: no h2 in ALPN, and an Upgrade request (h2c, WebSocket) is closed (each request is one
+ * wsi and one session here; h2 streams would be child wsis).
+ * Not here: routing, JSON, authentication policy (the owner's).
  * Invariant: a session lives while its wsi lives; the owner's stream state is released exactly once
  * (answer finished, or the connection gone), after which net never calls the owner for it again.
  */
@@ -423,8 +425,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0; /* discarded: the answer says Connection: close */
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return cb_writeable(r, wsi);
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:     /* h2c or websocket: HTTP/1.1 only here */
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return -1; /* no WebSocket upgrade on an HTTP API listener */
+		return -1;
 	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
 		return len ? 0 : 1; /* keep OpenSSL's verdict */
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
@@ -613,6 +616,7 @@ int net_http_listener_init(struct net_listener *l, const struct net_listen_opts 
 	vi.timeout_secs = HTTP_TIMEOUT_SECS;
 	vi.keepalive_timeout = HTTP_KEEPALIVE_SECS;
 	vi.server_string = "vigil";
+	vi.alpn = "http/1.1"; /* no h2: every request is one wsi here, h2 streams would be child wsis */
 	if (t) {
 		vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		if (t->require_certificate)
