@@ -29,10 +29,11 @@ NET_SRC    := $(wildcard net/*.c)
 BROKER_SRC := $(filter-out broker/main.c broker/health.c,$(wildcard broker/*.c))
 BRIDGE_SRC := $(wildcard broker/bridge/*.c)
 STORE_SRC  := $(wildcard broker/store/*.c)
+API_SRC    := $(wildcard broker/api/*.c)
 
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/%.o)
 NET_OBJ    := $(NET_SRC:%.c=$(BUILD)/%.o)
-BROKER_OBJ := $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BRIDGE_SRC:%.c=$(BUILD)/%.o)
+BROKER_OBJ := $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BRIDGE_SRC:%.c=$(BUILD)/%.o) $(API_SRC:%.c=$(BUILD)/%.o)
 STORE_OBJ  := $(STORE_SRC:%.c=$(BUILD)/%.o)
 STORE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 # sd_notify (broker/notify.c): libsystemd-dev
@@ -78,6 +79,16 @@ $(BUILD)/broker/bridge/%.o: broker/bridge/%.c
 $(BUILD)/broker/store/%.o: broker/store/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -Ibroker/store -Ibroker -Iprotocol -Inet -c -o $@ $<
+# The API room (broker/api/): only api_view.c sees the core's headers; the
+# HTTP, JSON and metrics files see their own folder and net/ (plain rows,
+# never struct broker). The core sees only api/api.h.
+$(BUILD)/broker/api/api_view.o: broker/api/api_view.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Ibroker/api -Ibroker -Iprotocol -Inet -c -o $@ $<
+$(BUILD)/broker/api/api_page.o: broker/api/page.html
+$(BUILD)/broker/api/%.o: broker/api/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Ibroker/api -Inet -c -o $@ $<
 $(BUILD)/broker/main.o: broker/main.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -Ibroker -Iprotocol -Inet -Ibroker/store -c -o $@ $<
@@ -99,6 +110,7 @@ LINK_test_mem      = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_ws       = $(BUILD)/libnet.a
 LINK_test_mosqdb   = $(BUILD)/broker/store/mosqdb.o $(BUILD)/libprotocol.a
 LINK_test_store    = $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
+LINK_test_jbuf     = $(BUILD)/broker/api/jbuf.o
 LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 
 .SECONDEXPANSION:
@@ -172,7 +184,7 @@ fuzz:
 	@mkdir -p build/fuzz/corpus-protocol build/fuzz/corpus-config
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Iprotocol tests/fuzz/fuzz_protocol.c $(PROTO_SRC) -o build/fuzz/fuzz_protocol
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker tests/fuzz/fuzz_config.c broker/config.c -o build/fuzz/fuzz_config
-	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker -Iprotocol -Inet tests/fuzz/fuzz_broker.c $(BROKER_SRC) broker/bridge/bridge_topic.c $(PROTO_SRC) \
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker -Iprotocol -Inet tests/fuzz/fuzz_broker.c $(BROKER_SRC) broker/bridge/bridge_topic.c broker/api/api_events.c broker/api/jbuf.c $(PROTO_SRC) \
 		$(NET_LIBS) $(SYSTEMD_LIBS) -largon2 -lcrypt -o build/fuzz/fuzz_broker
 	build/fuzz/fuzz_protocol -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-protocol
 	build/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-config

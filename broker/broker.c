@@ -164,6 +164,8 @@ int broker_listen(struct broker *b, char *err, size_t errlen)
 			if (!l->tls)
 				return listener_err(lc, err, errlen);
 		}
+		if (lc->http_api)
+			continue; /* opened by api_start (broker/api/) with the security and TLS loaded here */
 		struct net_listen_opts lo = {
 			.bind_address = lc->bind_address,
 			.bind_interface = lc->bind_interface,

@@ -47,6 +47,7 @@ struct broker;
 struct session;
 struct client;
 struct bridge;
+struct api;
 
 /* ---- messages --------------------------------------------------------------- */
 
@@ -268,6 +269,7 @@ struct broker {
 	void *store_user;
 	struct bridge *bridges;   /* bridge/: one per "connection" section */
 	size_t n_bridges;
+	struct api *api;          /* api/: the HTTP API room, NULL without an http_api listener */
 	struct client **store_marked; /* store.c: clients with acks awaiting the commit */
 	size_t n_store_marked, cap_store_marked;
 };

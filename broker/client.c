@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "api/api.h"
 
 static void on_data(struct net_conn *conn, void *user);
 static void on_close(struct net_conn *conn, enum net_close_reason why, int err, void *user);
@@ -132,6 +133,7 @@ static void on_timer(struct wheel_entry *e, uint64_t now)
 			  client_name(c), (unsigned long long)(silent / 1000), (unsigned long long)(silent % 1000),
 			  c->keepalive);
 	}
+	api_note_keepalive_timeout(b->api, client_name(c), net_conn_peer(c->conn), c->keepalive, silent);
 	if (net_conn_out_pending(c->conn) > 0)
 		b->st.halfopen_closes++; /* unsent data to a silent peer: most likely half-open */
 	client_close(c, 0x8D, true, true, NULL); /* v5: Keep Alive timeout */
@@ -191,6 +193,7 @@ void client_send_disconnect(struct client *c, uint8_t rc, const char *reason)
 static void client_unlink(struct client *c)
 {
 	struct broker *b = c->b;
+	api_client_gone(b->api, c, c->next_all); /* a client listing being streamed moves past it */
 	if (c->prev_all)
 		c->prev_all->next_all = c->next_all;
 	else if (b->clients == c)

@@ -486,7 +486,7 @@ static bool default_listener_used(const struct config *c)
 	       d->keyfile || d->ciphers || d->ciphers_tls13 || d->dhparamfile || d->psk_hint ||
 	       d->require_certificate || d->crlfile || d->use_identity_as_username || d->use_subject_as_username ||
 	       d->use_username_as_clientid || d->max_connections != -1 || d->max_qos != 2 || d->mount_point ||
-	       d->websockets || d->family != AF_UNSPEC || d->security.password_file || d->security.psk_file ||
+	       d->websockets || d->http_api || d->family != AF_UNSPEC || d->security.password_file || d->security.psk_file ||
 	       !d->security.allow_zero_length_clientid || d->tcp_keepalive_idle || d->tcp_user_timeout_ms;
 }
 
@@ -565,7 +565,9 @@ static int check_listener(const struct listener_conf *l, config_warn_fn warn, vo
 				    "requested, so every client is refused (as mosquitto)");
 	if (l->psk_hint && l->websockets)
 		return ferr(err, errlen, l, "psk_hint cannot be used with protocol websockets (as mosquitto)");
-	if (l->unix_path && (l->websockets || tls))
+	if (l->psk_hint && l->http_api)
+		return ferr(err, errlen, l, "psk_hint cannot be used with protocol http_api (HTTPS needs certfile and keyfile)");
+	if (l->unix_path && (l->websockets || l->http_api || tls))
 		return ferr(err, errlen, l, "a Unix socket listener supports plain MQTT only");
 	return 0;
 }

@@ -39,6 +39,7 @@ struct listener_conf {
 	char *unix_path;          /* "listener 0 /path/sock" */
 	int family;               /* socket_domain: AF_UNSPEC, AF_INET, AF_INET6 */
 	bool websockets;          /* protocol websockets */
+	bool http_api;            /* protocol http_api (vigil): the HTTP API, not MQTT (broker/api/) */
 	char *http_dir;
 	char *mount_point;
 	int max_connections;      /* -1 unlimited */

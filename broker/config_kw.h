@@ -109,12 +109,13 @@ static int h_socket_domain(struct pfile *f, const struct kw *k, char *args)
 
 static int h_protocol(struct pfile *f, const struct kw *k, char *args)
 {
-	static const char *const n[] = {"mqtt", "websockets", NULL};
-	static const int v[] = {0, 1};
-	int r = choose(f, k, &args, n, v, "mqtt or websockets");
+	static const char *const n[] = {"mqtt", "websockets", "http_api", NULL};
+	static const int v[] = {0, 1, 2};
+	int r = choose(f, k, &args, n, v, "mqtt, websockets or http_api");
 	if (r < 0)
 		return -1;
 	cur_listener(f)->websockets = r == 1;
+	cur_listener(f)->http_api = r == 2; /* vigil extension (mosquitto-compat.md) */
 	return 0;
 }
 

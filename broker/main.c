@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "bridge/bridge.h"
 #include "broker.h"
 #include "notify.h"
@@ -250,7 +251,7 @@ int main(int argc, char **argv)
 			"(configure a 'listener' with -c FILE to accept remote clients).",
 			cfg.n_listeners ? cfg.listeners[0].port : 1883);
 	raise_nofile(b);
-	if (broker_listen(b, err, sizeof(err))) {
+	if (broker_listen(b, err, sizeof(err)) || api_start(b, err, sizeof(err))) {
 		log_msg(b, LOG_F_ERROR, "Error: %s", err);
 		goto out_broker;
 	}
@@ -318,6 +319,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out_broker:
 	notify_free(app.notify);
+	api_stop(b); /* HTTP API listeners and their streams, before the clients go */
 	store_db_stop(b, store); /* before broker_fini ends every session */
 	bridge_free_all(b);
 	if (pid_written)

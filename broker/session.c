@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "api/api.h"
 
 static void on_expiry(struct wheel_entry *e, uint64_t now);
 static void on_will_delay(struct wheel_entry *e, uint64_t now);
@@ -178,6 +179,7 @@ void session_publish_will(struct session *s)
 			route_retain(b, m);
 		route_message(b, m);
 		b->st.wills_published++;
+		api_note_will(b->api, s->id, (const char *)m->topic.p);
 	} else {
 		struct log_ev ev = {.event = "will_denied", .client_id = s->id, .username = s->username,
 				    .topic = (const char *)m->topic.p, .reason = "ACL"};

@@ -87,6 +87,10 @@ void net_listener_event(struct net_lsock *s, uint32_t events)
 			snprintf(peer, sizeof peer, "%s", l->unix_path);
 		else
 			sockaddr_peer(&ss, peer, sizeof peer);
+		if (l->kind == NET_HTTP) { /* http.c: lws adopts the fd, no net_conn */
+			net_http_attach(l, fd, peer);
+			continue;
+		}
 		struct net_conn *c = net_conn_new(loop, fd, l, &net_tcp_transport, peer);
 		if (!c) {
 			close(fd);
@@ -264,6 +268,8 @@ struct net_listener *net_listen(struct net_loop *loop, const struct net_listen_o
 	}
 	if (r == 0 && o->kind == NET_WEBSOCKETS) /* ws.c: lws context for this listener */
 		r = net_ws_listener_init(l, o, err, errlen);
+	if (r == 0 && o->kind == NET_HTTP) /* http.c: lws context for this listener */
+		r = net_http_listener_init(l, o, err, errlen);
 	if (r != 0) {
 		for (int i = 0; i < l->nsocks; i++)
 			close(l->socks[i].fd); /* close also drops it from epoll */
@@ -299,6 +305,8 @@ void net_listener_unref(struct net_listener *l)
 		return;
 	if (l->ws)
 		net_ws_listener_free(l); /* ws.c: destroy the lws context */
+	if (l->http)
+		net_http_listener_free(l); /* http.c */
 	net_list_add_tail(&l->loop->dead_lsock, &l->link);
 }
 

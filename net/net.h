@@ -165,7 +165,42 @@ struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, 
 
 /* ---- listeners ----------------------------------------------------------------- */
 
-enum net_transport_kind { NET_TCP = 0, NET_WEBSOCKETS = 1 };
+enum net_transport_kind { NET_TCP = 0, NET_WEBSOCKETS = 1, NET_HTTP = 2 };
+
+/* ---- HTTP (http.c: libwebsockets parses, we answer) ------------------------------ */
+
+/* One request on an HTTP listener, valid from the handler call until its
+ * answer is written or the connection ends (for streams: until release). */
+struct net_http_req;
+/* A request head arrived. The handler answers before it returns, with
+ * net_http_respond or net_http_stream (no answer: 500). */
+typedef void (*net_http_cb)(struct net_http_req *r, void *user);
+/* Fill up to cap bytes of a streamed body; set *done with the last bytes.
+ * Called once per writeable slot, so each call should be short. */
+typedef size_t (*net_http_fill_cb)(void *state, uint8_t *buf, size_t cap, bool *done);
+
+/* "GET", "POST", ... ("" when lws did not recognise it). */
+const char *net_http_method(const struct net_http_req *r);
+/* The decoded, sanitised path without the query ("/api/v1/clients"). */
+const char *net_http_path(const struct net_http_req *r);
+const char *net_http_peer(const struct net_http_req *r);
+/* The (decoded) value of query argument name, in buf. 0, or -1: absent. */
+int net_http_query(const struct net_http_req *r, const char *name, char *buf, size_t cap);
+/* "Authorization: Basic ..." decoded into user and pass (NUL-terminated).
+ * 0, or -1: absent, not Basic, malformed or too long. */
+int net_http_basic_auth(const struct net_http_req *r, char *user, size_t ucap, char *pass, size_t pcap);
+/* Answer with a whole body (copied; sent with Content-Length, in slices).
+ * extra: more header lines, each "Name: value\r\n", or NULL. A status >= 400
+ * or a method other than GET also closes the connection after the answer. */
+int net_http_respond(struct net_http_req *r, int status, const char *ctype, const char *extra, const void *body,
+		     size_t len);
+/* Answer with a streamed body (chunked): fill(state) is pulled once per
+ * writeable slot; release(state) runs exactly once, when the answer is done
+ * or the connection ends first. On error the caller still owns state. */
+int net_http_stream(struct net_http_req *r, int status, const char *ctype, const char *extra, net_http_fill_cb fill,
+		    void *state, void (*release)(void *state));
+/* Connections open now on an HTTP listener (0 for any other). */
+size_t net_http_connections(const struct net_listener *l);
 
 struct net_listen_opts {
 	const char *bind_address; /* NULL or "" = any; a host name or literal */
@@ -184,6 +219,11 @@ struct net_listen_opts {
 	int ws_log_level;
 	void (*ws_log)(void *user, const char *line);
 	void *ws_log_user;
+	/* NET_HTTP: the request handler (ws_headers_size also bounds the
+	 * request head; TLS from tls; accept_cb is not called). */
+	net_http_cb http_cb;
+	void *http_user;
+	int http_max_conns;       /* open connections at most (more are closed at accept); <= 0: 256 */
 };
 
 /* A new connection was accepted (before any handshake completes). The

@@ -318,6 +318,7 @@ struct net_listener {
 	int closed;
 	uint64_t paused_until; /* accept pause after EMFILE (0 = not paused) */
 	void *ws; /* WebSockets state (ws.c), NULL otherwise */
+	struct net_http *http; /* HTTP state (http.c), NULL otherwise */
 	int nsocks;
 	struct net_lsock socks[NET_LISTEN_MAX_SOCKS];
 	struct net_link link; /* loop->listeners while open, loop->dead_lsock when freed */
@@ -355,4 +356,14 @@ int net_ws_attach(struct net_listener *l, struct net_conn *c);
 /* The listener struct is being freed (refs 0): destroy the lws context. */
 void net_ws_listener_free(struct net_listener *l);
 
+/* ---- HTTP (http.c, libwebsockets) ------------------------------------------------ */
+struct net_http;
+/* net_listen, kind NET_HTTP, once the sockets are bound: the lws context
+ * and vhost (TLS from l->tls), the owner's handler from o->http_cb. */
+int net_http_listener_init(struct net_listener *l, const struct net_listen_opts *o, char *err, size_t errlen);
+/* An fd accepted on an HTTP listener (no net_conn: HTTP requests are not a
+ * byte stream for the owner): lws adopts it. The fd is closed on error. */
+int net_http_attach(struct net_listener *l, int fd, const char *peer);
+/* The listener struct is being freed: destroy the lws context. */
+void net_http_listener_free(struct net_listener *l);
 #endif

@@ -452,7 +452,7 @@ static const struct {
 	{"listener 1\nmount_point a/#\n",
 	 "t.conf:2: mount_point: invalid value 'a/#' (a topic prefix cannot contain '+' or '#')"},
 	{"listener 1\nsocket_domain ipv5\n", "t.conf:2: socket_domain: invalid value 'ipv5' (expected ipv4 or ipv6)"},
-	{"listener 1\nprotocol http\n", "t.conf:2: protocol: invalid value 'http' (expected mqtt or websockets)"},
+	{"listener 1\nprotocol http\n", "t.conf:2: protocol: invalid value 'http' (expected mqtt, websockets or http_api)"},
 	{"listener 1\ntls_version tlsv1.0\n",
 	 "t.conf:2: tls_version: invalid value 'tlsv1.0' (expected tlsv1.3, tlsv1.2 or tlsv1.1)"},
 	{"log_dest foo\n",
@@ -587,6 +587,16 @@ START_TEST(tls_cross_checks)
 	config_free(&C);
 	LOAD_ERR("listener 8084\nprotocol websockets\npsk_hint h\n",
 		 "t.conf:1: listener 8084: psk_hint cannot be used with protocol websockets (as mosquitto)");
+	config_free(&C);
+	LOAD_ERR("listener 8081\nprotocol http_api\npsk_hint h\n",
+		 "t.conf:1: listener 8081: psk_hint cannot be used with protocol http_api (HTTPS needs certfile and "
+		 "keyfile)");
+	config_free(&C);
+	LOAD_ERR("listener 0 /s.sock\nprotocol http_api\n",
+		 "t.conf:1: listener 0 /s.sock: a Unix socket listener supports plain MQTT only");
+	config_free(&C);
+	LOAD_OK("listener 8081 127.0.0.1\nprotocol http_api\ncertfile /c\nkeyfile /k\n"); /* HTTPS */
+	ck_assert(C.n_listeners == 1 && C.listeners[0].http_api && !C.listeners[0].websockets);
 	config_free(&C);
 	LOAD_ERR("listener 0 /s.sock\ncertfile /c\nkeyfile /k\n",
 		 "t.conf:1: listener 0 /s.sock: a Unix socket listener supports plain MQTT only");
