@@ -126,7 +126,7 @@ struct bridge_conf {
 	unsigned keepalive;         /* seconds, default 60; 1..65535 (compat: mosquitto raises < 5 to 5) */
 	unsigned restart_base;      /* seconds: constant, or backoff base when restart_cap > 0 */
 	unsigned restart_cap;       /* 0 = constant restart_base; default 5 / 30 (backoff) */
-	int start_type;             /* enum bridge_start; lazy is refused */
+	int start_type;             /* enum bridge_start */
 	unsigned idle_timeout;      /* default 60 (lazy only) */
 	unsigned threshold;         /* default 10 (lazy only) */
 	bool attempt_unsubscribe;   /* default true */

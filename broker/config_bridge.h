@@ -308,9 +308,6 @@ static int h_start_type(struct pfile *f, const struct kw *k, char *args)
 	int r = b ? choose(f, k, &args, n, v, "automatic, lazy or once") : -1;
 	if (r < 0)
 		return -1;
-	if (r == BRIDGE_START_LAZY)
-		return perr(f, "start_type lazy is not supported by vigil yet; ignoring it would keep the bridge "
-			       "down (use automatic or once, see mosquitto-compat.md)");
 	b->start_type = r;
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "bridge/bridge.h"
 
 static void pub(struct broker *b, const char *topic, const char *value)
 {
@@ -61,6 +62,7 @@ void sys_publish(struct broker *b)
 	pub_u64(b, "$SYS/broker/vigil/wills_published", st->wills_published);
 	pub_u64(b, "$SYS/broker/vigil/preconnect_timeouts", st->preconnect_timeouts);
 	pub_u64(b, "$SYS/broker/vigil/halfopen_closes", st->halfopen_closes);
+	bridge_sys_publish(b);
 }
 
 static void on_sys(struct wheel_entry *e, uint64_t now)

@@ -23,6 +23,7 @@
 
 struct broker;
 struct client;
+struct session;
 struct bridge;
 
 /* Start every configured bridge (b->cfg->bridges): local sessions and
@@ -46,5 +47,17 @@ const char *bridge_topic_in(const struct client *c, struct mqtt_str topic, char 
  * (cap bytes) or a malloc'd *big afterwards. */
 void bridge_publish_out(const struct client *c, struct mqtt_str *topic, bool *retain, char *buf, size_t cap,
 			char **big);
+
+/* deliver.c: a message was queued for the offline session s. For the
+ * local side of a start_type lazy bridge, the connection is started once
+ * `threshold` messages wait (as mosquitto). Cheap for other sessions. */
+void bridge_session_queued(struct broker *b, struct session *s);
+/* deliver.c: whether QoS 0 messages are queued for the offline session s
+ * although queue_qos0_messages is false: the local side of a lazy bridge
+ * (compat: as mosquitto, so that they count towards the threshold). */
+bool bridge_session_queues_qos0(const struct broker *b, const struct session *s);
+/* sys.c (sys_publish): each bridge's state and counters, retained, under
+ * $SYS/broker/vigil/bridge/NAME/ (bridge_sys.c). */
+void bridge_sys_publish(struct broker *b);
 
 #endif

@@ -634,6 +634,49 @@ def test_link_cut_remote_netns(h):
 
 
 # ---------------------------------------------------------------------------------------------
+# start_type lazy / once
+
+
+@timeout(30)
+def test_lazy_connects_at_threshold_and_disconnects_when_idle(h):
+    # start_type lazy: no connection until `threshold` messages wait for the remote (QoS 0 counts
+    # too, as mosquitto queues them for a lazy bridge); then they leave in order; after
+    # idle_timeout without a message either way the bridge disconnects (the remote publishes the
+    # will, state 0) and waits for the threshold again.
+    r = remote(h)
+    w = state_watch(h, r)
+    rs = sub(h, r, "z/#")
+    lb = local(h, bridge_conf(r.port, ["z/# out 1"], extra="start_type lazy\nthreshold 3\nidle_timeout 2\n"))
+    p = h.connect(lb, "pub")
+    p.publish("z/1", b"a", qos=1, rc=mqtt_test.NOSUB)
+    p.publish("z/2", b"b", qos=0)
+    w.expect_no_packet(1.0)  # two waiting: still down
+    p.publish("z/3", b"c", qos=1, rc=mqtt_test.NOSUB)
+    await_state(w, "br1", "1", limit=3)
+    rs.expect_publish("z/1", b"a", qos=1)
+    rs.expect_publish("z/2", b"b", qos=0)
+    rs.expect_publish("z/3", b"c", qos=1)
+    t0 = time.monotonic()
+    await_state(w, "br1", "0", limit=5)  # idle for 2 s: disconnected
+    check(time.monotonic() - t0 >= 1.5, "disconnected after %.2f s, idle_timeout is 2 s" % (time.monotonic() - t0))
+    for i in range(3):
+        p.publish("z/again", b"%d" % i, qos=1, rc=mqtt_test.NOSUB)
+    await_state(w, "br1", "1", limit=3)
+    for i in range(3):
+        rs.expect_publish("z/again", b"%d" % i, qos=1)
+
+
+@timeout(25)
+def test_once_is_not_restarted(h):
+    # start_type once: connected at start, never reconnected after the connection is lost.
+    r, lb = up(h, ["o/# out 1"], extra="start_type once\n")
+    r.restart()
+    w = state_watch(h, r)
+    w.expect_no_packet(3.0)  # restart_timeout 1: an automatic bridge would be back by now
+    check(lb.alive(), "the local broker exited")
+
+
+# ---------------------------------------------------------------------------------------------
 # vigil <-> the real mosquitto 2.0.11
 
 
@@ -781,7 +824,9 @@ def test_config_errors_name_file_and_line(h):
     _refused(h, "connection a\ntopic x out 0\n", r"FILE:3: bridge 'a' has no address")
     _refused(h, "connection a\naddress 127.0.0.1:99999\ntopic x\n", r"FILE:4: port: invalid value")
     _refused(h, "connection a\naddress h\ntopic x\nconnection a\n", r"FILE:6: connection: duplicate bridge name")
-    _refused(h, "connection a\naddress h\ntopic x\nstart_type lazy\n", r"FILE:6: start_type lazy is not supported")
+    _refused(h, "connection a\naddress h\ntopic x\nstart_type eager\n", r"FILE:6: start_type: invalid value")
+    _refused(h, "connection a\naddress h\ntopic x\nthreshold 0\n", r"FILE:6: threshold: invalid value")
+    _refused(h, "connection a\naddress h\ntopic x\nidle_timeout -1\n", r"FILE:6: idle_timeout: invalid value")
     _refused(h, "connection a\naddress h\ntopic x\nbridge_psk 00\n", r"FILE:6: option 'bridge_psk'")
     _refused(h, "connection a\naddress h\ntopic x\nkeepalive_interval 0\n", r"FILE:6: keepalive_interval: invalid")
     _refused(h, "connection a\naddress h\ntopic x\nrestart_timeout 10 5\n", r"FILE:6: restart_timeout: the cap")
