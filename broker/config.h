@@ -137,6 +137,8 @@ struct bridge_conf {
 	/* TLS: on when cafile or capath is set (as mosquitto) */
 	char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn;
 	bool insecure;              /* bridge_insecure: no check of the server's name */
+	char *psk_identity, *psk;   /* bridge_identity / bridge_psk (hex): TLS-PSK, no CA */
+	char *bind_address;         /* bridge_bind_address: local address of the outbound socket */
 };
 
 struct config {

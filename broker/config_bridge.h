@@ -36,7 +36,7 @@ static void bridge_conf_free(struct bridge_conf *b)
 	free(b->topics);
 	char *s[] = {b->name, b->file, b->local_clientid, b->remote_clientid, b->remote_username, b->remote_password,
 		     b->local_username, b->local_password, b->notification_topic, b->cafile, b->capath, b->certfile,
-		     b->keyfile, b->tls_version, b->alpn};
+		     b->keyfile, b->tls_version, b->alpn, b->psk_identity, b->psk, b->bind_address};
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(s[i]);
 	memset(b, 0, sizeof(*b));
@@ -288,6 +288,19 @@ static int h_bridge_str(struct pfile *f, const struct kw *k, char *args)
 	return set_string(f, name, (char **)(void *)((char *)b + k->off), args);
 }
 
+/* bridge_psk: hex digits, an even number of them (mosquitto: a hex key). */
+static int h_bridge_psk(struct pfile *f, const struct kw *k, char *args)
+{
+	struct bridge_conf *b = cur_bridge(f, k);
+	char *w;
+	if (!b || !(w = one_word(f, k, &args)))
+		return -1;
+	size_t n = strlen(w);
+	if (n % 2 || n > 512 || strspn(w, "0123456789abcdefABCDEF") != n)
+		return perr(f, "%s: invalid value '%s' (expected an even number of hex digits, at most 512)", k->name, w);
+	return set_string(f, k->name, &b->psk, w);
+}
+
 static int h_bridge_protocol(struct pfile *f, const struct kw *k, char *args)
 {
 	static const char *const n[] = {"mqttv31", "mqttv311", "mqttv50", NULL};
@@ -421,12 +434,26 @@ static int bridge_conf_finish(struct config *c, char *err, size_t errlen)
 					      "MQTT-3.1.2-22)", b->file, b->line, b->name);
 			return -1;
 		}
-		const char *tls_only = b->certfile ? "bridge_certfile" : b->keyfile ? "bridge_keyfile"
-				     : b->insecure ? "bridge_insecure" : b->tls_version ? "bridge_tls_version"
-				     : b->alpn ? "bridge_alpn" : NULL;
-		if (tls_only && !b->cafile && !b->capath) {
-			snprintf(err, errlen, "%s:%d: bridge '%s': %s needs bridge_cafile or bridge_capath (TLS is on only "
-					      "with a CA, as in mosquitto)", b->file, b->line, b->name, tls_only);
+		if (!b->psk != !b->psk_identity) {
+			snprintf(err, errlen, "%s:%d: bridge '%s': %s without %s (TLS-PSK needs both)", b->file, b->line,
+				 b->name, b->psk ? "bridge_psk" : "bridge_identity", b->psk ? "bridge_identity" : "bridge_psk");
+			return -1;
+		}
+		if (b->psk && (b->cafile || b->capath)) {
+			snprintf(err, errlen, "%s:%d: bridge '%s': bridge_psk and bridge_cafile/bridge_capath exclude each "
+					      "other (PSK or certificates, as in mosquitto)", b->file, b->line, b->name);
+			return -1;
+		}
+		/* Certificate options need a CA; the version and ALPN need TLS (a CA or a PSK). */
+		const char *cert_only = b->certfile ? "bridge_certfile" : b->keyfile ? "bridge_keyfile"
+				      : b->insecure ? "bridge_insecure" : NULL;
+		const char *tls_only = b->tls_version ? "bridge_tls_version" : b->alpn ? "bridge_alpn" : NULL;
+		bool has_ca = b->cafile || b->capath;
+		if ((cert_only && !has_ca) || (tls_only && !has_ca && !b->psk)) {
+			snprintf(err, errlen, "%s:%d: bridge '%s': %s needs bridge_cafile or bridge_capath%s (TLS is on only "
+					      "with a CA%s, as in mosquitto)", b->file, b->line, b->name,
+				 cert_only && !has_ca ? cert_only : tls_only, cert_only && !has_ca ? "" : " or bridge_psk",
+				 cert_only && !has_ca ? "" : " or a PSK");
 			return -1;
 		}
 		if (!b->certfile != !b->keyfile) {

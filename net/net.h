@@ -228,6 +228,10 @@ void net_tls_free(struct net_tls *t);
 struct net_tls_client_opts {
 	const char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn;
 	bool insecure;
+	/* TLS-PSK instead of certificates: identity and the key as hex digits
+	 * (mosquitto's bridge_identity / bridge_psk); TLS 1.2 offers the PSK
+	 * cipher suites only, TLS 1.3 the external PSK (SHA-256 suites). */
+	const char *psk_identity, *psk_hex;
 };
 struct net_tls *net_tls_client_new(const struct net_tls_client_opts *o, char *err, size_t errlen);
 

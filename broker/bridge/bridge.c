@@ -580,9 +580,9 @@ int bridge_start_all(struct broker *b, char *err, size_t errlen)
 		wheel_entry_init(&br->timer, on_timer);
 		wheel_entry_init(&br->probe_timer, NULL);
 		const struct bridge_conf *bc = br->conf;
-		if (bc->cafile || bc->capath) {
+		if (bc->cafile || bc->capath || bc->psk) {
 			struct net_tls_client_opts o = {bc->cafile, bc->capath, bc->certfile, bc->keyfile,
-							bc->tls_version, bc->alpn, bc->insecure};
+							bc->tls_version, bc->alpn, bc->insecure, bc->psk_identity, bc->psk};
 			char terr[256];
 			if (!(br->tls = net_tls_client_new(&o, terr, sizeof(terr)))) {
 				snprintf(err, errlen, "%s:%d: bridge %s: %s", bc->file, bc->line, bc->name, terr);
