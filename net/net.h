@@ -162,6 +162,11 @@ void *net_conn_user(const struct net_conn *c);
  * socket, an immediate connect error). net_conn_listener() is NULL. */
 struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
 			     char *err, size_t errlen);
+/* net_connect from a given local address (bind(2) before connect; a
+ * numeric address or a name, port 0; NULL = any). Only the remote's
+ * addresses of the bound address's family are tried. */
+struct net_conn *net_connect_from(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
+				  const char *bind_address, char *err, size_t errlen);
 
 /* ---- listeners ----------------------------------------------------------------- */
 

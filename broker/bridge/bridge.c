@@ -211,7 +211,8 @@ static void connect_now(struct bridge *br)
 	log_msg(b, LOG_F_NOTICE, "Connecting bridge %s (%s:%d)", bc->name, a->host, a->port);
 	if (bc->cleansession)
 		br->s->n_in_qos2 = 0; /* a clean remote session forgets its QoS 2 flows to us */
-	struct net_conn *conn = net_connect(b->loop, a->host, a->port, AF_UNSPEC, br->tls, err, sizeof(err));
+	struct net_conn *conn = net_connect_from(b->loop, a->host, a->port, AF_UNSPEC, br->tls, bc->bind_address, err,
+						 sizeof(err));
 	struct client *c = conn ? calloc(1, sizeof(*c)) : NULL;
 	if (!c) {
 		log_msg(b, LOG_F_ERROR, "Error creating bridge %s: %s.", bc->name, conn ? "out of memory" : err);

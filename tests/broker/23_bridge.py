@@ -633,6 +633,77 @@ def test_link_cut_remote_netns(h):
         d.run()
 
 
+@timeout(30)
+def test_round_robin_false_returns_to_the_primary(h):
+    # addresses PRIMARY SECONDARY, round_robin false (the default): the primary is down at start,
+    # so the bridge connects to the secondary; once the primary listens again the bridge leaves
+    # the secondary (whose subscribers see the will, state 0) for it (a TCP probe every 5 s).
+    prim = remote(h, name="primary")
+    pport = prim.port
+    prim.stop()
+    sec = remote(h, name="secondary")
+    ws = state_watch(h, sec)
+    conf = bridge_conf(sec.port, ["x out 0"]).replace(
+        "address 127.0.0.1:%d" % sec.port, "addresses 127.0.0.1:%d 127.0.0.1:%d" % (pport, sec.port))
+    local(h, conf)
+    await_state(ws, "br1", "1", limit=10)
+    prim.start(port=pport)
+    wp = state_watch(h, prim)
+    await_state(wp, "br1", "1", limit=12)
+    await_state(ws, "br1", "0", limit=3)
+
+
+@timeout(20)
+def test_bind_address(h):
+    # bridge_bind_address: the outbound connection leaves from that local address.
+    r, lb = up(h, ["x out 0"], extra="bridge_bind_address 127.0.0.2\n")
+    check(re.search(r"New connection from 127\.0\.0\.2:\d+", r.log()),
+          "the remote saw no connection from 127.0.0.2:\n" + r.log_tail())
+
+
+# ---------------------------------------------------------------------------------------------
+# persistence: the bridge's queue survives a restart (persistence true, cleansession false)
+
+
+def _persisted_queue(h, how):
+    rdir, ldir = os.path.join(h.dir, "r"), os.path.join(h.dir, "l")
+    os.makedirs(rdir)
+    os.makedirs(ldir)
+    r = remote(h, "persistence true\npersistence_location %s/\nuser root\n" % rdir)
+    rs = h.connect(r, "rsub", clean=False)
+    rs.subscribe([("m/#", 1)])
+    rs.close()
+    r.stop()  # the remote is down; its subscriber's session is kept
+    lb = local(h, "persistence true\npersistence_location %s/\nuser root\nautosave_interval 1\n" % ldir
+               + bridge_conf(r.port, ["m/# out 1"]))
+    p = h.connect(lb, "pub")
+    for i in range(3):
+        p.publish("m/%d" % i, b"kept%d" % i, qos=1, rc=mqtt_test.NOSUB)
+    p.close()
+    if how == "kill":
+        sleep(2.5)  # mosquitto writes its file every autosave_interval (1 s here); vigil at once
+        os.kill(lb.proc.pid, signal.SIGKILL)
+        lb.proc.wait()
+        lb.stopped = True
+        lb.start(port=lb.port)
+    else:
+        lb.restart()  # SIGTERM
+    r.start(port=r.port)
+    rs = h.connect(r, "rsub", clean=False, session_present=True)
+    for i in range(3):
+        rs.expect_publish("m/%d" % i, b"kept%d" % i, qos=1, timeout=8)
+
+
+@timeout(40)
+def test_queue_persisted_across_sigterm_restart(h):
+    _persisted_queue(h, "term")
+
+
+@timeout(40)
+def test_queue_persisted_across_kill_9(h):
+    _persisted_queue(h, "kill")
+
+
 # ---------------------------------------------------------------------------------------------
 # start_type lazy / once
 
