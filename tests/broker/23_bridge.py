@@ -661,6 +661,27 @@ def test_bind_address(h):
           "the remote saw no connection from 127.0.0.2:\n" + r.log_tail())
 
 
+def test_local_username_does_not_subject_the_bridge_to_the_acl(h):
+    # As mosquitto 2.0.11 (its ACL check returns success for a bridge context): local_username is
+    # the name plugins see, the bridge's local side is not checked against the acl_file. The
+    # control: an ordinary client named "lu" is denied by the same file.
+    acl = h.file("acl", "topic readwrite x/#\ntopic readwrite y/#\n\nuser lu\ntopic read nothing\n")
+    r = remote(h)
+    w = state_watch(h, r)
+    rs = sub(h, r, "x/#")
+    lb = local(h, "acl_file %s\n" % acl + bridge_conf(r.port, ["x/# out 1", "y/# in 1"],
+                                                    extra="local_username lu\nlocal_password pw\n"))
+    await_state(w, "br1", "1")
+    ls = sub(h, lb, "y/#")
+    ctl = h.connect(lb, "ctl", username="lu")
+    ctl.subscribe([("x/#", 1)])
+    h.connect(lb, "lp").publish("x/1", b"out", qos=1, rc=mqtt_test.NOSUB)
+    rs.expect_publish("x/1", b"out", qos=1)
+    h.connect(r, "rp").publish("y/1", b"in", qos=1, rc=mqtt_test.NOSUB)
+    ls.expect_publish("y/1", b"in", qos=1)
+    ctl.expect_no_packet(0.5)  # the acl_file is in force for clients
+
+
 # ---------------------------------------------------------------------------------------------
 # persistence: the bridge's queue survives a restart (persistence true, cleansession false)
 
