@@ -259,7 +259,7 @@ def test_local_only_forces_anonymous(h):
 
 
 @vigil_only("mosquitto checks OCSP; vigil refuses bridge_require_ocsp rather than connecting without it")
-def test_bridge_psk_option_is_an_error(h):
+def test_bridge_ocsp_option_is_an_error(h):
     # Bridges work (23_bridge.py, PSK and bind address too); the bridge option vigil does not
     # implement yet (OCSP) stops start-up with file and line.
     port = mqtt_test.free_port()

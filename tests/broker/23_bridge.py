@@ -653,6 +653,7 @@ def test_round_robin_false_returns_to_the_primary(h):
     await_state(ws, "br1", "0", limit=3)
 
 
+@vigil_only("mosquitto 2.0.11 accepts bridge_bind_address but does not bind")
 @timeout(20)
 def test_bind_address(h):
     # bridge_bind_address: the outbound connection leaves from that local address.
@@ -729,6 +730,7 @@ def test_queue_persisted_across_kill_9(h):
 # start_type lazy / once
 
 
+@vigil_only("mosquitto 2.0.11 never connects a lazy bridge")
 @timeout(30)
 def test_lazy_connects_at_threshold_and_disconnects_when_idle(h):
     # start_type lazy: no connection until `threshold` messages wait for the remote (QoS 0 counts
@@ -758,6 +760,7 @@ def test_lazy_connects_at_threshold_and_disconnects_when_idle(h):
         rs.expect_publish("z/again", b"%d" % i, qos=1)
 
 
+@vigil_only("mosquitto 2.0.11 never connects a start_type once bridge")
 @timeout(25)
 def test_once_is_not_restarted(h):
     # start_type once: connected at start, never reconnected after the connection is lost.
