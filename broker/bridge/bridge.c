@@ -6,6 +6,12 @@
  *     ^                 |                      |
  *     +-- restart_timeout (backoff) <-- close (EOF, RST, refused, dead remote)
  *
+ * start_type: automatic arms the timer at start and after every close;
+ * once only at start; lazy only when `threshold` messages wait
+ * (bridge_lazy.c), and a lazy bridge that is up closes itself after
+ * idle_timeout without a PUBLISH either way. round_robin false: while up on
+ * a secondary address, bridge_probe.c watches the primary.
+ *
  * The local side is an ordinary session (id local_clientid, never expiring)
  * subscribed to the out/both topics with no-local and retain-as-published,
  * made once at start-up, so that messages published while the remote is
@@ -622,6 +628,8 @@ void bridge_free_all(struct broker *b)
 	for (size_t i = 0; i < b->n_bridges; i++) {
 		struct bridge *br = &b->bridges[i];
 		wheel_cancel(&b->wheel, &br->timer);
+		wheel_cancel(&b->wheel, &br->probe_timer);
+		br->probe = NULL; /* freed by net with the loop */
 		if (br->c) { /* on_close never ran: net frees the conn without callbacks */
 			if (br->s && br->s->client == br->c)
 				br->s->client = NULL;

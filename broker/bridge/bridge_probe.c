@@ -63,8 +63,9 @@ static void on_probe_timer(struct wheel_entry *e, uint64_t now)
 		bridge_back_to_primary(br);
 		return;
 	}
-	if (br->probe && now - br->probe_started < PROBE_EVERY_MS) {
-		wheel_add(&b->wheel, &br->probe_timer, now + PROBE_POLL_MS);
+	if (now - br->probe_started < PROBE_EVERY_MS) {
+		/* pending: poll it; refused (on_close cleared it): wait for the next round */
+		wheel_add(&b->wheel, &br->probe_timer, br->probe ? now + PROBE_POLL_MS : br->probe_started + PROBE_EVERY_MS);
 		return;
 	}
 	probe_close(br); /* no answer within 5 s: start over */
