@@ -115,7 +115,7 @@ struct bridge_conf {
 	int protocol;               /* 3 (mqttv31), 4 (mqttv311, default), 5 (mqttv50) */
 	bool try_private;           /* default true */
 	bool cleansession;          /* default false */
-	int local_cleansession;     /* -1 = as cleansession */
+	int local_cleansession;     /* -1 until parsed = unset = false (see config_bridge.h) */
 	char *local_clientid;       /* default "local." + remote_clientid */
 	char *remote_clientid;      /* default "HOSTNAME.NAME" (config_finish) */
 	char *remote_username, *remote_password;

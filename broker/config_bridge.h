@@ -475,8 +475,10 @@ static int bridge_conf_finish(struct config *c, char *err, size_t errlen)
 			if (!(b->notification_topic = strdup(buf)))
 				goto nomem;
 		}
+		/* compat: unset is false whatever cleansession says: mosquitto 2.0.11 queues for a down
+		 * remote with cleansession true (23_bridge.py, test_cleansession_true_still_forwards_what_waited) */
 		if (b->local_cleansession < 0)
-			b->local_cleansession = b->cleansession;
+			b->local_cleansession = 0;
 	}
 	return 0;
 nomem:

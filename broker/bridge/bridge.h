@@ -52,10 +52,11 @@ void bridge_publish_out(const struct client *c, struct mqtt_str *topic, bool *re
  * local side of a start_type lazy bridge, the connection is started once
  * `threshold` messages wait (as mosquitto). Cheap for other sessions. */
 void bridge_session_queued(struct broker *b, struct session *s);
-/* deliver.c: whether QoS 0 messages are queued for the offline session s
- * although queue_qos0_messages is false: the local side of a lazy bridge
- * (compat: as mosquitto, so that they count towards the threshold). */
-bool bridge_session_queues_qos0(const struct broker *b, const struct session *s);
+/* deliver.c: whether a message of this QoS is queued for the bridge
+ * session s while its remote is not connected. As mosquitto: never with
+ * local_cleansession true; QoS 0 too for a lazy bridge (so that they count
+ * towards the threshold); else QoS 1/2, and QoS 0 with queue_qos0_messages. */
+bool bridge_session_queues(const struct broker *b, const struct session *s, uint8_t qos);
 /* sys.c (sys_publish): each bridge's state and counters, retained, under
  * $SYS/broker/vigil/bridge/NAME/ (bridge_sys.c). */
 void bridge_sys_publish(struct broker *b);

@@ -2,7 +2,8 @@
  * broker/bridge/bridge_lazy.c — start_type lazy: the bridge connects once
  * `threshold` messages wait for the remote in its local session (in flight
  * plus queued, as mosquitto's msgs_out count), and the hooks deliver.c calls
- * when it queues for an offline bridge session. The idle side (closing
+ * when it queues for an offline bridge session (what is queued at all:
+ * bridge_session_queues). The idle side (closing
  * after idle_timeout without a PUBLISH either way) is bridge.c's timer.
  * Invariant: a lazy bridge that is down has its timer armed only when the
  * threshold is reached (at once, or at not_before after a failed attempt).
@@ -43,8 +44,12 @@ void bridge_session_queued(struct broker *b, struct session *s)
 		bridge_lazy_check(br);
 }
 
-bool bridge_session_queues_qos0(const struct broker *b, const struct session *s)
+bool bridge_session_queues(const struct broker *b, const struct session *s, uint8_t qos)
 {
 	const struct bridge *br = s->bridge_owned ? bridge_of(b, s) : NULL;
-	return br && br->conf->start_type == BRIDGE_START_LAZY;
+	if (br && br->conf->local_cleansession > 0)
+		return false; /* compat: mosquitto's clean_start_local */
+	if (br && br->conf->start_type == BRIDGE_START_LAZY)
+		return true;
+	return qos > 0 || b->cfg->queue_qos0_messages;
 }

@@ -687,15 +687,23 @@ def test_local_username_does_not_subject_the_bridge_to_the_acl(h):
 # persistence: the bridge's queue survives a restart (persistence true, cleansession false)
 
 
-def _persisted_queue(h, how):
-    rdir, ldir = os.path.join(h.dir, "r"), os.path.join(h.dir, "l")
+def _down_remote_with_subscriber(h):
+    """A remote with persistence whose subscriber rsub (m/#, QoS 1, clean false) is offline, then
+    the remote stopped: what the bridge forwards later waits for rsub there."""
+    rdir = os.path.join(h.dir, "r")
     os.makedirs(rdir)
-    os.makedirs(ldir)
     r = remote(h, "persistence true\npersistence_location %s/\nuser root\n" % rdir)
     rs = h.connect(r, "rsub", clean=False)
     rs.subscribe([("m/#", 1)])
     rs.close()
-    r.stop()  # the remote is down; its subscriber's session is kept
+    r.stop()
+    return r
+
+
+def _persisted_queue(h, how):
+    ldir = os.path.join(h.dir, "l")
+    os.makedirs(ldir)
+    r = _down_remote_with_subscriber(h)
     lb = local(h, "persistence true\npersistence_location %s/\nuser root\nautosave_interval 1\n" % ldir
                + bridge_conf(r.port, ["m/# out 1"]))
     p = h.connect(lb, "pub")
@@ -714,6 +722,23 @@ def _persisted_queue(h, how):
     rs = h.connect(r, "rsub", clean=False, session_present=True)
     for i in range(3):
         rs.expect_publish("m/%d" % i, b"kept%d" % i, qos=1, timeout=8)
+
+
+@timeout(30)
+def test_local_cleansession_true_queues_nothing_while_down(h):
+    # local_cleansession true: the bridge's local session is clean, so nothing is queued for the
+    # remote while it is down (mosquitto: clean_start_local); cleansession false for the remote.
+    r = _down_remote_with_subscriber(h)
+    lb = local(h, bridge_conf(r.port, ["m/# out 1"], extra="local_cleansession true\n"))
+    p = h.connect(lb, "pub")
+    for i in range(3):
+        p.publish("m/%d" % i, b"lost%d" % i, qos=1, rc=mqtt_test.NOSUB)
+    r.start(port=r.port)
+    w = state_watch(h, r)
+    await_state(w, "br1", "1", limit=20)
+    rs = h.connect(r, "rsub", clean=False, session_present=True)
+    p.publish("m/live", b"live", qos=1, rc=mqtt_test.NOSUB)
+    rs.expect_publish("m/live", b"live", qos=1, timeout=5)
 
 
 @timeout(40)
