@@ -386,10 +386,19 @@ static int hostname_dot(char *out, size_t cap, const char *name)
 	return snprintf(out, cap, "%s.%s", host, name) >= (int)cap ? -1 : 0;
 }
 
+static bool bridge_streq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
 static bool bridge_same(const struct bridge_conf *a, const struct bridge_conf *b)
 {
 	if (strcmp(a->name, b->name) || a->n_addrs != b->n_addrs || a->n_topics != b->n_topics ||
 	    a->keepalive != b->keepalive || a->protocol != b->protocol || strcmp(a->remote_clientid, b->remote_clientid))
+		return false;
+	if (a->start_type != b->start_type || a->threshold != b->threshold || a->idle_timeout != b->idle_timeout ||
+	    a->round_robin != b->round_robin || !bridge_streq(a->bind_address, b->bind_address) ||
+	    !bridge_streq(a->psk_identity, b->psk_identity) || !bridge_streq(a->psk, b->psk))
 		return false;
 	for (size_t i = 0; i < a->n_addrs; i++)
 		if (strcmp(a->addrs[i].host, b->addrs[i].host) || a->addrs[i].port != b->addrs[i].port)
@@ -403,7 +412,8 @@ static bool bridge_same(const struct bridge_conf *a, const struct bridge_conf *b
 }
 
 /* SIGHUP: bridges are not reloaded (as mosquitto 2.0.11); say so when they changed
- * (names, addresses, topics, keepalive, protocol, remote client id). */
+ * (names, addresses, topics, keepalive, protocol, remote client id, start
+ * type, round_robin, bind address, PSK). */
 static void bridge_conf_reload_warn(const struct config *live, const struct config *fresh,
 				    void (*warn)(const char *msg, void *u), void *u)
 {

@@ -247,6 +247,13 @@ START_TEST(bridge_change_on_reload_warns)
 	ck_assert(has_warning(&W, "bridge configuration changed; restart vigil"));
 	ck_assert_str_eq(C.bridges[0].addrs[0].host, "h"); /* the live one is kept */
 	config_free(&f);
+	W.n = 0;
+	ck_assert_int_eq(config_parse_string(&f, "t.conf", "listener 1883\nconnection up\naddress h\ntopic t\n"
+					     "start_type lazy\n", NULL, NULL, e, sizeof(e)), 0);
+	ck_assert_int_eq(config_finish(&f, 0, e, sizeof(e)), 0);
+	config_reload(&C, &f, warn_cb, &W);
+	ck_assert(has_warning(&W, "bridge configuration changed; restart vigil"));
+	config_free(&f);
 }
 END_TEST
 
