@@ -755,17 +755,16 @@ def test_queue_persisted_across_kill_9(h):
 # start_type lazy / once
 
 
-@vigil_only("mosquitto 2.0.11 never connects a lazy bridge")
-@timeout(30)
-def test_lazy_connects_at_threshold_and_disconnects_when_idle(h):
+def _lazy(h, rkind=None, extra=""):
     # start_type lazy: no connection until `threshold` messages wait for the remote (QoS 0 counts
     # too, as mosquitto queues them for a lazy bridge); then they leave in order; after
     # idle_timeout without a message either way the bridge disconnects (the remote publishes the
     # will, state 0) and waits for the threshold again.
-    r = remote(h)
+    r = remote(h, kind=rkind)
     w = state_watch(h, r)
     rs = sub(h, r, "z/#")
-    lb = local(h, bridge_conf(r.port, ["z/# out 1"], extra="start_type lazy\nthreshold 3\nidle_timeout 2\n"))
+    lb = local(h, bridge_conf(r.port, ["z/# out 1"],
+                              extra="start_type lazy\nthreshold 3\nidle_timeout 2\n" + extra))
     p = h.connect(lb, "pub")
     p.publish("z/1", b"a", qos=1, rc=mqtt_test.NOSUB)
     p.publish("z/2", b"b", qos=0)
@@ -783,6 +782,19 @@ def test_lazy_connects_at_threshold_and_disconnects_when_idle(h):
     await_state(w, "br1", "1", limit=3)
     for i in range(3):
         rs.expect_publish("z/again", b"%d" % i, qos=1)
+
+
+@vigil_only("mosquitto 2.0.11 never connects a lazy bridge")
+@timeout(30)
+def test_lazy_connects_at_threshold_and_disconnects_when_idle(h):
+    _lazy(h)
+
+
+@vigil_only("mosquitto 2.0.11 never connects a lazy bridge")
+@timeout(30)
+def test_lazy_to_mosquitto_remote_mqttv50(h):
+    # try_private false: mosquitto 2.0.11 cannot read a v5 CONNECT with the bridge bit (compat row).
+    _lazy(h, "mosquitto", "bridge_protocol_version mqttv50\ntry_private false\n")
 
 
 @vigil_only("mosquitto 2.0.11 never connects a start_type once bridge")
