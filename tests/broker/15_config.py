@@ -1,7 +1,7 @@
 """Configuration files and SIGHUP: what a reload does to connected clients (mosquitto 2.0.11
 disconnects clients whose credentials the new files no longer accept), options that SIGHUP
 applies, a broken file on reload, include_dir, -p with a listener, allow_anonymous defaults and
-local-only mode, and vigil's start-up refusals (bridge PSK options, TLS options without TLS, duplicate
+local-only mode, and vigil's start-up refusals (bridge_require_ocsp, TLS options without TLS, duplicate
 listeners) and warnings. Configuration behaviour (mosquitto.conf(5), mosquitto-compat.md): no
 MQTT statement applies unless cited.
 """

@@ -633,24 +633,37 @@ def test_link_cut_remote_netns(h):
         d.run()
 
 
-@timeout(30)
-def test_round_robin_false_returns_to_the_primary(h):
-    # addresses PRIMARY SECONDARY, round_robin false (the default): the primary is down at start,
-    # so the bridge connects to the secondary; once the primary listens again the bridge leaves
-    # the secondary (whose subscribers see the will, state 0) for it (a TCP probe every 5 s).
+def _primary_down_then_back(h, extra=""):
+    """addresses PRIMARY SECONDARY with the primary down at start: the bridge connects to the
+    secondary; then the primary listens again. Returns state watchers (primary, secondary)."""
     prim = remote(h, name="primary")
     pport = prim.port
     prim.stop()
     sec = remote(h, name="secondary")
     ws = state_watch(h, sec)
-    conf = bridge_conf(sec.port, ["x out 0"]).replace(
+    conf = bridge_conf(sec.port, ["x out 0"], extra=extra).replace(
         "address 127.0.0.1:%d" % sec.port, "addresses 127.0.0.1:%d 127.0.0.1:%d" % (pport, sec.port))
     local(h, conf)
     await_state(ws, "br1", "1", limit=10)
     prim.start(port=pport)
-    wp = state_watch(h, prim)
+    return state_watch(h, prim), ws
+
+
+@timeout(30)
+def test_round_robin_false_returns_to_the_primary(h):
+    # round_robin false (the default): once the primary listens again the bridge leaves the
+    # secondary (whose subscribers see the will, state 0) for it (a TCP probe every 5 s).
+    wp, ws = _primary_down_then_back(h)
     await_state(wp, "br1", "1", limit=12)
     await_state(ws, "br1", "0", limit=3)
+
+
+@timeout(30)
+def test_round_robin_true_stays_on_the_secondary(h):
+    # round_robin true: all addresses are equals; a working connection is kept.
+    wp, ws = _primary_down_then_back(h, "round_robin true\n")
+    wp.expect_no_packet(7.0)  # longer than the 5 s probe period of round_robin false
+    ws.expect_no_packet(0.1)
 
 
 @vigil_only("mosquitto 2.0.11 accepts bridge_bind_address but does not bind")
