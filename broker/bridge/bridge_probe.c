@@ -71,7 +71,8 @@ static void on_probe_timer(struct wheel_entry *e, uint64_t now)
 	probe_close(br); /* no answer within 5 s: start over */
 	const struct bridge_addr *a = &br->conf->addrs[0];
 	char err[256];
-	br->probe = net_connect(b->loop, a->host, a->port, AF_UNSPEC, NULL, err, sizeof(err));
+	br->probe = net_connect_from(b->loop, a->host, a->port, AF_UNSPEC, NULL, br->conf->bind_address, err,
+				     sizeof(err)); /* from where the bridge would connect */
 	br->probe_started = now;
 	if (br->probe) {
 		net_conn_set_cbs(br->probe, &probe_cbs, br);
