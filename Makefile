@@ -184,7 +184,8 @@ fuzz:
 	@mkdir -p build/fuzz/corpus-protocol build/fuzz/corpus-config
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Iprotocol tests/fuzz/fuzz_protocol.c $(PROTO_SRC) -o build/fuzz/fuzz_protocol
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker tests/fuzz/fuzz_config.c broker/config.c -o build/fuzz/fuzz_config
-	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker -Iprotocol -Inet tests/fuzz/fuzz_broker.c $(BROKER_SRC) broker/bridge/bridge_topic.c broker/api/api_events.c broker/api/jbuf.c $(PROTO_SRC) \
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker -Iprotocol -Inet tests/fuzz/fuzz_broker.c $(BROKER_SRC) broker/bridge/bridge_topic.c broker/bridge/bridge_lazy.c \
+		broker/bridge/bridge_sys.c broker/api/api_events.c broker/api/jbuf.c $(PROTO_SRC) \
 		$(NET_LIBS) $(SYSTEMD_LIBS) -largon2 -lcrypt -o build/fuzz/fuzz_broker
 	build/fuzz/fuzz_protocol -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-protocol
 	build/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-config

@@ -118,7 +118,7 @@ struct bridge_conf {
 	int protocol;               /* 3 (mqttv31), 4 (mqttv311, default), 5 (mqttv50) */
 	bool try_private;           /* default true */
 	bool cleansession;          /* default false */
-	int local_cleansession;     /* -1 = as cleansession */
+	int local_cleansession;     /* -1 until parsed = unset = false (see config_bridge.h) */
 	char *local_clientid;       /* default "local." + remote_clientid */
 	char *remote_clientid;      /* default "HOSTNAME.NAME" (config_finish) */
 	char *remote_username, *remote_password;
@@ -129,7 +129,7 @@ struct bridge_conf {
 	unsigned keepalive;         /* seconds, default 60; 1..65535 (compat: mosquitto raises < 5 to 5) */
 	unsigned restart_base;      /* seconds: constant, or backoff base when restart_cap > 0 */
 	unsigned restart_cap;       /* 0 = constant restart_base; default 5 / 30 (backoff) */
-	int start_type;             /* enum bridge_start; lazy is refused */
+	int start_type;             /* enum bridge_start */
 	unsigned idle_timeout;      /* default 60 (lazy only) */
 	unsigned threshold;         /* default 10 (lazy only) */
 	bool attempt_unsubscribe;   /* default true */
@@ -140,6 +140,8 @@ struct bridge_conf {
 	/* TLS: on when cafile or capath is set (as mosquitto) */
 	char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn;
 	bool insecure;              /* bridge_insecure: no check of the server's name */
+	char *psk_identity, *psk;   /* bridge_identity / bridge_psk (hex): TLS-PSK, no CA */
+	char *bind_address;         /* bridge_bind_address: local address of the outbound socket */
 };
 
 struct config {

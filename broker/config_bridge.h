@@ -36,7 +36,7 @@ static void bridge_conf_free(struct bridge_conf *b)
 	free(b->topics);
 	char *s[] = {b->name, b->file, b->local_clientid, b->remote_clientid, b->remote_username, b->remote_password,
 		     b->local_username, b->local_password, b->notification_topic, b->cafile, b->capath, b->certfile,
-		     b->keyfile, b->tls_version, b->alpn};
+		     b->keyfile, b->tls_version, b->alpn, b->psk_identity, b->psk, b->bind_address};
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(s[i]);
 	memset(b, 0, sizeof(*b));
@@ -288,6 +288,19 @@ static int h_bridge_str(struct pfile *f, const struct kw *k, char *args)
 	return set_string(f, name, (char **)(void *)((char *)b + k->off), args);
 }
 
+/* bridge_psk: hex digits, an even number of them (mosquitto: a hex key). */
+static int h_bridge_psk(struct pfile *f, const struct kw *k, char *args)
+{
+	struct bridge_conf *b = cur_bridge(f, k);
+	char *w;
+	if (!b || !(w = one_word(f, k, &args)))
+		return -1;
+	size_t n = strlen(w);
+	if (n % 2 || n > 512 || strspn(w, "0123456789abcdefABCDEF") != n)
+		return perr(f, "%s: invalid value '%s' (expected an even number of hex digits, at most 512)", k->name, w);
+	return set_string(f, k->name, &b->psk, w);
+}
+
 static int h_bridge_protocol(struct pfile *f, const struct kw *k, char *args)
 {
 	static const char *const n[] = {"mqttv31", "mqttv311", "mqttv50", NULL};
@@ -308,9 +321,6 @@ static int h_start_type(struct pfile *f, const struct kw *k, char *args)
 	int r = b ? choose(f, k, &args, n, v, "automatic, lazy or once") : -1;
 	if (r < 0)
 		return -1;
-	if (r == BRIDGE_START_LAZY)
-		return perr(f, "start_type lazy is not supported by vigil yet; ignoring it would keep the bridge "
-			       "down (use automatic or once, see mosquitto-compat.md)");
 	b->start_type = r;
 	return 0;
 }
@@ -376,10 +386,19 @@ static int hostname_dot(char *out, size_t cap, const char *name)
 	return snprintf(out, cap, "%s.%s", host, name) >= (int)cap ? -1 : 0;
 }
 
+static bool bridge_streq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
 static bool bridge_same(const struct bridge_conf *a, const struct bridge_conf *b)
 {
 	if (strcmp(a->name, b->name) || a->n_addrs != b->n_addrs || a->n_topics != b->n_topics ||
 	    a->keepalive != b->keepalive || a->protocol != b->protocol || strcmp(a->remote_clientid, b->remote_clientid))
+		return false;
+	if (a->start_type != b->start_type || a->threshold != b->threshold || a->idle_timeout != b->idle_timeout ||
+	    a->round_robin != b->round_robin || !bridge_streq(a->bind_address, b->bind_address) ||
+	    !bridge_streq(a->psk_identity, b->psk_identity) || !bridge_streq(a->psk, b->psk))
 		return false;
 	for (size_t i = 0; i < a->n_addrs; i++)
 		if (strcmp(a->addrs[i].host, b->addrs[i].host) || a->addrs[i].port != b->addrs[i].port)
@@ -393,7 +412,8 @@ static bool bridge_same(const struct bridge_conf *a, const struct bridge_conf *b
 }
 
 /* SIGHUP: bridges are not reloaded (as mosquitto 2.0.11); say so when they changed
- * (names, addresses, topics, keepalive, protocol, remote client id). */
+ * (names, addresses, topics, keepalive, protocol, remote client id, start
+ * type, round_robin, bind address, PSK). */
 static void bridge_conf_reload_warn(const struct config *live, const struct config *fresh,
 				    void (*warn)(const char *msg, void *u), void *u)
 {
@@ -424,12 +444,26 @@ static int bridge_conf_finish(struct config *c, char *err, size_t errlen)
 					      "MQTT-3.1.2-22)", b->file, b->line, b->name);
 			return -1;
 		}
-		const char *tls_only = b->certfile ? "bridge_certfile" : b->keyfile ? "bridge_keyfile"
-				     : b->insecure ? "bridge_insecure" : b->tls_version ? "bridge_tls_version"
-				     : b->alpn ? "bridge_alpn" : NULL;
-		if (tls_only && !b->cafile && !b->capath) {
-			snprintf(err, errlen, "%s:%d: bridge '%s': %s needs bridge_cafile or bridge_capath (TLS is on only "
-					      "with a CA, as in mosquitto)", b->file, b->line, b->name, tls_only);
+		if (!b->psk != !b->psk_identity) {
+			snprintf(err, errlen, "%s:%d: bridge '%s': %s without %s (TLS-PSK needs both)", b->file, b->line,
+				 b->name, b->psk ? "bridge_psk" : "bridge_identity", b->psk ? "bridge_identity" : "bridge_psk");
+			return -1;
+		}
+		if (b->psk && (b->cafile || b->capath)) {
+			snprintf(err, errlen, "%s:%d: bridge '%s': bridge_psk and bridge_cafile/bridge_capath exclude each "
+					      "other (PSK or certificates, as in mosquitto)", b->file, b->line, b->name);
+			return -1;
+		}
+		/* Certificate options need a CA; the version and ALPN need TLS (a CA or a PSK). */
+		const char *cert_only = b->certfile ? "bridge_certfile" : b->keyfile ? "bridge_keyfile"
+				      : b->insecure ? "bridge_insecure" : NULL;
+		const char *tls_only = b->tls_version ? "bridge_tls_version" : b->alpn ? "bridge_alpn" : NULL;
+		bool has_ca = b->cafile || b->capath;
+		if ((cert_only && !has_ca) || (tls_only && !has_ca && !b->psk)) {
+			snprintf(err, errlen, "%s:%d: bridge '%s': %s needs bridge_cafile or bridge_capath%s (TLS is on only "
+					      "with a CA%s, as in mosquitto)", b->file, b->line, b->name,
+				 cert_only && !has_ca ? cert_only : tls_only, cert_only && !has_ca ? "" : " or bridge_psk",
+				 cert_only && !has_ca ? "" : " or a PSK");
 			return -1;
 		}
 		if (!b->certfile != !b->keyfile) {
@@ -451,8 +485,10 @@ static int bridge_conf_finish(struct config *c, char *err, size_t errlen)
 			if (!(b->notification_topic = strdup(buf)))
 				goto nomem;
 		}
+		/* compat: unset is false whatever cleansession says: mosquitto 2.0.11 queues for a down
+		 * remote with cleansession true (23_bridge.py, test_cleansession_true_still_forwards_what_waited) */
 		if (b->local_cleansession < 0)
-			b->local_cleansession = b->cleansession;
+			b->local_cleansession = 0;
 	}
 	return 0;
 nomem:

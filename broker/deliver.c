@@ -239,8 +239,9 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 		send_publish(c, m, 0, 0, retain, false, sub_ids, n_sub_ids);
 		return;
 	}
-	if (qos == 0 && !cfg->queue_qos0_messages)
-		return;
+	bool offline = !c || c->state != CS_CONNECTED;
+	if ((s->bridge_owned && offline) ? !bridge_session_queues(b, s, qos) : (qos == 0 && !cfg->queue_qos0_messages))
+		return; /* a bridge's local side has its own rules (bridge/bridge.h) */
 	if (c && c->state == CS_CONNECTED && qos > 0 && window_room(s, m->payload.len) && !s->queue.head) {
 		struct outmsg *o = out_new(m, qos, retain, sub_ids, n_sub_ids);
 		if (!o) {
@@ -265,6 +266,8 @@ void deliver_to_session(struct broker *b, struct session *s, struct message *m, 
 	o->state = OUT_QUEUED;
 	list_append(&s->queue, o);
 	store_msg_queued(b, s, o);
+	if (s->bridge_owned)
+		bridge_session_queued(b, s); /* start_type lazy: threshold */
 }
 
 /* Read access re-checked when a stored message is (re)sent: the ACL may

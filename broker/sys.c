@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "bridge/bridge.h"
 
 /* The load averages, in mosquitto's order: topic stem and its counter. */
 enum { L_MSG_RX, L_MSG_TX, L_PUB_DROP, L_PUB_RX, L_PUB_TX, L_BYTES_RX, L_BYTES_TX, L_SOCKETS, L_CONNECTS };
@@ -184,6 +185,7 @@ void sys_publish(struct broker *b)
 	pub_u64(b, "$SYS/broker/vigil/wills_published", st->wills_published);
 	pub_u64(b, "$SYS/broker/vigil/preconnect_timeouts", st->preconnect_timeouts);
 	pub_u64(b, "$SYS/broker/vigil/halfopen_closes", st->halfopen_closes);
+	bridge_sys_publish(b);
 }
 
 static void on_sys(struct wheel_entry *e, uint64_t now)

@@ -20,6 +20,9 @@
  * must not pause the broker. A resolver thread meeting the loop through an
  * eventfd would remove the stall; it is not here.
  *
+ * net_connect_from binds the socket to a local address first (mosquitto's
+ * bridge_bind_address): only remote addresses of that family are tried.
+ *
  * Of several resolved addresses the first whose connect(2) does not fail at
  * once is used; the owner's retry policy (e.g. the bridge's address list)
  * handles the rest. Knows nothing of MQTT.
@@ -107,11 +110,46 @@ static void cx_err(char *err, size_t errlen, const char *host, int port, const c
 		snprintf(err, errlen, "%s:%d: %s", host, port, why);
 }
 
+/* The local address to bind to (port 0): 0, or -1 with err filled. */
+static int resolve_bind(const char *bind_address, int family, struct sockaddr_storage *ss, socklen_t *len,
+			char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	int r = getaddrinfo(bind_address, "0", &hints, &res); /* names block: see the top of the file */
+	if (r || !res) {
+		cx_err(err, errlen, bind_address, 0, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		if (res)
+			freeaddrinfo(res);
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
 struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
 			     char *err, size_t errlen)
 {
+	return net_connect_from(loop, host, port, family, tls, NULL, err, errlen);
+}
+
+struct net_conn *net_connect_from(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
+				  const char *bind_address, char *err, size_t errlen)
+{
 	struct addrinfo hints, *res = NULL;
 	char portstr[16];
+	struct sockaddr_storage local;
+	socklen_t local_len = 0;
+	if (bind_address && bind_address[0]) {
+		if (resolve_bind(bind_address, family, &local, &local_len, err, errlen))
+			return NULL;
+		family = local.ss_family; /* connect from that family only */
+	}
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = family;
 	hints.ai_socktype = SOCK_STREAM;
@@ -132,6 +170,11 @@ struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, 
 		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd < 0) {
 			last = errno;
+			continue;
+		}
+		if (local_len && bind(fd, (struct sockaddr *)&local, local_len) < 0) {
+			last = errno;
+			close(fd);
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {

@@ -162,6 +162,11 @@ void *net_conn_user(const struct net_conn *c);
  * socket, an immediate connect error). net_conn_listener() is NULL. */
 struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
 			     char *err, size_t errlen);
+/* net_connect from a given local address (bind(2) before connect; a
+ * numeric address or a name, port 0; NULL = any). Only the remote's
+ * addresses of the bound address's family are tried. */
+struct net_conn *net_connect_from(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
+				  const char *bind_address, char *err, size_t errlen);
 
 /* ---- listeners ----------------------------------------------------------------- */
 
@@ -268,6 +273,10 @@ void net_tls_free(struct net_tls *t);
 struct net_tls_client_opts {
 	const char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn;
 	bool insecure;
+	/* TLS-PSK instead of certificates: identity and the key as hex digits
+	 * (mosquitto's bridge_identity / bridge_psk); TLS 1.2 offers the PSK
+	 * cipher suites only, TLS 1.3 the external PSK (SHA-256 suites). */
+	const char *psk_identity, *psk_hex;
 };
 struct net_tls *net_tls_client_new(const struct net_tls_client_opts *o, char *err, size_t errlen);
 

@@ -19,7 +19,8 @@
  * connections; live SSL objects hold a reference to the old one.
  * Client side (outbound connections, net_tls_client_new): verifies the
  * server's certificate against cafile/capath and, unless insecure, its
- * name (SSL_set1_host / the IP address); sends SNI for host names.
+ * name (SSL_set1_host / the IP address); sends SNI for host names. With
+ * TLS-PSK (psk_identity / psk_hex) the key replaces the certificates.
  * Not here: server-side SNI, OCSP, certificate-based ACLs.
  * Invariant: OpenSSL's error queue is empty whenever control returns to
  * the loop, so one conn's failure never shows up as another's.
@@ -27,6 +28,7 @@
 #include "net_internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,9 @@ struct net_tls {
 	void *psk_user;
 	struct net_tls_opts opts; /* deep copy, for ws.c (net_tls_opts_of) */
 	bool client_insecure;     /* client contexts: no server name check */
+	char *client_psk_identity; /* client contexts with TLS-PSK */
+	uint8_t client_psk[256];
+	unsigned client_psk_len;
 };
 
 /* Per-connection state (conn->tp_state). */
@@ -276,6 +281,8 @@ void net_tls_free(struct net_tls *t)
 		return;
 	SSL_CTX_free(t->ctx);
 	tls_opts_clear(&t->opts);
+	free(t->client_psk_identity);
+	OPENSSL_cleanse(t->client_psk, sizeof(t->client_psk));
 	free(t);
 }
 
@@ -467,6 +474,36 @@ const struct net_transport net_tls_transport = {
 
 /* ---- client side (outbound connections) ---------------------------------------------- */
 
+/* TLS-PSK, client side: our identity and key, whatever the server's hint. */
+static unsigned int tls_psk_client_cb(SSL *ssl, const char *hint, char *identity, unsigned int max_identity_len,
+				      unsigned char *psk, unsigned int max_psk_len)
+{
+	(void)hint;
+	const struct net_tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	if (!t || !t->client_psk_identity || strlen(t->client_psk_identity) + 1 > max_identity_len ||
+	    t->client_psk_len > max_psk_len)
+		return 0;
+	strcpy(identity, t->client_psk_identity);
+	memcpy(psk, t->client_psk, t->client_psk_len);
+	return t->client_psk_len;
+}
+
+/* Hex digits to bytes: the length, or -1 (odd length, not hex, too long). */
+static int psk_from_hex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(hex);
+	if (n == 0 || n % 2 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
+		    sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return (int)(n / 2);
+}
+
 struct net_tls *net_tls_client_new(const struct net_tls_client_opts *o, char *err, size_t errlen)
 {
 	int v;
@@ -485,6 +522,28 @@ struct net_tls *net_tls_client_new(const struct net_tls_client_opts *o, char *er
 	}
 	t->ctx = ctx;
 	t->client_insecure = o->insecure;
+	SSL_CTX_set_app_data(ctx, t);
+	if (o->psk_hex) {
+		int n = psk_from_hex(o->psk_hex, t->client_psk, sizeof(t->client_psk));
+		if (n < 0 || !o->psk_identity) {
+			if (err && errlen)
+				snprintf(err, errlen, n < 0 ? "the PSK is not an even number of hex digits (at most 512)"
+							    : "a PSK needs an identity");
+			goto fail;
+		}
+		t->client_psk_len = (unsigned)n;
+		if (!(t->client_psk_identity = strdup(o->psk_identity))) {
+			if (err && errlen)
+				snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		SSL_CTX_set_psk_client_callback(ctx, tls_psk_client_cb);
+		/* compat: as libmosquitto, the TLS <= 1.2 suites are the PSK ones */
+		if (SSL_CTX_set_cipher_list(ctx, "PSK") != 1) {
+			tls_err(err, errlen, "cannot select the PSK cipher suites", NULL);
+			goto fail;
+		}
+	}
 	/* compat: as libmosquitto 2.0, a given version is the only one offered. */
 	SSL_CTX_set_min_proto_version(ctx, v);
 	if (o->tls_version)

@@ -6,6 +6,12 @@
  *     ^                 |                      |
  *     +-- restart_timeout (backoff) <-- close (EOF, RST, refused, dead remote)
  *
+ * start_type: automatic arms the timer at start and after every close;
+ * once only at start; lazy only when `threshold` messages wait
+ * (bridge_lazy.c), and a lazy bridge that is up closes itself after
+ * idle_timeout without a PUBLISH either way. round_robin false: while up on
+ * a secondary address, bridge_probe.c watches the primary.
+ *
  * The local side is an ordinary session (id local_clientid, never expiring)
  * subscribed to the out/both topics with no-local and retain-as-published,
  * made once at start-up, so that messages published while the remote is
@@ -73,6 +79,15 @@ static void notify_local(struct bridge *br, const char *v)
 	message_unref(&m);
 }
 
+/* start_type lazy, up: when the connection is closed for idle_timeout (0: never). */
+static uint64_t idle_deadline(const struct bridge *br)
+{
+	const struct bridge_conf *bc = br->conf;
+	if (bc->start_type != BRIDGE_START_LAZY || br->state != BR_UP || bc->idle_timeout == 0)
+		return 0;
+	return br->last_msg + (uint64_t)bc->idle_timeout * 1000u;
+}
+
 static void arm(struct bridge *br)
 {
 	struct client *c = br->c;
@@ -83,6 +98,9 @@ static void arm(struct bridge *br)
 	}
 	uint64_t dead = c->last_rx + ka_dead_ms(c);
 	uint64_t at = br->state == BR_UP && br->next_ping < dead ? br->next_ping : dead;
+	uint64_t idle = idle_deadline(br);
+	if (idle && idle < at)
+		at = idle;
 	wheel_add(&b->wheel, &br->timer, at);
 }
 
@@ -104,6 +122,21 @@ static void schedule_restart(struct bridge *br, bool was_up)
 		br->stopped = true;
 		return;
 	}
+	br->state = BR_IDLE;
+	if (br->idle_closed) { /* lazy: idle, not failed; up again at the threshold */
+		br->idle_closed = false;
+		br->not_before = 0;
+		bridge_lazy_check(br);
+		return;
+	}
+	if (br->to_primary) {
+		br->to_primary = false;
+		br->cur_addr = 0;
+		log_msg(b, LOG_F_NOTICE, "Bridge %s: reconnecting to the primary address %s:%d now.", bc->name,
+			bc->addrs[0].host, bc->addrs[0].port);
+		wheel_add(&b->wheel, &br->timer, broker_now(b));
+		return;
+	}
 	if (bc->n_addrs > 1) /* the next address, whether connecting or connected failed */
 		br->cur_addr = (br->cur_addr + 1) % bc->n_addrs;
 	unsigned delay = br->restart_ms;
@@ -112,9 +145,16 @@ static void schedule_restart(struct bridge *br, bool was_up)
 		unsigned next = rand_between(bc->restart_base * 1000u, br->restart_ms * 3u);
 		br->restart_ms = next > bc->restart_cap * 1000u ? bc->restart_cap * 1000u : next;
 	}
+	if (bc->start_type == BRIDGE_START_LAZY) {
+		br->not_before = broker_now(b) + delay;
+		log_msg(b, LOG_F_NOTICE, "Bridge %s: lazy, reconnecting to %s:%d when %u messages wait (not before "
+			"%u.%03u s).", bc->name, bc->addrs[br->cur_addr].host, bc->addrs[br->cur_addr].port,
+			bc->threshold, delay / 1000, delay % 1000);
+		bridge_lazy_check(br);
+		return;
+	}
 	log_msg(b, LOG_F_NOTICE, "Bridge %s: reconnecting to %s:%d in %u.%03u s.", bc->name,
 		bc->addrs[br->cur_addr].host, bc->addrs[br->cur_addr].port, delay / 1000, delay % 1000);
-	br->state = BR_IDLE;
 	wheel_add(&b->wheel, &br->timer, broker_now(b) + delay);
 }
 
@@ -177,7 +217,8 @@ static void connect_now(struct bridge *br)
 	log_msg(b, LOG_F_NOTICE, "Connecting bridge %s (%s:%d)", bc->name, a->host, a->port);
 	if (bc->cleansession)
 		br->s->n_in_qos2 = 0; /* a clean remote session forgets its QoS 2 flows to us */
-	struct net_conn *conn = net_connect(b->loop, a->host, a->port, AF_UNSPEC, br->tls, err, sizeof(err));
+	struct net_conn *conn = net_connect_from(b->loop, a->host, a->port, AF_UNSPEC, br->tls, bc->bind_address, err,
+						 sizeof(err));
 	struct client *c = conn ? calloc(1, sizeof(*c)) : NULL;
 	if (!c) {
 		log_msg(b, LOG_F_ERROR, "Error creating bridge %s: %s.", bc->name, conn ? "out of memory" : err);
@@ -274,6 +315,8 @@ static int handle_connack(struct bridge *br, const struct mqtt_frame *f)
 	b->st.clients_connected++;
 	br->state = BR_UP;
 	br->restart_ms = br->conf->restart_base * 1000u;
+	br->last_msg = broker_now(b);
+	br->n_connects++;
 	log_msg(b, LOG_F_NOTICE, "Bridge %s connected to %s (MQTT %s%s, keepalive %u s).", bc->name,
 		net_conn_peer(c->conn), c->version == MQTT_V5 ? "5" : c->version == MQTT_V31 ? "3.1" : "3.1.1",
 		br->try_private ? ", bridge bit" : "", c->keepalive);
@@ -296,6 +339,7 @@ static int handle_connack(struct bridge *br, const struct mqtt_frame *f)
 	deliver_resume(br->s);
 	br->next_ping = broker_now(b) + (uint64_t)c->keepalive * 1000u;
 	arm(br);
+	bridge_probe_arm(br); /* round_robin false on a secondary address: watch the primary */
 	return 0;
 }
 
@@ -409,11 +453,14 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 		client_close(c, 0, false, why != NET_CLOSED_EOF, NULL);
 	}
 	wheel_cancel(&b->wheel, &br->timer);
+	bridge_probe_stop(br);
 	free(c->username);
 	free(c);
 	br->c = NULL;
-	if (was_up)
+	if (was_up) {
+		br->n_losses++;
 		notify_local(br, "0");
+	}
 	br->state = BR_IDLE;
 	schedule_restart(br, was_up);
 }
@@ -435,6 +482,7 @@ static void on_timer(struct wheel_entry *e, uint64_t now)
 	if (now >= dead) {
 		uint64_t silent = now - c->last_rx - 1;
 		b->st.keepalive_timeouts++;
+		br->n_timeouts++;
 		log_msg(b, LOG_F_NOTICE,
 			"Bridge %s: remote %s silent for %llu.%03llu s (keepalive %u s), disconnecting.",
 			br->conf->name, net_conn_peer(c->conn), (unsigned long long)(silent / 1000),
@@ -442,6 +490,14 @@ static void on_timer(struct wheel_entry *e, uint64_t now)
 		if (net_conn_out_pending(c->conn) > 0)
 			b->st.halfopen_closes++;
 		client_close(c, 0, false, true, NULL); /* dead: abortive */
+		return;
+	}
+	uint64_t idle = idle_deadline(br);
+	if (idle && now >= idle) {
+		log_msg(b, LOG_F_NOTICE, "Bridge %s: no message either way for %u s (idle_timeout, start_type lazy), "
+			"disconnecting.", br->conf->name, br->conf->idle_timeout);
+		br->idle_closed = true;
+		client_close(c, 0, false, false, NULL); /* no DISCONNECT: the remote publishes state 0 (as mosquitto) */
 		return;
 	}
 	if (br->state == BR_UP && now >= br->next_ping) {
@@ -483,6 +539,26 @@ static int bridge_local_init(struct bridge *br, char *err, size_t errlen)
 		}
 		log_msg(b, LOG_F_DEBUG, "Bridge %s doing local SUBSCRIBE on topic %s", bc->name, t->local_topic);
 	}
+	/* A session restored by the store may hold the out topics of an earlier
+	 * configuration: as mosquitto (sub__clean_session), only today's stay. */
+	for (uint32_t i = s->n_subs; i-- > 0;) {
+		const char *f = s->subs[i].filter;
+		bool keep = false;
+		for (size_t j = 0; j < bc->n_topics && !keep; j++)
+			keep = bc->topics[j].dir != BRIDGE_IN && !strcmp(bc->topics[j].local_topic, f);
+		if (!keep) {
+			char *dup = strdup(f);
+			if (dup) {
+				subtree_remove(b->subs, mqtt_cstr(dup), NULL, s);
+				session_sub_remove(s, dup);
+				store_sub_remove(b, s, dup);
+				free(dup);
+			}
+		}
+	}
+	/* Durable from now (persistence true): what is queued while the remote
+	 * is down survives a restart; a restored session keeps its rows. */
+	store_session_saved(b, s);
 	return 0;
 }
 
@@ -509,10 +585,11 @@ int bridge_start_all(struct broker *b, char *err, size_t errlen)
 		br->try_private = br->conf->try_private;
 		br->restart_ms = br->conf->restart_base * 1000u;
 		wheel_entry_init(&br->timer, on_timer);
+		wheel_entry_init(&br->probe_timer, NULL);
 		const struct bridge_conf *bc = br->conf;
-		if (bc->cafile || bc->capath) {
+		if (bc->cafile || bc->capath || bc->psk) {
 			struct net_tls_client_opts o = {bc->cafile, bc->capath, bc->certfile, bc->keyfile,
-							bc->tls_version, bc->alpn, bc->insecure};
+							bc->tls_version, bc->alpn, bc->insecure, bc->psk_identity, bc->psk};
 			char terr[256];
 			if (!(br->tls = net_tls_client_new(&o, terr, sizeof(terr)))) {
 				snprintf(err, errlen, "%s:%d: bridge %s: %s", bc->file, bc->line, bc->name, terr);
@@ -525,7 +602,10 @@ int bridge_start_all(struct broker *b, char *err, size_t errlen)
 		if (bridge_local_init(br, err, errlen))
 			return -1;
 		notify_local(br, "0"); /* as mosquitto: state 0 until the first CONNACK */
-		wheel_add(&b->wheel, &br->timer, broker_now(b)); /* connect on the next pass */
+		if (bc->start_type == BRIDGE_START_LAZY)
+			bridge_lazy_check(br); /* persisted messages may already reach the threshold */
+		else
+			wheel_add(&b->wheel, &br->timer, broker_now(b)); /* connect on the next pass */
 	}
 	return 0;
 }
@@ -536,6 +616,7 @@ void bridge_stop_all(struct broker *b)
 		struct bridge *br = &b->bridges[i];
 		br->stopped = true;
 		wheel_cancel(&b->wheel, &br->timer);
+		bridge_probe_stop(br);
 		/* No DISCONNECT: the remote publishes our will (state 0). */
 		if (br->c && br->c->state != CS_GONE)
 			client_close(br->c, 0, false, false, NULL);
@@ -547,6 +628,8 @@ void bridge_free_all(struct broker *b)
 	for (size_t i = 0; i < b->n_bridges; i++) {
 		struct bridge *br = &b->bridges[i];
 		wheel_cancel(&b->wheel, &br->timer);
+		wheel_cancel(&b->wheel, &br->probe_timer);
+		br->probe = NULL; /* freed by net with the loop */
 		if (br->c) { /* on_close never ran: net frees the conn without callbacks */
 			if (br->s && br->s->client == br->c)
 				br->s->client = NULL;
@@ -562,3 +645,14 @@ void bridge_free_all(struct broker *b)
 	b->bridges = NULL;
 	b->n_bridges = 0;
 }
+
+void bridge_back_to_primary(struct bridge *br)
+{
+	if (!br->c || br->c->state == CS_GONE || br->cur_addr == 0)
+		return;
+	log_msg(br->b, LOG_F_NOTICE, "Bridge %s: the primary address %s:%d is reachable again, leaving %s.",
+		br->conf->name, br->conf->addrs[0].host, br->conf->addrs[0].port, net_conn_peer(br->c->conn));
+	br->to_primary = true;
+	client_close(br->c, 0, false, false, NULL);
+}
+

@@ -23,6 +23,7 @@
 
 struct broker;
 struct client;
+struct session;
 struct bridge;
 
 /* Start every configured bridge (b->cfg->bridges): local sessions and
@@ -46,5 +47,18 @@ const char *bridge_topic_in(const struct client *c, struct mqtt_str topic, char 
  * (cap bytes) or a malloc'd *big afterwards. */
 void bridge_publish_out(const struct client *c, struct mqtt_str *topic, bool *retain, char *buf, size_t cap,
 			char **big);
+
+/* deliver.c: a message was queued for the offline session s. For the
+ * local side of a start_type lazy bridge, the connection is started once
+ * `threshold` messages wait (as mosquitto). Cheap for other sessions. */
+void bridge_session_queued(struct broker *b, struct session *s);
+/* deliver.c: whether a message of this QoS is queued for the bridge
+ * session s while its remote is not connected. As mosquitto: never with
+ * local_cleansession true; QoS 0 too for a lazy bridge (so that they count
+ * towards the threshold); else QoS 1/2, and QoS 0 with queue_qos0_messages. */
+bool bridge_session_queues(const struct broker *b, const struct session *s, uint8_t qos);
+/* sys.c (sys_publish): each bridge's state and counters, retained, under
+ * $SYS/broker/vigil/bridge/NAME/ (bridge_sys.c). */
+void bridge_sys_publish(struct broker *b);
 
 #endif

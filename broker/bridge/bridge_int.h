@@ -31,7 +31,29 @@ struct bridge {
 	uint64_t next_ping;          /* monotonic ms: PINGREQ due */
 	uint64_t started;            /* monotonic ms of this connection attempt */
 	uint16_t notify_pid;         /* packet ids for the remote notification */
+	/* start_type lazy */
+	uint64_t last_msg;           /* monotonic ms of the last PUBLISH either way (idle_timeout) */
+	uint64_t not_before;         /* monotonic ms: no lazy reconnect before (restart_timeout) */
+	bool idle_closed;            /* the connection is being closed for idle_timeout */
+	/* round_robin false: TCP probe of the primary address while on another */
+	struct net_conn *probe;
+	struct wheel_entry probe_timer;
+	uint64_t probe_started;
+	bool to_primary;             /* closing a secondary connection: reconnect to address 0 at once */
+	/* counters ($SYS/broker/vigil/bridge/NAME/..., bridge_sys.c) */
+	uint64_t n_out, n_in, n_connects, n_losses, n_timeouts;
 };
+
+/* bridge_probe.c: start (or keep) probing the primary address while the
+ * bridge is up on another one (round_robin false); stop probing. */
+void bridge_probe_arm(struct bridge *br);
+void bridge_probe_stop(struct bridge *br);
+/* bridge.c: leave the current (secondary) connection for the primary address. */
+void bridge_back_to_primary(struct bridge *br);
+/* bridge_lazy.c: connect a lazy bridge that is down if threshold messages wait. */
+void bridge_lazy_check(struct bridge *br);
+/* Messages waiting for the remote: in flight plus queued. */
+uint32_t bridge_waiting(const struct bridge *br);
 
 /* bridge_topic.c: no-local + retain-as-published on the local subscriptions. */
 #define BRIDGE_LOCAL_SUB_OPTS 0x0C

@@ -10,7 +10,8 @@
  * its local prefix replaced by its remote prefix. A topic no line matches is
  * kept as it is (mosquitto 2.0 does the same). Prefixes contain no
  * wildcards, so a matching topic always starts with the prefix.
- * Not here: subscriptions, connections (bridge.c).
+ * Both count the message for the bridge's $SYS counters and its lazy idle
+ * timer. Not here: subscriptions, connections (bridge.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,8 @@ static bool starts_with(struct mqtt_str t, const char *prefix)
 const char *bridge_topic_in(const struct client *c, struct mqtt_str topic, char *buf, size_t cap, char **big)
 {
 	const struct bridge_conf *bc = c->bridge->conf;
+	c->bridge->n_in++;
+	c->bridge->last_msg = broker_now(c->b); /* lazy: not idle */
 	for (size_t i = 0; i < bc->n_topics; i++) {
 		const struct bridge_topic *t = &bc->topics[i];
 		if (t->dir == BRIDGE_OUT || !mqtt_topic_matches(mqtt_cstr(t->remote_topic), topic))
@@ -55,6 +58,8 @@ void bridge_publish_out(const struct client *c, struct mqtt_str *topic, bool *re
 			char **big)
 {
 	const struct bridge_conf *bc = c->bridge->conf;
+	c->bridge->n_out++;
+	c->bridge->last_msg = broker_now(c->b); /* lazy: not idle */
 	if (!bc->outgoing_retain)
 		*retain = false;
 	for (size_t i = 0; i < bc->n_topics; i++) {

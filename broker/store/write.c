@@ -77,7 +77,7 @@ static void put_session(struct store_db *st, const struct session *s)
 	sqlite3_bind_int(q, 2, s->version);
 	sqlite3_bind_int64(q, 3, s->expiry);
 	bind_str(q, 4, s->username);
-	sqlite3_bind_int(q, 5, s->listener ? (int)(s->listener - b->listeners) : -1);
+	sqlite3_bind_int(q, 5, s->listener && !s->bridge_owned ? (int)(s->listener - b->listeners) : -1);
 	sqlite3_bind_int(q, 6, s->client != NULL);
 	sqlite3_bind_int64(q, 7, wheel_armed(&s->expiry_timer)
 					 ? (sqlite3_int64)store_mono_to_wall(b, s->expiry_timer.deadline) : 0);

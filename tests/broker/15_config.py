@@ -1,7 +1,7 @@
 """Configuration files and SIGHUP: what a reload does to connected clients (mosquitto 2.0.11
 disconnects clients whose credentials the new files no longer accept), options that SIGHUP
 applies, a broken file on reload, include_dir, -p with a listener, allow_anonymous defaults and
-local-only mode, and vigil's start-up refusals (bridge PSK options, TLS options without TLS, duplicate
+local-only mode, and vigil's start-up refusals (bridge_require_ocsp, TLS options without TLS, duplicate
 listeners) and warnings. Configuration behaviour (mosquitto.conf(5), mosquitto-compat.md): no
 MQTT statement applies unless cited.
 """
@@ -258,16 +258,16 @@ def test_local_only_forces_anonymous(h):
 # vigil's start-up refusals and warnings (mosquitto-compat.md)
 
 
-@vigil_only("mosquitto connects with TLS; vigil refuses bridge PSK options rather than connecting without them")
-def test_bridge_psk_option_is_an_error(h):
-    # Bridges work (23_bridge.py); the bridge options vigil does not implement yet (PSK, OCSP,
-    # bind address) stop start-up with file and line.
+@vigil_only("mosquitto checks OCSP; vigil refuses bridge_require_ocsp rather than connecting without it")
+def test_bridge_ocsp_option_is_an_error(h):
+    # Bridges work (23_bridge.py, PSK and bind address too); the bridge option vigil does not
+    # implement yet (OCSP) stops start-up with file and line.
     port = mqtt_test.free_port()
     path, out = _start_fails(h, "bridge.conf", "listener %d 127.0.0.1\nallow_anonymous true\n"
                              "connection upstream\naddress 127.0.0.1:1\ntopic # both 0\n"
-                             "bridge_identity edge\nbridge_psk 0011\n" % port)
-    check(re.search(r"%s:6: .*bridge_identity.*bridge" % re.escape(path), out),
-          "no 'FILE:6: ... bridge_identity ... bridge' message:\n" + out)
+                             "bridge_require_ocsp true\n" % port)
+    check(re.search(r"%s:6: .*bridge_require_ocsp.*bridge" % re.escape(path), out),
+          "no 'FILE:6: ... bridge_require_ocsp ... bridge' message:\n" + out)
 
 
 @vigil_only("mosquitto 2.0.11 silently listens in plain text when certfile/keyfile are missing")

@@ -633,6 +633,194 @@ def test_link_cut_remote_netns(h):
         d.run()
 
 
+def _primary_down_then_back(h, extra=""):
+    """addresses PRIMARY SECONDARY with the primary down at start: the bridge connects to the
+    secondary; then the primary listens again. Returns state watchers (primary, secondary)."""
+    prim = remote(h, name="primary")
+    pport = prim.port
+    prim.stop()
+    sec = remote(h, name="secondary")
+    ws = state_watch(h, sec)
+    conf = bridge_conf(sec.port, ["x out 0"], extra=extra).replace(
+        "address 127.0.0.1:%d" % sec.port, "addresses 127.0.0.1:%d 127.0.0.1:%d" % (pport, sec.port))
+    local(h, conf)
+    await_state(ws, "br1", "1", limit=10)
+    prim.start(port=pport)
+    return state_watch(h, prim), ws
+
+
+@timeout(30)
+def test_round_robin_false_returns_to_the_primary(h):
+    # round_robin false (the default): once the primary listens again the bridge leaves the
+    # secondary (whose subscribers see the will, state 0) for it (a TCP probe every 5 s).
+    wp, ws = _primary_down_then_back(h)
+    await_state(wp, "br1", "1", limit=12)
+    await_state(ws, "br1", "0", limit=3)
+
+
+@timeout(30)
+def test_round_robin_true_stays_on_the_secondary(h):
+    # round_robin true: all addresses are equals; a working connection is kept.
+    wp, ws = _primary_down_then_back(h, "round_robin true\n")
+    wp.expect_no_packet(7.0)  # longer than the 5 s probe period of round_robin false
+    ws.expect_no_packet(0.1)
+
+
+@vigil_only("mosquitto 2.0.11 accepts bridge_bind_address but does not bind")
+@timeout(20)
+def test_bind_address(h):
+    # bridge_bind_address: the outbound connection leaves from that local address.
+    r, lb = up(h, ["x out 0"], extra="bridge_bind_address 127.0.0.2\n")
+    check(re.search(r"New connection from 127\.0\.0\.2:\d+", r.log()),
+          "the remote saw no connection from 127.0.0.2:\n" + r.log_tail())
+
+
+def test_local_username_does_not_subject_the_bridge_to_the_acl(h):
+    # As mosquitto 2.0.11 (its ACL check returns success for a bridge context): local_username is
+    # the name plugins see, the bridge's local side is not checked against the acl_file. The
+    # control: an ordinary client named "lu" is denied by the same file.
+    acl = h.file("acl", "topic readwrite x/#\ntopic readwrite y/#\n\nuser lu\ntopic read nothing\n")
+    r = remote(h)
+    w = state_watch(h, r)
+    rs = sub(h, r, "x/#")
+    lb = local(h, "acl_file %s\n" % acl + bridge_conf(r.port, ["x/# out 1", "y/# in 1"],
+                                                    extra="local_username lu\nlocal_password pw\n"))
+    await_state(w, "br1", "1")
+    ls = sub(h, lb, "y/#")
+    ctl = h.connect(lb, "ctl", username="lu")
+    ctl.subscribe([("x/#", 1)])
+    h.connect(lb, "lp").publish("x/1", b"out", qos=1, rc=mqtt_test.NOSUB)
+    rs.expect_publish("x/1", b"out", qos=1)
+    h.connect(r, "rp").publish("y/1", b"in", qos=1, rc=mqtt_test.NOSUB)
+    ls.expect_publish("y/1", b"in", qos=1)
+    ctl.expect_no_packet(0.5)  # the acl_file is in force for clients
+
+
+# ---------------------------------------------------------------------------------------------
+# persistence: the bridge's queue survives a restart (persistence true, cleansession false)
+
+
+def _down_remote_with_subscriber(h):
+    """A remote with persistence whose subscriber rsub (m/#, QoS 1, clean false) is offline, then
+    the remote stopped: what the bridge forwards later waits for rsub there."""
+    rdir = os.path.join(h.dir, "r")
+    os.makedirs(rdir)
+    r = remote(h, "persistence true\npersistence_location %s/\nuser root\n" % rdir)
+    rs = h.connect(r, "rsub", clean=False)
+    rs.subscribe([("m/#", 1)])
+    rs.close()
+    r.stop()
+    return r
+
+
+def _persisted_queue(h, how):
+    ldir = os.path.join(h.dir, "l")
+    os.makedirs(ldir)
+    r = _down_remote_with_subscriber(h)
+    lb = local(h, "persistence true\npersistence_location %s/\nuser root\nautosave_interval 1\n" % ldir
+               + bridge_conf(r.port, ["m/# out 1"]))
+    p = h.connect(lb, "pub")
+    for i in range(3):
+        p.publish("m/%d" % i, b"kept%d" % i, qos=1, rc=mqtt_test.NOSUB)
+    p.close()
+    if how == "kill":
+        sleep(2.5)  # mosquitto writes its file every autosave_interval (1 s here); vigil at once
+        os.kill(lb.proc.pid, signal.SIGKILL)
+        lb.proc.wait()
+        lb.stopped = True
+        lb.start(port=lb.port)
+    else:
+        lb.restart()  # SIGTERM
+    r.start(port=r.port)
+    rs = h.connect(r, "rsub", clean=False, session_present=True)
+    for i in range(3):
+        rs.expect_publish("m/%d" % i, b"kept%d" % i, qos=1, timeout=8)
+
+
+@timeout(30)
+def test_local_cleansession_true_queues_nothing_while_down(h):
+    # local_cleansession true: the bridge's local session is clean, so nothing is queued for the
+    # remote while it is down (mosquitto: clean_start_local); cleansession false for the remote.
+    r = _down_remote_with_subscriber(h)
+    lb = local(h, bridge_conf(r.port, ["m/# out 1"], extra="local_cleansession true\n"))
+    p = h.connect(lb, "pub")
+    for i in range(3):
+        p.publish("m/%d" % i, b"lost%d" % i, qos=1, rc=mqtt_test.NOSUB)
+    r.start(port=r.port)
+    w = state_watch(h, r)
+    await_state(w, "br1", "1", limit=20)
+    rs = h.connect(r, "rsub", clean=False, session_present=True)
+    p.publish("m/live", b"live", qos=1, rc=mqtt_test.NOSUB)
+    rs.expect_publish("m/live", b"live", qos=1, timeout=5)
+
+
+@timeout(40)
+def test_queue_persisted_across_sigterm_restart(h):
+    _persisted_queue(h, "term")
+
+
+@timeout(40)
+def test_queue_persisted_across_kill_9(h):
+    _persisted_queue(h, "kill")
+
+
+# ---------------------------------------------------------------------------------------------
+# start_type lazy / once
+
+
+def _lazy(h, rkind=None, extra=""):
+    # start_type lazy: no connection until `threshold` messages wait for the remote (QoS 0 counts
+    # too, as mosquitto queues them for a lazy bridge); then they leave in order; after
+    # idle_timeout without a message either way the bridge disconnects (the remote publishes the
+    # will, state 0) and waits for the threshold again.
+    r = remote(h, kind=rkind)
+    w = state_watch(h, r)
+    rs = sub(h, r, "z/#")
+    lb = local(h, bridge_conf(r.port, ["z/# out 1"],
+                              extra="start_type lazy\nthreshold 3\nidle_timeout 2\n" + extra))
+    p = h.connect(lb, "pub")
+    p.publish("z/1", b"a", qos=1, rc=mqtt_test.NOSUB)
+    p.publish("z/2", b"b", qos=0)
+    w.expect_no_packet(1.0)  # two waiting: still down
+    p.publish("z/3", b"c", qos=1, rc=mqtt_test.NOSUB)
+    await_state(w, "br1", "1", limit=3)
+    rs.expect_publish("z/1", b"a", qos=1)
+    rs.expect_publish("z/2", b"b", qos=0)
+    rs.expect_publish("z/3", b"c", qos=1)
+    t0 = time.monotonic()
+    await_state(w, "br1", "0", limit=5)  # idle for 2 s: disconnected
+    check(time.monotonic() - t0 >= 1.5, "disconnected after %.2f s, idle_timeout is 2 s" % (time.monotonic() - t0))
+    for i in range(3):
+        p.publish("z/again", b"%d" % i, qos=1, rc=mqtt_test.NOSUB)
+    await_state(w, "br1", "1", limit=3)
+    for i in range(3):
+        rs.expect_publish("z/again", b"%d" % i, qos=1)
+
+
+@vigil_only("mosquitto 2.0.11 never connects a lazy bridge")
+@timeout(30)
+def test_lazy_connects_at_threshold_and_disconnects_when_idle(h):
+    _lazy(h)
+
+
+@vigil_only("mosquitto 2.0.11 never connects a lazy bridge")
+@timeout(30)
+def test_lazy_to_mosquitto_remote_mqttv50(h):
+    # try_private false: mosquitto 2.0.11 cannot read a v5 CONNECT with the bridge bit (compat row).
+    _lazy(h, "mosquitto", "bridge_protocol_version mqttv50\ntry_private false\n")
+
+
+@vigil_only("mosquitto 2.0.11 never connects a start_type once bridge")
+@timeout(25)
+def test_once_is_not_restarted(h):
+    # start_type once: connected at start, never reconnected after the connection is lost.
+    r, lb = up(h, ["o/# out 1"], extra="start_type once\n")
+    r.restart()
+    w = state_watch(h, r)
+    w.expect_no_packet(3.0)  # restart_timeout 1: an automatic bridge would be back by now
+    check(lb.alive(), "the local broker exited")
+
+
 # ---------------------------------------------------------------------------------------------
 # vigil <-> the real mosquitto 2.0.11
 
@@ -758,6 +946,44 @@ def test_tls_wrong_name_refused_unless_insecure(h):
         strict.stop(check=False)
 
 
+def _psk(h, rkind, proto="mqttv311", extra=""):
+    # A TLS-PSK listener on the remote (psk_hint, psk_file "identity:hexkey"); two bridges, the
+    # right key and a wrong one (mosquitto.conf(5) bridge_identity / bridge_psk).
+    pf = h.file("psk", "edge:00112233445566778899aabbccddeeff\n")
+    tport = mqtt_test.free_port()
+    r = remote(h, "listener %d 127.0.0.1\npsk_hint vigil-test\npsk_file %s\n" % (tport, pf), rkind)
+    w = h.connect(r, "w")
+    w.subscribe([(STATE % "good", 1), (STATE % "bad", 1)])
+    r2 = sub(h, r, "p/#")
+    extra += "bridge_protocol_version %s\nbridge_identity edge\nbridge_psk %%s\n" % proto
+    good = local(h, bridge_conf(tport, ["p/# out 1"], "good", extra=extra % "00112233445566778899aabbccddeeff"),
+                 "good")
+    bad = local(h, bridge_conf(tport, ["p/# out 1"], "bad", extra=extra % "ffeeddccbbaa99887766554433221100"),
+                "bad")
+    await_state(w, "good", "1")
+    h.connect(good, "pub").publish("p/x", b"over psk", qos=1, rc=mqtt_test.NOSUB)
+    r2.expect_publish("p/x", b"over psk", qos=1)
+    w.expect_no_packet(1.5)  # the wrong key never connects
+    if h.mosquitto:  # mosquitto 2.0.11 may abort at exit after a failed TLS handshake (compat row)
+        bad.stop(check=False)
+
+
+@timeout(20)
+def test_tls_psk_right_and_wrong_key(h):
+    _psk(h, None)
+
+
+@timeout(20)
+def test_tls_psk_to_mosquitto_remote_mqttv50(h):
+    # try_private false: mosquitto 2.0.11 cannot read a v5 CONNECT with the bridge bit (compat row).
+    _psk(h, "mosquitto", "mqttv50", "try_private false\n")
+
+
+@timeout(20)
+def test_tls_psk_to_mosquitto_remote_mqttv311(h):
+    _psk(h, "mosquitto")
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration errors name file and line
 
@@ -781,8 +1007,13 @@ def test_config_errors_name_file_and_line(h):
     _refused(h, "connection a\ntopic x out 0\n", r"FILE:3: bridge 'a' has no address")
     _refused(h, "connection a\naddress 127.0.0.1:99999\ntopic x\n", r"FILE:4: port: invalid value")
     _refused(h, "connection a\naddress h\ntopic x\nconnection a\n", r"FILE:6: connection: duplicate bridge name")
-    _refused(h, "connection a\naddress h\ntopic x\nstart_type lazy\n", r"FILE:6: start_type lazy is not supported")
-    _refused(h, "connection a\naddress h\ntopic x\nbridge_psk 00\n", r"FILE:6: option 'bridge_psk'")
+    _refused(h, "connection a\naddress h\ntopic x\nstart_type eager\n", r"FILE:6: start_type: invalid value")
+    _refused(h, "connection a\naddress h\ntopic x\nthreshold 0\n", r"FILE:6: threshold: invalid value")
+    _refused(h, "connection a\naddress h\ntopic x\nidle_timeout -1\n", r"FILE:6: idle_timeout: invalid value")
+    _refused(h, "connection a\naddress h\ntopic x\nbridge_psk 0g\n", r"FILE:6: bridge_psk: invalid value")
+    _refused(h, "connection a\naddress h\ntopic x\nbridge_psk 00\n", r"FILE:3: bridge 'a': bridge_psk without")
+    _refused(h, "connection a\naddress h\ntopic x\nbridge_require_ocsp true\n",
+             r"FILE:6: option 'bridge_require_ocsp'")
     _refused(h, "connection a\naddress h\ntopic x\nkeepalive_interval 0\n", r"FILE:6: keepalive_interval: invalid")
     _refused(h, "connection a\naddress h\ntopic x\nrestart_timeout 10 5\n", r"FILE:6: restart_timeout: the cap")
     _refused(h, "connection a\naddress h\ntopic x\nbridge_protocol_version mqttv6\n",

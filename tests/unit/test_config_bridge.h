@@ -52,7 +52,12 @@ START_TEST(bridge_every_option)
 		"topic x\n"
 		"clientid old\n"
 		"username u\n"
-		"password p\n");
+		"password p\n"
+		"start_type lazy\n"
+		"bridge_identity edge-id\n"
+		"bridge_psk 00aaFF\n"
+		"bridge_tls_version tlsv1.2\n"
+		"bridge_bind_address 10.0.0.9\n");
 	ck_assert_uint_eq(C.n_bridges, 2);
 	const struct bridge_conf *b = &C.bridges[0];
 	ck_assert_str_eq(b->name, "edge");
@@ -118,6 +123,13 @@ START_TEST(bridge_every_option)
 	ck_assert_str_eq(b->remote_clientid, "old");
 	ck_assert_str_eq(b->remote_username, "u");
 	ck_assert_str_eq(b->remote_password, "p");
+	ck_assert_int_eq(b->start_type, BRIDGE_START_LAZY);
+	ck_assert_str_eq(b->psk_identity, "edge-id");
+	ck_assert_str_eq(b->psk, "00aaFF");
+	ck_assert_str_eq(b->tls_version, "tlsv1.2"); /* TLS-PSK: no CA needed */
+	ck_assert_str_eq(b->bind_address, "10.0.0.9");
+	ck_assert_ptr_null(C.bridges[0].psk);
+	ck_assert_ptr_null(C.bridges[0].bind_address);
 	ck_assert(has_warning(&W, "t.conf:43: option 'clientid' is deprecated"));
 	ck_assert(has_warning(&W, "t.conf:44: option 'username' is deprecated"));
 	ck_assert(has_warning(&W, "t.conf:45: option 'password' is deprecated"));
@@ -175,9 +187,26 @@ static const struct {
 	 "t.conf:2: bridge_protocol_version: invalid value 'mqttv6' (expected mqttv31, mqttv311 or mqttv50)"},
 	{"connection a\nkeepalive_interval 0\n", "t.conf:2: keepalive_interval: invalid value '0' (expected an integer 1..65535)"},
 	{"connection a\nrestart_timeout 9 3\n", "t.conf:2: restart_timeout: the cap (3) is below the base (9)"},
-	{"connection a\nstart_type lazy\n",
-	 "t.conf:2: start_type lazy is not supported by vigil yet; ignoring it would keep the bridge down (use "
-	 "automatic or once, see mosquitto-compat.md)"},
+	{"connection a\nstart_type eager\n",
+	 "t.conf:2: start_type: invalid value 'eager' (expected automatic, lazy or once)"},
+	{"connection a\nthreshold 0\n", "t.conf:2: threshold: invalid value '0' (expected an integer >= 1)"},
+	{"connection a\nidle_timeout x\n",
+	 "t.conf:2: idle_timeout: invalid value 'x' (expected an integer >= 0)"},
+	{"connection a\nbridge_psk abc\n",
+	 "t.conf:2: bridge_psk: invalid value 'abc' (expected an even number of hex digits, at most 512)"},
+	{"connection a\nbridge_psk 00zz\n",
+	 "t.conf:2: bridge_psk: invalid value '00zz' (expected an even number of hex digits, at most 512)"},
+	{"connection a\naddress h\ntopic x\nbridge_psk 0011\n",
+	 "t.conf:1: bridge 'a': bridge_psk without bridge_identity (TLS-PSK needs both)"},
+	{"connection a\naddress h\ntopic x\nbridge_identity i\n",
+	 "t.conf:1: bridge 'a': bridge_identity without bridge_psk (TLS-PSK needs both)"},
+	{"connection a\naddress h\ntopic x\nbridge_identity i\nbridge_psk 00\nbridge_cafile c\n",
+	 "t.conf:1: bridge 'a': bridge_psk and bridge_cafile/bridge_capath exclude each other (PSK or certificates, "
+	 "as in mosquitto)"},
+	{"connection a\naddress h\ntopic x\nbridge_alpn mqtt\n",
+	 "t.conf:1: bridge 'a': bridge_alpn needs bridge_cafile or bridge_capath or bridge_psk (TLS is on only with a "
+	 "CA or a PSK, as in mosquitto)"},
+	{"connection a\nbridge_bind_address\n", "t.conf:2: bridge_bind_address: missing value"},
 	{"connection a\nbridge_tcp_keepalive 1 2\n", "t.conf:2: bridge_tcp_keepalive: expected three values: idle interval count"},
 	{"connection a\nremote_clientid x\nclientid y\n", "t.conf:3: clientid: given twice (mosquitto refuses duplicate values too)"},
 	{"connection a\ntopic x\n", "t.conf:1: bridge 'a' has no address"},
@@ -217,6 +246,13 @@ START_TEST(bridge_change_on_reload_warns)
 	config_reload(&C, &f, warn_cb, &W);
 	ck_assert(has_warning(&W, "bridge configuration changed; restart vigil"));
 	ck_assert_str_eq(C.bridges[0].addrs[0].host, "h"); /* the live one is kept */
+	config_free(&f);
+	W.n = 0;
+	ck_assert_int_eq(config_parse_string(&f, "t.conf", "listener 1883\nconnection up\naddress h\ntopic t\n"
+					     "start_type lazy\n", NULL, NULL, e, sizeof(e)), 0);
+	ck_assert_int_eq(config_finish(&f, 0, e, sizeof(e)), 0);
+	config_reload(&C, &f, warn_cb, &W);
+	ck_assert(has_warning(&W, "bridge configuration changed; restart vigil"));
 	config_free(&f);
 }
 END_TEST

@@ -155,6 +155,41 @@ START_TEST(connect_bad_name_fails_at_once)
 }
 END_TEST
 
+/* bridge_bind_address: the outbound socket is bound to the given local address. */
+START_TEST(connect_from_bound_address)
+{
+	struct net_loop *loop = net_loop_new();
+	char err[256];
+	struct side srv = {0}, cli = {0};
+	struct net_listen_opts o = {.bind_address = "127.0.0.1", .port = 0, .family = AF_INET};
+	struct net_listener *l = net_listen(loop, &o, on_accept, &srv, err, sizeof(err));
+	ck_assert(l != NULL);
+	struct net_conn *c = net_connect_from(loop, "127.0.0.1", net_listener_port(l), AF_UNSPEC, NULL, "127.0.0.2", err,
+					      sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	net_conn_set_cbs(c, &cbs, &cli);
+	cli.c = c;
+	PUMP_UNTIL(loop, srv.c != NULL && cli.n == 12, 3000);
+	ck_assert_ptr_nonnull(srv.c);
+	ck_assert_msg(!strncmp(net_conn_peer(srv.c), "127.0.0.2:", 10), "%s", net_conn_peer(srv.c));
+	net_conn_close(c, NET_CLOSE_ABORT);
+	net_listener_close(l);
+	net_loop_free(loop);
+}
+END_TEST
+
+START_TEST(connect_from_bad_bind_address_fails_at_once)
+{
+	struct net_loop *loop = net_loop_new();
+	char err[256] = "";
+	struct net_conn *c = net_connect_from(loop, "127.0.0.1", 1883, AF_UNSPEC, NULL, "no-such-host.invalid", err,
+					      sizeof(err));
+	ck_assert_ptr_null(c);
+	ck_assert_msg(!strncmp(err, "no-such-host.invalid:0: ", 24), "%s", err);
+	net_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("net_connect");
@@ -165,6 +200,8 @@ int main(void)
 	tcase_add_test(t, connect_by_name);
 	tcase_add_test(t, connect_refused_reaches_on_close);
 	tcase_add_test(t, connect_bad_name_fails_at_once);
+	tcase_add_test(t, connect_from_bound_address);
+	tcase_add_test(t, connect_from_bad_bind_address_fails_at_once);
 	suite_add_tcase(s, t);
 	SRunner *r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);
