@@ -252,6 +252,8 @@ struct broker {
 	size_t n_bridges;
 	struct client **store_marked; /* store.c: clients with acks awaiting the commit */
 	size_t n_store_marked, cap_store_marked;
+	const struct cluster_ops *cluster; /* broker/cluster/: NULL without cluster_* options */
+	void *cluster_user;
 };
 
 /* The loop's cached monotonic clock (ms), refreshed once per pass right
@@ -441,6 +443,42 @@ bool store_writable(const struct broker *b);
 uint64_t store_wall_now(void);
 uint64_t store_mono_to_wall(const struct broker *b, uint64_t mono);
 uint64_t store_wall_to_mono(const struct broker *b, uint64_t wall);
+
+/* The cluster room's hooks (broker/cluster/, installed by cluster_start in
+ * main.c). Without cluster_* options b->cluster is NULL and each hook is one
+ * branch. Called on the loop thread; they never re-enter the core's routing
+ * and never block. */
+struct cluster_ops {
+	/* m was routed to local sessions: hand it to remote subscribers.
+	 * Returns 1 when it went to the cluster (other nodes may have
+	 * subscribers, so "no matching subscribers" is not known), else 0. */
+	size_t (*route_out)(void *u, const struct message *m);
+	/* m set (payload) or cleared (empty payload) a retained message. */
+	void (*retain_out)(void *u, const struct message *m);
+	/* s was attached to a new connection (CONNECT accepted). */
+	void (*attached)(void *u, struct session *s);
+	/* s's will is gone: cleared, published, or its session ends. */
+	void (*will_gone)(void *u, struct session *s);
+};
+static inline size_t cluster_route_out(struct broker *b, const struct message *m)
+{
+	return b->cluster ? b->cluster->route_out(b->cluster_user, m) : 0;
+}
+static inline void cluster_retain_out(struct broker *b, const struct message *m)
+{
+	if (b->cluster)
+		b->cluster->retain_out(b->cluster_user, m);
+}
+static inline void cluster_session_attached(struct broker *b, struct session *s)
+{
+	if (b->cluster)
+		b->cluster->attached(b->cluster_user, s);
+}
+static inline void cluster_will_gone(struct broker *b, struct session *s)
+{
+	if (b->cluster)
+		b->cluster->will_gone(b->cluster_user, s);
+}
 
 /* log.c */
 void log_init(struct broker *b);

@@ -17,6 +17,7 @@
 
 #include "bridge/bridge.h"
 #include "broker.h"
+#include "cluster/cluster.h"
 #include "store_sqlite.h"
 
 struct app {
@@ -246,6 +247,12 @@ int main(int argc, char **argv)
 		log_msg(b, LOG_F_WARNING, "Warning: unable to write pid file %s.", cfg.pid_file);
 	if (drop_privileges(b, cfg.user))
 		goto out_broker;
+	/* After fork (the NATS thread must not cross it); before the store
+	 * restores subscriptions (the cluster learns every filter). */
+	if (cluster_start(b, err, sizeof(err))) {
+		log_msg(b, LOG_F_ERROR, "Error: %s.", err);
+		goto out_broker;
+	}
 	/* After fork and setuid: the store file belongs to the running user,
 	 * and an SQLite handle must not cross a fork. */
 	if (store_db_start(b, &store, err, sizeof(err))) {
@@ -286,6 +293,7 @@ int main(int argc, char **argv)
 	close(app.sigfd);
 	rc = 0;
 out_broker:
+	cluster_stop(b); /* before broker_fini: sessions ending now are not the cluster's business */
 	store_db_stop(b, store); /* before broker_fini ends every session */
 	bridge_free_all(b);
 	broker_fini(b);

@@ -129,9 +129,11 @@ size_t route_message(struct broker *b, struct message *m)
 	if (rc.heap)
 		free(rc.t);
 	b->routing = false;
+	/* Once, after the local sessions; 1 if other nodes may have subscribers. */
+	size_t remote = cluster_route_out(b, m);
 	/* compat: "has subscribers" as mosquitto counts it, before no-local and
 	 * ACL: a PUBACK is 0x00, not 0x10, when only no-local held it back. */
-	return b->match.n + b->match.ng;
+	return b->match.n + b->match.ng + remote;
 }
 
 void route_retain(struct broker *b, struct message *m)
@@ -154,4 +156,5 @@ void route_retain(struct broker *b, struct message *m)
 	struct message *o = old;
 	message_unref(&o);
 	store_retain_set(b, m);
+	cluster_retain_out(b, m);
 }

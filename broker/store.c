@@ -58,6 +58,8 @@ void store_session_saved(struct broker *b, struct session *s)
 
 void store_session_end(struct broker *b, struct session *s)
 {
+	if (s->will)
+		cluster_will_gone(b, s);
 	STORE_CALL(b, session_end, s);
 }
 
@@ -100,6 +102,7 @@ void store_will_set(struct broker *b, struct session *s)
 
 void store_will_clear(struct broker *b, struct session *s)
 {
+	cluster_will_gone(b, s); /* the cluster's copy of the will (broker/cluster/) */
 	STORE_CALL(b, session_saved, s);
 }
 

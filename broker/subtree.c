@@ -98,6 +98,8 @@ struct subtree {
 	size_t count;
 	struct mstate *stack;
 	size_t scap;
+	void (*watch)(void *u, struct mqtt_str filter, bool added); /* subtree_set_watch */
+	void *watch_u;
 };
 
 static struct snode *snode_new(const uint8_t *key, uint32_t len, struct snode *parent)
@@ -327,11 +329,14 @@ int subtree_add(struct subtree *t, struct mqtt_str filter, const char *group, vo
 	struct snode *n = snode_walk(t, filter, true);
 	if (!n)
 		return -ENOMEM;
+	bool was_empty = !n->subs && !n->ng;
 	struct sub_entry se = {.owner = owner, .options = options, .sub_id = sub_id};
 	if (group) {
 		int rc = group_add(t, n, group, se, replaced);
 		if (rc)
 			prune(t, n);
+		else if (was_empty && t->watch)
+			t->watch(t->watch_u, filter, true);
 		return rc;
 	}
 	struct sub_key key = {.node = n, .owner = owner};
@@ -360,7 +365,15 @@ int subtree_add(struct subtree *t, struct mqtt_str filter, const char *group, vo
 		it->next->prev = it;
 	n->subs = it;
 	t->count++;
+	if (was_empty && t->watch)
+		t->watch(t->watch_u, filter, true);
 	return 0;
+}
+
+void subtree_set_watch(struct subtree *t, void (*fn)(void *u, struct mqtt_str filter, bool added), void *u)
+{
+	t->watch = fn;
+	t->watch_u = u;
 }
 
 bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group, void *owner)
@@ -408,6 +421,8 @@ bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group
 		free(it);
 	}
 	t->count--;
+	if (t->watch && !n->subs && !n->ng)
+		t->watch(t->watch_u, filter, false);
 	prune(t, n);
 	return true;
 }
