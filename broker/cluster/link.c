@@ -240,6 +240,7 @@ static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
 		snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[1]);
 		jsOptions_Init(&jo);
 		jo.Stream.Purge.Subject = subj;
+		jo.Wait = 1500; /* also run at shutdown, which must stay within its budget */
 		natsStatus s = js_PurgeStream(cl->js, stream, &jo, &jerr);
 		return !transient(s);
 	}
@@ -283,7 +284,7 @@ static void *link_main(void *arg)
 		nc = NULL;
 		if (!said)
 			cluster_logf(cl, LOG_F_WARNING, "NATS %s not usable (%s): serving local clients, retrying every second.",
-				     cl->conf->nats_url, natsStatus_GetText(s));
+				     cl->conf->nats_url, s == NATS_OK ? "JetStream not ready" : natsStatus_GetText(s));
 		said = true;
 		struct cl_cmd *c = next_cmd(cl, 1000, &stop);
 		free(c); /* nothing to claim from while we are out of the cluster */
@@ -320,6 +321,28 @@ static void *link_main(void *arg)
 	return NULL;
 }
 
+/* "URL[,URL...]" (spaces around commas allowed) as libnats' server list. */
+static natsStatus set_servers(natsOptions *o, const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+	const char *urls[64];
+	int n = 0;
+	if (!copy)
+		return NATS_NO_MEMORY;
+	for (char *t = strtok_r(copy, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ' || *t == '\t')
+			t++;
+		size_t l = strlen(t);
+		while (l && (t[l - 1] == ' ' || t[l - 1] == '\t'))
+			t[--l] = 0;
+		if (*t)
+			urls[n++] = t;
+	}
+	natsStatus s = n ? natsOptions_SetServers(o, urls, n) : NATS_INVALID_ARG;
+	free(copy);
+	return s;
+}
+
 int link_start(struct cluster *cl, char *err, size_t errlen)
 {
 	const struct cluster_conf *cc = cl->conf;
@@ -330,7 +353,7 @@ int link_start(struct cluster *cl, char *err, size_t errlen)
 	if (s == NATS_OK)
 		s = natsOptions_Create(&o);
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(o, cc->nats_url);
+		s = set_servers(o, cc->nats_url);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(o, cc->node_id);
 	if (s == NATS_OK)

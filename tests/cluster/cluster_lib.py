@@ -147,7 +147,10 @@ def run(patterns, tests):
             h.cleanup()
             print("PASS %s (%.1f s)%s" % (t.__name__, time.monotonic() - t0,
                                           (" - " + t.__doc__.strip().splitlines()[0]) if t.__doc__ else ""))
-            h.remove_dir()
+            if not os.environ.get("CLUSTER_KEEP"):
+                h.remove_dir()
+            else:
+                print("  kept " + h.dir)
         except mt.Skip as e:
             print("SKIP %s: %s" % (t.__name__, e))
             try:

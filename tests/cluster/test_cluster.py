@@ -64,6 +64,24 @@ def test_cross_node_qos01(h):
     print("  checked: QoS 0/1, properties forwarded, sub ids 7+9 merged, 200 in order, QoS downgrade")
 
 
+def test_cross_node_qos2(h):
+    """QoS 2 across nodes: delivered once with QoS 2 (v5 MQTT-4.3.3), at the effective QoS"""
+    n, a, b = two_nodes(h)
+    s2 = h.connect(b, "s2", proto=5)
+    s2.subscribe([("e/#", 2)])
+    s1 = h.connect(b, "s1", proto=4)
+    s1.subscribe([("e/#", 1)])
+    settle()
+    pub = h.connect(a, "pub", proto=5)
+    for i in range(20):
+        pub.publish("e/%d" % i, b"x%d" % i, qos=2)
+    for i in range(20):
+        s2.expect_publish("e/%d" % i, b"x%d" % i, qos=2)
+        s1.expect_publish("e/%d" % i, b"x%d" % i, qos=1)
+    s2.expect_no_packet(0.3)
+    print("  checked: 20 QoS 2 messages once each at QoS 2, at QoS 1 for a QoS 1 subscription")
+
+
 def test_escaping_and_interest(h):
     """topics NATS cannot carry as-is; sent only to nodes with a matching subscription"""
     n = h.nats()
@@ -295,6 +313,50 @@ def test_clusters_isolated_by_name(h):
     print("  checked: messages, retained and heartbeats stay inside their cluster_name")
 
 
+def test_nats_cluster_server_lost(h):
+    """3-server NATS cluster (JetStream R3): the server a node uses is killed; traffic resumes"""
+    ports = [mt.free_port() for _ in range(3)]
+    cports = [mt.free_port() for _ in range(3)]
+    servers = [h.nats(port=ports[i], cluster_port=cports[i], routes=[c for c in cports if c != cports[i]])
+               for i in range(3)]
+    urls = ",".join(s.url() for s in servers)
+    extra = FAST + "cluster_replicas 3\n"
+    a = h.node(urls, "a", extra, wait_join=False)
+    b = h.node(urls, "b", extra, wait_join=False)
+    h.wait_log(a, "joined cluster", timeout=20)
+    h.wait_log(b, "joined cluster", timeout=20)
+    h.wait_log(a, "node b (instance", timeout=5)
+    h.connect(b, "rp").publish("keep/1", b"r", retain=True)
+    sub = h.connect(a, "sub")
+    sub.subscribe("flow/#")
+    settle()
+    pub = h.connect(b, "pub")
+    pub.publish("flow/0", b"0")
+    sub.expect_publish("flow/0", b"0")
+    victim = next(s for s in servers if any(c.get("name") == "a" for c in s.connz().get("connections", [])))
+    victim.stop(kill=True)
+    t0 = time.monotonic()
+    resumed = None
+    i = 1
+    while time.monotonic() - t0 < 8 and resumed is None:
+        pub.publish("flow/%d" % i, b"%d" % i)
+        i += 1
+        try:
+            p = mt.parse(sub.recv("flow", timeout=0.1))
+            if p.get("topic", "").startswith("flow/") and p["topic"] != "flow/0":
+                resumed = time.monotonic() - t0
+        except mt.TestFailure:
+            pass
+    mt.check(resumed is not None, "no cross-node message within 8 s of losing a's NATS server")
+    mt.check(resumed < 5, "cross-node traffic interrupted for %.1f s" % resumed)
+    c = h.node(",".join(s.url() for s in servers if s is not victim), "c", extra, wait_join=False)
+    h.wait_log(c, "retained messages loaded", timeout=20)
+    late = h.connect(c, "late")
+    late.subscribe("keep/#")
+    late.expect_publish("keep/1", b"r", retain=True)
+    print("  checked: traffic back %.2f s after a's NATS server was killed; retained (R3) still there" % resumed)
+
+
 def test_config_errors(h):
     """cluster options are checked at start-up: node id without URL, bad node id"""
     for conf, want in (("cluster_node_id a\n", "cluster_node_id is set but cluster_nats_url"),
@@ -308,7 +370,7 @@ def test_config_errors(h):
 
 if __name__ == "__main__":
     cl.need_nats()
-    sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_escaping_and_interest,
+    sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_cross_node_qos2, test_escaping_and_interest,
                      test_no_local_and_retain_flag, test_retained_late_node, test_node_kill_wills_once,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
-                     test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name]))
+                     test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_nats_cluster_server_lost]))
