@@ -109,7 +109,7 @@ LINK_test_mem      = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_ws       = $(BUILD)/libnet.a
 LINK_test_mosqdb   = $(BUILD)/broker/store/mosqdb.o $(BUILD)/libprotocol.a
 LINK_test_store    = $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
-LINK_test_cluster_subject = $(BUILD)/broker/cluster/subject.o
+LINK_test_cluster_subject = $(BUILD)/broker/cluster/subject.o $(BUILD)/broker/subtree.o $(BUILD)/libprotocol.a
 LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 
 .SECONDEXPANSION:

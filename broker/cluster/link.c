@@ -123,6 +123,8 @@ static int ensure_bucket(struct cluster *cl, const char *name, kvStore **out)
 static void drop_link(struct cluster *cl)
 {
 	for (size_t i = 0; i < sizeof(cl->sys_sub) / sizeof(cl->sys_sub[0]); i++) {
+		if (cl->sys_sub[i])
+			natsSubscription_Unsubscribe(cl->sys_sub[i]);
 		natsSubscription_Destroy(cl->sys_sub[i]);
 		cl->sys_sub[i] = NULL;
 	}
@@ -310,12 +312,14 @@ static void *link_main(void *arg)
 			free(c);
 		}
 		natsConnection_Flush(nc);
-		drop_link(cl);
 	}
 	pthread_mutex_lock(&cl->mu);
 	cl->nc = NULL;
 	pthread_mutex_unlock(&cl->mu);
+	/* Close first: it ends every subscription and drops what they had
+	 * queued; then free the handles. */
 	natsConnection_Close(nc);
+	drop_link(cl);
 	natsConnection_Destroy(nc);
 	nats_ReleaseThreadMemory();
 	return NULL;

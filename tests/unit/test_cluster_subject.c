@@ -3,9 +3,12 @@
  * (broker/cluster/subject.c): MQTT levels as NATS tokens (escaping of what
  * NATS cannot carry, wildcards only where the filter has them, one token
  * per level so NATS' matching keeps MQTT's level structure), length limits,
- * and the envelope round trip with malformed input refused.
+ * the envelope round trip with malformed input refused, and the
+ * subscription tree's interest watch the room relies on (one event per
+ * filter gaining its first / losing its last subscription, shared included).
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +96,47 @@ START_TEST(envelope)
 }
 END_TEST
 
+struct watch_log {
+	char ev[16][32];
+	int n;
+};
+
+static void watch_cb(void *u, struct mqtt_str f, bool added)
+{
+	struct watch_log *w = u;
+	if (w->n < 16)
+		snprintf(w->ev[w->n++], sizeof(w->ev[0]), "%c%.*s", added ? '+' : '-', (int)f.len, (const char *)f.p);
+}
+
+START_TEST(interest_watch)
+{
+	struct subtree *t = subtree_new();
+	struct watch_log w = {0};
+	int o1, o2;
+	subtree_set_watch(t, watch_cb, &w);
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), NULL, &o1, 0, 0, NULL), 0);
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), NULL, &o2, 0, 0, NULL), 0);   /* same filter: no event */
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), NULL, &o1, 1, 0, NULL), 0);   /* replaced: none */
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), "g", &o1, 0, 0, NULL), 0);    /* shared on it: none */
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("s/#"), "g", &o1, 0, 0, NULL), 0);    /* shared only: one */
+	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), NULL, &o1));
+	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), NULL, &o2));
+	ck_assert_int_eq(w.n, 2);                                                     /* the group still holds it */
+	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), "g", &o1));
+	ck_assert(!subtree_remove(t, mqtt_cstr("a/+"), "g", &o1));                    /* absent: no event */
+	ck_assert(subtree_remove(t, mqtt_cstr("s/#"), "g", &o1));
+	ck_assert_int_eq(w.n, 4);
+	ck_assert_str_eq(w.ev[0], "+a/+");
+	ck_assert_str_eq(w.ev[1], "+s/#");
+	ck_assert_str_eq(w.ev[2], "-a/+");
+	ck_assert_str_eq(w.ev[3], "-s/#");
+	subtree_set_watch(t, NULL, NULL);
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("z"), NULL, &o1, 0, 0, NULL), 0);
+	ck_assert_int_eq(w.n, 4);
+	subtree_free(t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster_subject");
@@ -101,6 +145,7 @@ int main(void)
 	tcase_add_test(tc, filters);
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, envelope);
+	tcase_add_test(tc, interest_watch);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
