@@ -18,7 +18,8 @@
  *      (broker/store/ is the SQLite store behind it, restore.h how saved state
  *      comes back at start-up); sys.c $SYS; log.c logging; config.c and
  *      auth.c the mosquitto files; mem.c the memory_limit accounting of what
- *      holds load; bridge/ the outbound bridges.
+ *      holds load; bridge/ the outbound bridges; cluster/ several nodes as
+ *      one broker over NATS (struct cluster_ops below is all the core sees).
  *
  * Threading: one thread owns everything here. Time: broker_now(b) (monotonic
  * ms) is the loop's cached clock; nothing in the broker reads the wall clock for

@@ -12,6 +12,8 @@
  * net_loop_barrier before any other write) commits once per pass. If the
  * commit fails, the marked clients' output is dropped and they are closed:
  * they never see an acknowledgement for a change that is not durable.
+ * The cluster room (broker/cluster/) is told here too when a will goes
+ * (cluster_will_gone): it keeps the wills of this node's clients in NATS.
  * Not here: SQL, files, what is durable (the store decides).
  * Invariant: a client is in b->store_marked exactly while c->store_marked
  * is true; a client leaves the list before it is freed.

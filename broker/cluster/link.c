@@ -366,6 +366,7 @@ int link_start(struct cluster *cl, char *err, size_t errlen)
 		s = natsOptions_UseGlobalMessageDelivery(o, true); /* one thread: one order */
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(o, 2000);
+
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(o, -1);
 	if (s == NATS_OK)
