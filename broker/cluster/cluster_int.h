@@ -83,6 +83,16 @@ struct cl_peer {
 	char node[65];
 };
 
+/* A dead node's will waiting for its delay (this node won the claim). */
+struct cl_pwill {
+	UT_hash_handle hh; /* by client id */
+	struct wheel_entry timer;
+	struct cluster *cl;
+	struct message *m;
+	uint32_t rel_expiry; /* the will's Message Expiry Interval, from publication */
+	char id[];
+};
+
 struct cluster {
 	struct broker *b;
 	const struct cluster_conf *conf;
@@ -98,6 +108,7 @@ struct cluster {
 	natsConnection *nc;     /* valid for the loop from CE_JOINED on */
 	struct cl_filter *filters;
 	struct cl_peer *peers;
+	struct cl_pwill *pwills;
 	struct wheel_entry hb_timer;
 	uint64_t hb_at;         /* when the heartbeat timer was due */
 	uint64_t down_since;    /* NATS lost at (0: connected) */
@@ -145,6 +156,7 @@ struct cl_env {
 	uint64_t inst, seq;
 	uint64_t expiry_wall;  /* ENV_EXPIRY: wall-clock ms (routed, retained) */
 	uint32_t rel_expiry;   /* ENV_EXPIRY on a will: seconds from publication */
+	uint32_t delay;        /* a will: seconds to wait after its node died (v5 Will Delay) */
 	struct mqtt_str topic, id, user, props, payload;
 };
 /* Encode into a malloc'd buffer (*len). NULL: no memory. */

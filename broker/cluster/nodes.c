@@ -16,8 +16,9 @@
  * clients' connections (they reconnect and own their sessions afresh).
  * A CONNECT is announced on P.conn; the node holding a connection with the
  * same client id closes it (v5 DISCONNECT 0x8E) and forgets its session.
- * Not here: will delay across nodes (a dead node's wills are published at
- * once), sessions that move between nodes.
+ * A will with a delay waits on the winner's wheel and is dropped if the
+ * client connects again anywhere before it is due.
+ * Not here: sessions that move between nodes.
  * Invariant: a will is in the wills bucket under this node's current
  * instance exactly while a local session holds it (bucket permitting).
  */
@@ -139,6 +140,9 @@ static void will_put(struct cluster *cl, struct session *s)
 		.flags = (uint8_t)((m->qos & ENV_QOS) | (m->retain ? ENV_RETAIN : 0) | (w->has_expiry ? ENV_EXPIRY : 0)),
 		.inst = cl->inst,
 		.rel_expiry = w->expiry,
+		/* v5 MQTT-3.1.3-9: held back for the delay or until the session
+		 * would end, whichever is first (session.c does the same locally) */
+		.delay = w->delay == 0 || s->expiry == 0 ? 0 : (w->delay < s->expiry ? w->delay : s->expiry),
 		.topic = m->topic,
 		.id = mqtt_cstr(s->id),
 		.user = s->username ? mqtt_cstr(s->username) : (struct mqtt_str){0},
@@ -179,6 +183,47 @@ void nodes_will_gone(void *u, struct session *s)
 	will_delete(u, s);
 }
 
+static void publish_dead_will(struct cluster *cl, const char *id, struct message *m, uint32_t rel_expiry)
+{
+	struct broker *b = cl->b;
+	log_msg(b, LOG_F_NOTICE, "Cluster: publishing the will of client %s of a dead node on '%s'.", id,
+		(const char *)m->topic.p);
+	if (m->has_expiry) /* counted from publication */
+		m->expiry_at = broker_now(b) + (uint64_t)rel_expiry * 1000u;
+	if (m->retain)
+		route_retain(b, m);
+	route_message(b, m); /* as a local publish: to this node's and every other node's subscribers */
+	b->st.wills_published++;
+}
+
+static void pwill_free(struct cluster *cl, struct cl_pwill *pw)
+{
+	HASH_DEL(cl->pwills, pw);
+	wheel_cancel(&cl->b->wheel, &pw->timer);
+	message_unref(&pw->m);
+	free(pw);
+}
+
+static void on_pwill(struct wheel_entry *e, uint64_t now)
+{
+	struct cl_pwill *pw = (struct cl_pwill *)((char *)e - offsetof(struct cl_pwill, timer));
+	(void)now;
+	publish_dead_will(pw->cl, pw->id, pw->m, pw->rel_expiry);
+	pwill_free(pw->cl, pw);
+}
+
+/* The client connected again (anywhere) within its will delay: the will is
+ * not published (v5 MQTT-3.1.3-9). */
+static void pwill_cancel(struct cluster *cl, const char *id)
+{
+	struct cl_pwill *pw = NULL;
+	HASH_FIND_STR(cl->pwills, id, pw);
+	if (pw) {
+		log_msg(cl->b, LOG_F_INFORMATION, "Cluster: client %s is back within its will delay; will dropped.", id);
+		pwill_free(cl, pw);
+	}
+}
+
 void nodes_will_in(struct cluster *cl, natsMsg *msg)
 {
 	struct cl_env e;
@@ -188,13 +233,26 @@ void nodes_will_in(struct cluster *cl, natsMsg *msg)
 	struct message *m = xroute_message(cl, &e, true);
 	if (!m)
 		return;
-	struct broker *b = cl->b;
-	log_msg(b, LOG_F_NOTICE, "Cluster: publishing the will of client %.*s of a dead node on '%s'.", (int)e.id.len,
-		(const char *)e.id.p, (const char *)m->topic.p);
-	if (m->retain)
-		route_retain(b, m);
-	route_message(b, m); /* as a local publish: to this node's and every other node's subscribers */
-	b->st.wills_published++;
+	char *id = strndup((const char *)e.id.p, e.id.len);
+	if (id && e.delay) {
+		struct cl_pwill *pw = calloc(1, sizeof(*pw) + e.id.len + 1), *old = NULL;
+		if (pw) {
+			HASH_FIND_STR(cl->pwills, id, old);
+			if (old)
+				pwill_free(cl, old);
+			memcpy(pw->id, id, e.id.len + 1);
+			pw->cl = cl;
+			pw->m = m;
+			pw->rel_expiry = e.rel_expiry;
+			wheel_entry_init(&pw->timer, on_pwill);
+			HASH_ADD_STR(cl->pwills, id, pw);
+			wheel_add(&cl->b->wheel, &pw->timer, broker_now(cl->b) + (uint64_t)e.delay * 1000u);
+			free(id);
+			return;
+		}
+	}
+	publish_dead_will(cl, id ? id : "?", m, e.rel_expiry);
+	free(id);
 	message_unref(&m);
 }
 
@@ -313,7 +371,10 @@ void nodes_dead_in(struct cluster *cl, natsMsg *msg)
 void nodes_attached(void *u, struct session *s)
 {
 	struct cluster *cl = u;
-	if (!cl->joined || s->bridge_owned)
+	if (s->bridge_owned)
+		return;
+	pwill_cancel(cl, s->id);
+	if (!cl->joined)
 		return;
 	size_t idl = strlen(s->id);
 	char subj[96], *buf = malloc(17 + idl + 1);
@@ -344,6 +405,7 @@ void nodes_conn_in(struct cluster *cl, natsMsg *msg)
 	if (!id)
 		return;
 	struct broker *b = cl->b;
+	pwill_cancel(cl, id);
 	struct session *s = session_find(b, id);
 	if (s && !s->bridge_owned) {
 		if (s->client) {
@@ -367,6 +429,9 @@ void nodes_bye(struct cluster *cl)
 void nodes_free(struct cluster *cl)
 {
 	wheel_cancel(&cl->b->wheel, &cl->hb_timer);
+	struct cl_pwill *pw, *pt;
+	HASH_ITER(hh, cl->pwills, pw, pt)
+		pwill_free(cl, pw);
 	struct cl_peer *p, *tmp;
 	HASH_ITER(hh, cl->peers, p, tmp)
 		peer_free(cl, p);

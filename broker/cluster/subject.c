@@ -85,11 +85,11 @@ int subject_token(char *out, size_t cap, const uint8_t *s, size_t len)
 }
 
 /* ---- envelope ------------------------------------------------------------------
- * u8 version (1), u8 flags, u64 inst, u64 seq, u64 expiry_wall, u32 rel_expiry,
+ * u8 version (1), u8 flags, u64 inst, u64 seq, u64 expiry_wall, u32 rel_expiry, u32 delay,
  * u16 topic, u16 id, u16 user, u32 props (lengths, then the bytes), payload = rest.
  * Integers little-endian. */
 
-#define ENV_HDR (1 + 1 + 8 + 8 + 8 + 4 + 2 + 2 + 2 + 4)
+#define ENV_HDR (1 + 1 + 8 + 8 + 8 + 4 + 4 + 2 + 2 + 2 + 4)
 
 static uint8_t *put_le(uint8_t *p, uint64_t v, int bytes)
 {
@@ -120,6 +120,7 @@ uint8_t *env_encode(const struct cl_env *e, size_t *len)
 	p = put_le(p, e->seq, 8);
 	p = put_le(p, e->expiry_wall, 8);
 	p = put_le(p, e->rel_expiry, 4);
+	p = put_le(p, e->delay, 4);
 	p = put_le(p, e->topic.len, 2);
 	p = put_le(p, e->id.len, 2);
 	p = put_le(p, e->user.len, 2);
@@ -143,7 +144,8 @@ int env_decode(const uint8_t *p, size_t len, struct cl_env *e)
 	e->seq = get_le(p + 10, 8);
 	e->expiry_wall = get_le(p + 18, 8);
 	e->rel_expiry = (uint32_t)get_le(p + 26, 4);
-	size_t tl = get_le(p + 30, 2), il = get_le(p + 32, 2), ul = get_le(p + 34, 2), pl = get_le(p + 36, 4);
+	e->delay = (uint32_t)get_le(p + 30, 4);
+	size_t tl = get_le(p + 34, 2), il = get_le(p + 36, 2), ul = get_le(p + 38, 2), pl = get_le(p + 40, 4);
 	size_t off = ENV_HDR;
 	if (tl + il + ul + pl > len - off)
 		return -1;

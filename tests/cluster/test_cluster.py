@@ -212,6 +212,30 @@ def test_node_kill_wills_once(h):
     print("  checked: 3 wills at both survivors after %.2f s, each once, the polite one never" % late)
 
 
+def test_dead_node_will_delay(h):
+    """a dead node's will with a Will Delay waits for it, and a reconnect elsewhere cancels it (v5 MQTT-3.1.3-9)"""
+    n, a, b = two_nodes(h)
+    w = h.connect(b, "w", proto=5)
+    w.subscribe([("wd/#", 0)])
+    settle()
+    for cid in ("late", "back"):
+        h.connect(a, cid, proto=5, properties=[(mt.SESSION_EXPIRY, 60)],
+                  will={"topic": "wd/" + cid, "payload": cid.encode(), "properties": [(mt.WILL_DELAY, 2)]})
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    h.kill9(a)
+    h.wait_log(b, "publishes the wills of dead instance", timeout=4)
+    h.connect(b, "back", proto=5, properties=[(mt.SESSION_EXPIRY, 60)])  # within its delay
+    w.expect_no_packet(1.0)
+    p = w.expect_type(mt.PUBLISH, timeout=3)
+    took = time.monotonic() - t0
+    mt.check_eq((p["topic"], p["payload"]), ("wd/late", b"late"), "the delayed will")
+    mt.check(took >= 2.0, "delayed will after %.2f s: before its delay" % took)
+    mt.check(took <= 2 + 2 + 1.0, "delayed will after %.2f s: later than timeout + delay + 1 s" % took)
+    w.expect_no_packet(0.5)  # "back" reconnected: its will is not published
+    print("  checked: delayed will after %.2f s (timeout 2 + delay 2), the reconnected one dropped" % took)
+
+
 def test_partitioned_node_steps_down(h):
     """a node frozen past the timeout comes back: no second will, its stale connection closed (0x8E)"""
     n, a, b = two_nodes(h)
@@ -371,6 +395,6 @@ def test_config_errors(h):
 if __name__ == "__main__":
     cl.need_nats()
     sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_cross_node_qos2, test_escaping_and_interest,
-                     test_no_local_and_retain_flag, test_retained_late_node, test_node_kill_wills_once,
+                     test_no_local_and_retain_flag, test_retained_late_node, test_node_kill_wills_once, test_dead_node_will_delay,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_nats_cluster_server_lost]))

@@ -71,6 +71,7 @@ START_TEST(envelope)
 		.seq = 42,
 		.expiry_wall = 1700000000123ull,
 		.rel_expiry = 9,
+		.delay = 30,
 		.topic = mqtt_cstr("t/x"),
 		.id = mqtt_cstr("client"),
 		.user = mqtt_cstr("u"),
@@ -83,7 +84,7 @@ START_TEST(envelope)
 	struct cl_env d;
 	ck_assert_int_eq(env_decode(buf, len, &d), 0);
 	ck_assert_int_eq(d.flags, e.flags);
-	ck_assert(d.inst == e.inst && d.seq == 42 && d.expiry_wall == e.expiry_wall && d.rel_expiry == 9);
+	ck_assert(d.inst == e.inst && d.seq == 42 && d.expiry_wall == e.expiry_wall && d.rel_expiry == 9 && d.delay == 30);
 	ck_assert(d.topic.len == 3 && !memcmp(d.topic.p, "t/x", 3));
 	ck_assert(d.id.len == 6 && d.user.len == 1 && d.props.len == 7 && d.payload.len == 4);
 	ck_assert(!memcmp(d.payload.p, "\0pay", 4) && !memcmp(d.props.p, e.props.p, 7));
