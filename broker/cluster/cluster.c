@@ -141,11 +141,15 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 	case CE_CLAIM_FAILED:
 		nodes_peer(cl, e->inst, true);
 		break;
+	/* Answers about an instance we have since left (a P.dead notice came
+	 * first, or a second check) change nothing. */
 	case CE_SELF_OK:
-		nodes_new_instance(cl);
+		if (e->inst == cl->inst)
+			nodes_new_instance(cl);
 		break;
 	case CE_SELF_DEAD:
-		nodes_step_down(cl);
+		if (e->inst == cl->inst)
+			nodes_step_down(cl);
 		break;
 	case CE_RETAIN_LOADED:
 		if (!cl->retain_loaded)
