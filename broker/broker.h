@@ -255,6 +255,7 @@ struct broker {
 	size_t n_store_marked, cap_store_marked;
 	const struct cluster_ops *cluster; /* broker/cluster/: NULL without cluster_* options */
 	void *cluster_user;
+	bool groups_in_cluster;  /* set by the cluster: shared groups are served by route_group */
 };
 
 /* The loop's cached monotonic clock (ms), refreshed once per pass right
@@ -349,6 +350,10 @@ int deliver_restore(struct session *s, struct message *m, uint8_t qos, bool reta
 size_t route_message(struct broker *b, struct message *m);
 /* Set or clear a retained message (store notified). */
 void route_retain(struct broker *b, struct message *m);
+/* Deliver msg to one member of share group `group` on exactly `filter`
+ * (the cluster picked this node for it). False: no such group, no member,
+ * or denied. */
+bool route_group(struct broker *b, struct message *m, struct mqtt_str filter, const char *group);
 
 /* publish.c */
 int publish_handle(struct client *c, const struct mqtt_frame *f);

@@ -98,7 +98,7 @@ struct subtree {
 	size_t count;
 	struct mstate *stack;
 	size_t scap;
-	void (*watch)(void *u, struct mqtt_str filter, bool added); /* subtree_set_watch */
+	void (*watch)(void *u, struct mqtt_str filter, const char *group, bool added); /* subtree_set_watch */
 	void *watch_u;
 };
 
@@ -329,16 +329,17 @@ int subtree_add(struct subtree *t, struct mqtt_str filter, const char *group, vo
 	struct snode *n = snode_walk(t, filter, true);
 	if (!n)
 		return -ENOMEM;
-	bool was_empty = !n->subs && !n->ng;
 	struct sub_entry se = {.owner = owner, .options = options, .sub_id = sub_id};
 	if (group) {
+		bool is_new = !group_find(n, group, NULL);
 		int rc = group_add(t, n, group, se, replaced);
 		if (rc)
 			prune(t, n);
-		else if (was_empty && t->watch)
-			t->watch(t->watch_u, filter, true);
+		else if (is_new && t->watch)
+			t->watch(t->watch_u, filter, group, true);
 		return rc;
 	}
+	bool was_empty = !n->subs;
 	struct sub_key key = {.node = n, .owner = owner};
 	struct sub_item *it = NULL;
 	HASH_FIND(hh, t->index, &key, sizeof key, it);
@@ -366,11 +367,18 @@ int subtree_add(struct subtree *t, struct mqtt_str filter, const char *group, vo
 	n->subs = it;
 	t->count++;
 	if (was_empty && t->watch)
-		t->watch(t->watch_u, filter, true);
+		t->watch(t->watch_u, filter, NULL, true);
 	return 0;
 }
 
-void subtree_set_watch(struct subtree *t, void (*fn)(void *u, struct mqtt_str filter, bool added), void *u)
+struct sub_group *subtree_group(struct subtree *t, struct mqtt_str filter, const char *group)
+{
+	struct snode *n = filter.len ? snode_walk(t, filter, false) : NULL;
+	return n ? group_find(n, group, NULL) : NULL;
+}
+
+void subtree_set_watch(struct subtree *t, void (*fn)(void *u, struct mqtt_str filter, const char *group, bool added),
+		       void *u)
 {
 	t->watch = fn;
 	t->watch_u = u;
@@ -404,6 +412,8 @@ bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group
 			memmove(&n->groups[gi], &n->groups[gi + 1], (n->ng - gi - 1) * sizeof *n->groups);
 			n->ng--;
 			group_free(g);
+			if (t->watch)
+				t->watch(t->watch_u, filter, group, false);
 		}
 	} else {
 		struct sub_key key = {.node = n, .owner = owner};
@@ -419,10 +429,10 @@ bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group
 		if (it->next)
 			it->next->prev = it->prev;
 		free(it);
+		if (t->watch && !n->subs)
+			t->watch(t->watch_u, filter, NULL, false);
 	}
 	t->count--;
-	if (t->watch && !n->subs && !n->ng)
-		t->watch(t->watch_u, filter, false);
 	prune(t, n);
 	return true;
 }

@@ -96,11 +96,13 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 		case TAG_CONN: nodes_conn_in(cl, e->msg); break;
 		case TAG_DEAD: nodes_dead_in(cl, e->msg); break;
 		case TAG_WILL: nodes_will_in(cl, e->msg); break;
+		case TAG_GROUP: xroute_group_in(cl, e->msg, (int64_t)e->inst); break;
 		default: break;
 		}
 		break;
 	case CE_JOINED:
 		cl->connected = true;
+		b->groups_in_cluster = true; /* shared groups: one member cluster-wide, through NATS */
 		cl->down_since = 0;
 		if (!cl->joined) {
 			cl->joined = true;
@@ -113,6 +115,7 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 			cl->name, url);
 		break;
 	case CE_DISCONNECTED:
+		b->groups_in_cluster = false; /* cut off: serve shared groups here meanwhile */
 		if (cl->connected) {
 			cl->connected = false;
 			cl->down_since = broker_now(b);
@@ -123,6 +126,7 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 		/* Peers were not heard while we were blind: do not judge them by
 		 * it; and we may have been declared dead meanwhile: ask. */
 		cl->connected = true;
+		b->groups_in_cluster = true;
 		nodes_joined(cl);
 		if (cl->down_since)
 			cluster_command(cl, CMD_SELF, cl->inst);
@@ -241,6 +245,7 @@ void cluster_stop(struct broker *b)
 		return;
 	subtree_set_watch(b->subs, NULL, NULL);
 	b->cluster = NULL;
+	b->groups_in_cluster = false;
 	if (cl->joined && cl->connected)
 		nodes_bye(cl); /* and the command to purge our wills, run before the link closes */
 	xroute_free(cl);

@@ -34,7 +34,7 @@
 
 #define CL_SUBJ_MAX 3000 /* below nats-server's 4 KiB control line */
 
-enum cl_tag { TAG_ROUTE = 0, TAG_HB, TAG_CONN, TAG_DEAD, TAG_RETAIN, TAG_WILL, N_TAGS };
+enum cl_tag { TAG_ROUTE = 0, TAG_HB, TAG_CONN, TAG_DEAD, TAG_RETAIN, TAG_WILL, TAG_GROUP, N_TAGS };
 
 enum cl_ev_kind {
 	CE_MSG = 0,      /* msg on subscription tag */
@@ -73,6 +73,16 @@ struct cl_filter {
 	char filter[];
 };
 
+/* A share group on a filter with members here: a NATS queue subscription
+ * (queue = the group's name) on the filter's subject(s), on nc2. */
+struct cl_group {
+	UT_hash_handle hh; /* by key "group/filter" */
+	natsSubscription *sub[2];
+	int64_t sid[2];
+	const char *group, *filter; /* into key: "group/filter\0group\0" */
+	char key[];
+};
+
 struct cl_peer {
 	UT_hash_handle hh;
 	uint64_t inst;
@@ -106,7 +116,9 @@ struct cluster {
 	/* loop thread */
 	bool joined, connected, in_remote, retain_loaded, stopping;
 	natsConnection *nc;     /* valid for the loop from CE_JOINED on */
+	natsConnection *nc2;    /* the shared-subscription connection (echo on), same */
 	struct cl_filter *filters;
+	struct cl_group *groups;
 	struct cl_peer *peers;
 	struct cl_pwill *pwills;
 	struct wheel_entry hb_timer;
@@ -125,7 +137,7 @@ struct cluster {
 	pthread_t thread;
 
 	/* link thread */
-	natsOptions *opts;
+	natsOptions *opts, *opts2;
 	jsCtx *js;
 	kvStore *kv_dead;
 	natsSubscription *sys_sub[5]; /* hb, conn, dead, long, retained */
@@ -142,6 +154,7 @@ void cluster_command(struct cluster *cl, enum cl_cmd_kind kind, uint64_t inst); 
 int link_start(struct cluster *cl, char *err, size_t errlen);
 void link_stop(struct cluster *cl); /* joins the thread; libnats itself is closed by the caller */
 void link_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+void link_on_group(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure); /* closure: cl */
 
 /* subject.c: MQTT names to NATS subjects, and the message envelope */
 /* prefix + one "." token per topic level; filter: '+' -> '*', '#' -> '>'.
@@ -167,7 +180,8 @@ int env_decode(const uint8_t *p, size_t len, struct cl_env *e);
 /* xroute.c: routing, filter interest, retained */
 size_t xroute_route_out(void *u, const struct message *m);
 void xroute_retain_out(void *u, const struct message *m);
-void xroute_watch(void *u, struct mqtt_str filter, bool added);
+void xroute_watch(void *u, struct mqtt_str filter, const char *group, bool added);
+void xroute_group_in(struct cluster *cl, natsMsg *msg, int64_t sid);
 void xroute_subscribe_all(struct cluster *cl); /* after CE_JOINED */
 void xroute_remote_in(struct cluster *cl, natsMsg *msg);
 void xroute_retain_in(struct cluster *cl, natsMsg *msg);

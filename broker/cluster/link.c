@@ -49,6 +49,21 @@ void link_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *
 		cluster_postf(cl, CE_RETAIN_LOADED, 0);
 }
 
+void link_on_group(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	struct cl_event *e = calloc(1, sizeof(*e));
+	(void)nc;
+	if (!e) {
+		natsMsg_Destroy(msg);
+		return;
+	}
+	e->kind = CE_MSG;
+	e->tag = TAG_GROUP;
+	e->msg = msg;
+	e->inst = (uint64_t)natsSubscription_GetID(sub); /* which group: the loop looks it up */
+	cluster_post(closure, e);
+}
+
 static void on_disconnected(natsConnection *nc, void *closure)
 {
 	(void)nc;
@@ -275,11 +290,13 @@ static void *link_main(void *arg)
 	struct cluster *cl = arg;
 	natsConnection *nc = NULL;
 	bool stop = false, said = false;
+	natsConnection *nc2 = NULL;
 	while (!stop) {
 		natsStatus s = natsConnection_Connect(&nc, cl->opts);
-		if (s == NATS_OK && setup(cl, nc) == 0)
+		if (s == NATS_OK && setup(cl, nc) == 0 && (s = natsConnection_Connect(&nc2, cl->opts2)) == NATS_OK)
 			break;
-		if (s == NATS_OK) {
+		if (nc) {
+			natsConnection_Close(nc);
 			drop_link(cl);
 			natsConnection_Destroy(nc);
 		}
@@ -294,6 +311,7 @@ static void *link_main(void *arg)
 	if (nc) {
 		pthread_mutex_lock(&cl->mu);
 		cl->nc = nc;
+		cl->nc2 = nc2;
 		pthread_mutex_unlock(&cl->mu);
 		cluster_postf(cl, CE_JOINED, 0);
 		for (;;) {
@@ -314,12 +332,14 @@ static void *link_main(void *arg)
 		natsConnection_Flush(nc);
 	}
 	pthread_mutex_lock(&cl->mu);
-	cl->nc = NULL;
+	cl->nc = cl->nc2 = NULL;
 	pthread_mutex_unlock(&cl->mu);
 	/* Close first: it ends every subscription and drops what they had
 	 * queued; then free the handles. */
+	natsConnection_Close(nc2);
 	natsConnection_Close(nc);
 	drop_link(cl);
+	natsConnection_Destroy(nc2);
 	natsConnection_Destroy(nc);
 	nats_ReleaseThreadMemory();
 	return NULL;
@@ -347,26 +367,26 @@ static natsStatus set_servers(natsOptions *o, const char *list)
 	return s;
 }
 
-int link_start(struct cluster *cl, char *err, size_t errlen)
+/* Options for the main connection, or (shares) for the one that carries
+ * only the shared-subscription queue groups: that one must hear this
+ * node's own messages too, so it has no no-echo and no state callbacks. */
+static natsStatus make_opts(struct cluster *cl, natsOptions **out, bool shares)
 {
 	const struct cluster_conf *cc = cl->conf;
+	char name[96];
+	snprintf(name, sizeof(name), "%s%s", cc->node_id, shares ? "-shares" : "");
 	natsOptions *o = NULL;
-	natsStatus s = nats_Open(-1);
-	if (s == NATS_OK)
-		s = nats_SetMessageDeliveryPoolSize(1);
-	if (s == NATS_OK)
-		s = natsOptions_Create(&o);
+	natsStatus s = natsOptions_Create(&o);
 	if (s == NATS_OK)
 		s = set_servers(o, cc->nats_url);
 	if (s == NATS_OK)
-		s = natsOptions_SetName(o, cc->node_id);
+		s = natsOptions_SetName(o, name);
 	if (s == NATS_OK)
-		s = natsOptions_SetNoEcho(o, true); /* our own messages are routed locally already */
+		s = natsOptions_SetNoEcho(o, !shares); /* main: our own messages are routed locally already */
 	if (s == NATS_OK)
 		s = natsOptions_UseGlobalMessageDelivery(o, true); /* one thread: one order */
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(o, 2000);
-
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(o, -1);
 	if (s == NATS_OK)
@@ -375,9 +395,9 @@ int link_start(struct cluster *cl, char *err, size_t errlen)
 		s = natsOptions_SetPingInterval(o, 1000);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxPingsOut(o, 3);
-	if (s == NATS_OK)
+	if (s == NATS_OK && !shares)
 		s = natsOptions_SetDisconnectedCB(o, on_disconnected, cl);
-	if (s == NATS_OK)
+	if (s == NATS_OK && !shares)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, cl);
 	if (s == NATS_OK && cc->creds)
 		s = natsOptions_SetUserCredentialsFromFiles(o, cc->creds, NULL);
@@ -387,12 +407,26 @@ int link_start(struct cluster *cl, char *err, size_t errlen)
 		s = natsOptions_SetSecure(o, true);
 	if (s == NATS_OK && cc->certfile)
 		s = natsOptions_LoadCertificatesChain(o, cc->certfile, cc->keyfile ? cc->keyfile : cc->certfile);
+	if (s != NATS_OK)
+		natsOptions_Destroy(o);
+	else
+		*out = o;
+	return s;
+}
+
+int link_start(struct cluster *cl, char *err, size_t errlen)
+{
+	natsStatus s = nats_Open(-1);
+	if (s == NATS_OK)
+		s = nats_SetMessageDeliveryPoolSize(1);
+	if (s == NATS_OK)
+		s = make_opts(cl, &cl->opts, false);
+	if (s == NATS_OK)
+		s = make_opts(cl, &cl->opts2, true);
 	if (s != NATS_OK) {
 		snprintf(err, errlen, "cluster: NATS options: %s (%s)", natsStatus_GetText(s), nats_GetLastError(NULL));
-		natsOptions_Destroy(o);
 		return -1;
 	}
-	cl->opts = o;
 	for (int i = 0; i < N_TAGS; i++)
 		cl->tags[i] = (uint8_t)i;
 	if (pthread_create(&cl->thread, NULL, link_main, cl)) {
@@ -414,5 +448,6 @@ void link_stop(struct cluster *cl)
 		cl->thread_started = false;
 	}
 	natsOptions_Destroy(cl->opts);
-	cl->opts = NULL;
+	natsOptions_Destroy(cl->opts2);
+	cl->opts = cl->opts2 = NULL;
 }

@@ -14,12 +14,18 @@
  * filters of a node arrives once per filter; the sequence number keeps
  * the first (all subscriptions share one delivery thread, so the order per
  * publisher is the order the server saw).
+ * Share groups: each (group, filter) with members here is a NATS queue
+ * subscription (queue = the group's name) on a second connection that hears
+ * this node's own messages too, so NATS picks one node per message and that
+ * node one member (route_group); the core's own group delivery is off while
+ * the cluster is connected (b->groups_in_cluster).
  * Retained: set and cleared in the retain bucket (key = topic tokens, one
  * value per key); every node, this one included, applies the bucket's
  * updates in the bucket's order, so all nodes converge, and a node started
  * later loads the last value of every key.
  * Not here: QoS 1/2 acknowledgement across nodes (core NATS is at most
- * once: a message in flight while NATS is lost can be lost), sessions.
+ * once: a message in flight while NATS is lost can be lost), sessions;
+ * share groups do not get topics too long for a subject (P.long).
  * Invariant: nothing here runs inside route_message (in_remote guards the
  * way back out).
  */
@@ -179,40 +185,104 @@ void xroute_retain_in(struct cluster *cl, natsMsg *msg)
 
 /* ---- filter interest ------------------------------------------------------------ */
 
+/* The NATS subjects of a filter: its own, and for "a/#" also the parent
+ * "a" (v5 4.7.1.2). A subject too long is left out: every topic it matches
+ * is as long, and arrives on P.long. Returns how many (0..2). */
+static int filter_subjects(struct cluster *cl, const char *filter, char subj[2][CL_SUBJ_MAX + 1])
+{
+	char pfx[96];
+	snprintf(pfx, sizeof(pfx), "%s.m", cl->prefix);
+	size_t len = strlen(filter);
+	size_t lens[2] = {len, len >= 2 && !strcmp(filter + len - 2, "/#") ? len - 2 : 0};
+	int n = 0;
+	for (int i = 0; i < 2; i++)
+		if (lens[i] && subject_topic(subj[n], CL_SUBJ_MAX + 1, pfx, (const uint8_t *)filter, lens[i], true) >= 0)
+			n++;
+	return n;
+}
+
 static void subscribe_filter(struct cluster *cl, struct cl_filter *f)
 {
-	char subj[CL_SUBJ_MAX + 1], pfx[96];
-	snprintf(pfx, sizeof(pfx), "%s.m", cl->prefix);
-	size_t len = strlen(f->filter);
-	/* "a/#" also matches "a" (v5 4.7.1.2): a second subject for the parent. */
-	size_t lens[2] = {len, len >= 2 && !strcmp(f->filter + len - 2, "/#") ? len - 2 : 0};
-	for (int i = 0; i < 2; i++) {
-		if (!lens[i] || f->sub[i])
+	char subj[2][CL_SUBJ_MAX + 1];
+	int n = filter_subjects(cl, f->filter, subj);
+	for (int i = 0; i < n; i++) {
+		if (f->sub[i])
 			continue;
-		/* Too long: every topic it matches is as long, and arrives on P.long. */
-		if (subject_topic(subj, sizeof(subj), pfx, (const uint8_t *)f->filter, lens[i], true) < 0)
-			continue;
-		if (natsConnection_Subscribe(&f->sub[i], cl->nc, subj, link_on_msg, &cl->tags[TAG_ROUTE]) != NATS_OK) {
+		if (natsConnection_Subscribe(&f->sub[i], cl->nc, subj[i], link_on_msg, &cl->tags[TAG_ROUTE]) != NATS_OK) {
 			f->sub[i] = NULL;
 			log_msg(cl->b, LOG_F_WARNING, "Cluster: cannot subscribe to the cluster for '%s'.", f->filter);
 		}
 	}
 }
 
-static void unsubscribe_filter(struct cl_filter *f)
+/* A share group: a queue subscription on nc2 (which hears this node's own
+ * messages too), so NATS gives each message to one node of the group. */
+static void subscribe_group(struct cluster *cl, struct cl_group *g)
 {
-	for (int i = 0; i < 2; i++) {
-		if (f->sub[i]) {
-			natsSubscription_Unsubscribe(f->sub[i]);
-			natsSubscription_Destroy(f->sub[i]);
-			f->sub[i] = NULL;
+	char subj[2][CL_SUBJ_MAX + 1], queue[CL_SUBJ_MAX + 1];
+	if (subject_token(queue, sizeof(queue), (const uint8_t *)g->group, strlen(g->group)) < 0)
+		return;
+	int n = filter_subjects(cl, g->filter, subj);
+	for (int i = 0; i < n; i++) {
+		if (g->sub[i])
+			continue;
+		if (natsConnection_QueueSubscribe(&g->sub[i], cl->nc2, subj[i], queue, link_on_group, cl) != NATS_OK) {
+			g->sub[i] = NULL;
+			log_msg(cl->b, LOG_F_WARNING, "Cluster: cannot join the cluster's share group '%s' on '%s'.", g->group,
+				g->filter);
+		} else {
+			g->sid[i] = natsSubscription_GetID(g->sub[i]);
 		}
 	}
 }
 
-void xroute_watch(void *u, struct mqtt_str filter, bool added)
+static void unsubscribe(natsSubscription **sub)
+{
+	for (int i = 0; i < 2; i++) {
+		if (sub[i]) {
+			natsSubscription_Unsubscribe(sub[i]);
+			natsSubscription_Destroy(sub[i]);
+			sub[i] = NULL;
+		}
+	}
+}
+
+static void watch_group(struct cluster *cl, struct mqtt_str filter, const char *group, bool added)
+{
+	size_t gl = strlen(group), klen = gl + 1 + filter.len;
+	char kb[512], *key = klen < sizeof(kb) ? kb : malloc(klen + 1);
+	if (!key)
+		return;
+	memcpy(key, group, gl);
+	key[gl] = '/';
+	memcpy(key + gl + 1, filter.p, filter.len);
+	key[klen] = 0;
+	struct cl_group *g = NULL;
+	HASH_FIND(hh, cl->groups, key, klen, g);
+	if (added && !g && (g = calloc(1, sizeof(*g) + klen + 1 + gl + 1))) {
+		memcpy(g->key, key, klen + 1);          /* "group/filter" */
+		memcpy(g->key + klen + 1, group, gl + 1); /* then "group" alone */
+		g->group = g->key + klen + 1;
+		g->filter = g->key + gl + 1;
+		HASH_ADD_KEYPTR(hh, cl->groups, g->key, klen, g);
+		if (cl->joined)
+			subscribe_group(cl, g);
+	} else if (!added && g) {
+		HASH_DEL(cl->groups, g);
+		unsubscribe(g->sub);
+		free(g);
+	}
+	if (key != kb)
+		free(key);
+}
+
+void xroute_watch(void *u, struct mqtt_str filter, const char *group, bool added)
 {
 	struct cluster *cl = u;
+	if (group) {
+		watch_group(cl, filter, group, added);
+		return;
+	}
 	struct cl_filter *f = NULL;
 	HASH_FIND(hh, cl->filters, filter.p, filter.len, f);
 	if (added) {
@@ -229,8 +299,27 @@ void xroute_watch(void *u, struct mqtt_str filter, bool added)
 			subscribe_filter(cl, f);
 	} else if (f) {
 		HASH_DEL(cl->filters, f);
-		unsubscribe_filter(f);
+		unsubscribe(f->sub);
 		free(f);
+	}
+}
+
+void xroute_group_in(struct cluster *cl, natsMsg *msg, int64_t sid)
+{
+	/* Linear: a node has few distinct share groups. */
+	struct cl_group *g, *tmp;
+	HASH_ITER(hh, cl->groups, g, tmp) {
+		if (g->sid[0] != sid && g->sid[1] != sid)
+			continue;
+		struct cl_env e;
+		if (decode(msg, &e))
+			return;
+		struct message *m = xroute_message(cl, &e, false);
+		if (!m)
+			return;
+		route_group(cl->b, m, mqtt_cstr(g->filter), g->group);
+		message_unref(&m);
+		return;
 	}
 }
 
@@ -239,6 +328,9 @@ void xroute_subscribe_all(struct cluster *cl)
 	struct cl_filter *f, *tmp;
 	HASH_ITER(hh, cl->filters, f, tmp)
 		subscribe_filter(cl, f);
+	struct cl_group *g, *gt;
+	HASH_ITER(hh, cl->groups, g, gt)
+		subscribe_group(cl, g);
 }
 
 void xroute_free(struct cluster *cl)
@@ -246,7 +338,13 @@ void xroute_free(struct cluster *cl)
 	struct cl_filter *f, *tmp;
 	HASH_ITER(hh, cl->filters, f, tmp) {
 		HASH_DEL(cl->filters, f);
-		unsubscribe_filter(f);
+		unsubscribe(f->sub);
 		free(f);
+	}
+	struct cl_group *g, *gt;
+	HASH_ITER(hh, cl->groups, g, gt) {
+		HASH_DEL(cl->groups, g);
+		unsubscribe(g->sub);
+		free(g);
 	}
 }

@@ -82,6 +82,43 @@ def test_cross_node_qos2(h):
     print("  checked: 20 QoS 2 messages once each at QoS 2, at QoS 1 for a QoS 1 subscription")
 
 
+def test_shared_subscriptions(h):
+    """shared subscriptions across nodes: each message to exactly one member cluster-wide (v5 MQTT-4.8.2-2)"""
+    n = h.nats()
+    nodes = [h.node(n.url(), x, FAST) for x in ("a", "b", "c")]
+    h.wait_log(nodes[0], "node c (instance")
+    members = []
+    for i, node in enumerate(nodes):
+        m = h.connect(node, "m%d" % i, proto=5)
+        m.subscribe([("$share/g/sh/#", 1)])
+        members.append(m)
+    plain = h.connect(nodes[1], "plain", proto=5)
+    plain.subscribe([("sh/#", 1)])
+    settle()
+    pub = h.connect(nodes[0], "pub", proto=5)
+    total = 60
+    for i in range(total):
+        pub.publish("sh/%d" % i, b"%d" % i, qos=1)
+    for i in range(total):
+        plain.expect_publish("sh/%d" % i, b"%d" % i, qos=1)
+    got = []
+    per = []
+    for m in members:
+        k = 0
+        while True:
+            try:
+                pk = mt.parse(m.recv("shared", timeout=0.4), 5)
+            except mt.TestFailure:
+                break
+            got.append(pk["payload"])
+            m.send(mt.puback(pk["mid"], proto=5))
+            k += 1
+        per.append(k)
+    mt.check_eq(sorted(got, key=int), [b"%d" % i for i in range(total)], "shared deliveries (each message once)")
+    mt.check(all(k > 0 for k in per), "load not spread over the nodes: %s" % per)
+    print("  checked: %d messages, each to one member of 3 on 3 nodes (%s), plain subscriber got all" % (total, per))
+
+
 def test_escaping_and_interest(h):
     """topics NATS cannot carry as-is; sent only to nodes with a matching subscription"""
     n = h.nats()
@@ -394,7 +431,7 @@ def test_config_errors(h):
 
 if __name__ == "__main__":
     cl.need_nats()
-    sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_cross_node_qos2, test_escaping_and_interest,
+    sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_cross_node_qos2, test_shared_subscriptions, test_escaping_and_interest,
                      test_no_local_and_retain_flag, test_retained_late_node, test_node_kill_wills_once, test_dead_node_will_delay,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_nats_cluster_server_lost]))

@@ -102,11 +102,12 @@ struct watch_log {
 	int n;
 };
 
-static void watch_cb(void *u, struct mqtt_str f, bool added)
+static void watch_cb(void *u, struct mqtt_str f, const char *group, bool added)
 {
 	struct watch_log *w = u;
 	if (w->n < 16)
-		snprintf(w->ev[w->n++], sizeof(w->ev[0]), "%c%.*s", added ? '+' : '-', (int)f.len, (const char *)f.p);
+		snprintf(w->ev[w->n++], sizeof(w->ev[0]), "%c%s%s%.*s", added ? '+' : '-', group ? group : "",
+			 group ? ":" : "", (int)f.len, (const char *)f.p);
 }
 
 START_TEST(interest_watch)
@@ -118,22 +119,31 @@ START_TEST(interest_watch)
 	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), NULL, &o1, 0, 0, NULL), 0);
 	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), NULL, &o2, 0, 0, NULL), 0);   /* same filter: no event */
 	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), NULL, &o1, 1, 0, NULL), 0);   /* replaced: none */
-	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), "g", &o1, 0, 0, NULL), 0);    /* shared on it: none */
-	ck_assert_int_eq(subtree_add(t, mqtt_cstr("s/#"), "g", &o1, 0, 0, NULL), 0);    /* shared only: one */
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), "g", &o1, 0, 0, NULL), 0);    /* a group on it */
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), "g", &o2, 0, 0, NULL), 0);    /* second member: none */
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("s/#"), "g", &o1, 0, 0, NULL), 0);    /* same name, other filter */
 	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), NULL, &o1));
-	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), NULL, &o2));
-	ck_assert_int_eq(w.n, 2);                                                     /* the group still holds it */
+	ck_assert_int_eq(w.n, 3);
+	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), NULL, &o2));                     /* last plain one */
 	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), "g", &o1));
-	ck_assert(!subtree_remove(t, mqtt_cstr("a/+"), "g", &o1));                    /* absent: no event */
-	ck_assert(subtree_remove(t, mqtt_cstr("s/#"), "g", &o1));
 	ck_assert_int_eq(w.n, 4);
-	ck_assert_str_eq(w.ev[0], "+a/+");
-	ck_assert_str_eq(w.ev[1], "+s/#");
-	ck_assert_str_eq(w.ev[2], "-a/+");
-	ck_assert_str_eq(w.ev[3], "-s/#");
+	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), "g", &o2));                      /* last member */
+	ck_assert(!subtree_remove(t, mqtt_cstr("a/+"), "g", &o1));                     /* absent: no event */
+	ck_assert(subtree_remove(t, mqtt_cstr("s/#"), "g", &o1));
+	ck_assert_int_eq(w.n, 6);
+	static const char *const want[6] = {"+a/+", "+g:a/+", "+g:s/#", "-a/+", "-g:a/+", "-g:s/#"};
+	for (int i = 0; i < 6; i++)
+		ck_assert_str_eq(w.ev[i], want[i]);
+	ck_assert_ptr_null(subtree_group(t, mqtt_cstr("a/+"), "g"));
+	ck_assert_int_eq(subtree_add(t, mqtt_cstr("a/+"), "h", &o1, 0, 0, NULL), 0);
+	ck_assert_ptr_nonnull(subtree_group(t, mqtt_cstr("a/+"), "h"));
+	ck_assert_ptr_null(subtree_group(t, mqtt_cstr("a/+"), "g"));
+	ck_assert_ptr_null(subtree_group(t, mqtt_cstr("a/x"), "h"));
+	ck_assert(subtree_remove(t, mqtt_cstr("a/+"), "h", &o1));
+	w.n = 0;
 	subtree_set_watch(t, NULL, NULL);
 	ck_assert_int_eq(subtree_add(t, mqtt_cstr("z"), NULL, &o1, 0, 0, NULL), 0);
-	ck_assert_int_eq(w.n, 4);
+	ck_assert_int_eq(w.n, 0);
 	subtree_free(t);
 }
 END_TEST
