@@ -167,6 +167,7 @@ struct session {
 
 	struct will *will;
 	bool bridge_owned;         /* the local side of a bridge (bridge/): no client may take it */
+	uint64_t cluster_since;    /* cluster/'s bookkeeping: wall ms its connection attached (takeover order) */
 };
 
 /* ---- clients (connections) ------------------------------------------------------ */

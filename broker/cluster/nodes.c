@@ -376,11 +376,14 @@ void nodes_attached(void *u, struct session *s)
 	pwill_cancel(cl, s->id);
 	if (!cl->joined)
 		return;
+	/* "<instance> <since> <client id>": of two connections with one id the
+	 * later (since, then instance) stays, decided alike on both nodes. */
+	s->cluster_since = store_wall_now();
 	size_t idl = strlen(s->id);
-	char subj[96], *buf = malloc(17 + idl + 1);
+	char subj[96], *buf = malloc(17 + 21 + idl + 1);
 	if (buf) {
 		snprintf(subj, sizeof(subj), "%s.conn", cl->prefix);
-		int n = snprintf(buf, 18, "%016" PRIx64 " ", cl->inst);
+		int n = snprintf(buf, 17 + 21 + 1, "%016" PRIx64 " %" PRIu64 " ", cl->inst, s->cluster_since);
 		memcpy(buf + n, s->id, idl);
 		natsConnection_Publish(cl->nc, subj, buf, (int)(n + idl));
 		free(buf);
@@ -393,15 +396,16 @@ void nodes_conn_in(struct cluster *cl, natsMsg *msg)
 {
 	const char *d = natsMsg_GetData(msg);
 	int len = natsMsg_GetDataLength(msg);
-	char hex[17];
-	uint64_t inst = 0;
-	if (len < 18 || d[16] != ' ')
+	char head[40];
+	uint64_t inst = 0, since = 0;
+	const char *sp = len > 18 ? memchr(d + 17, ' ', (size_t)len - 17) : NULL;
+	if (!sp || sp - d >= (ptrdiff_t)sizeof(head))
 		return;
-	memcpy(hex, d, 16);
-	hex[16] = 0;
-	if (sscanf(hex, "%16" SCNx64, &inst) != 1 || inst == cl->inst)
+	memcpy(head, d, (size_t)(sp - d));
+	head[sp - d] = 0;
+	if (sscanf(head, "%16" SCNx64 " %" SCNu64, &inst, &since) != 2 || inst == cl->inst)
 		return;
-	char *id = strndup(d + 17, (size_t)len - 17);
+	char *id = strndup(sp + 1, (size_t)(d + len - sp - 1));
 	if (!id)
 		return;
 	struct broker *b = cl->b;
@@ -409,6 +413,10 @@ void nodes_conn_in(struct cluster *cl, natsMsg *msg)
 	struct session *s = session_find(b, id);
 	if (s && !s->bridge_owned) {
 		if (s->client) {
+			if (s->cluster_since > since || (s->cluster_since == since && cl->inst > inst)) {
+				free(id); /* ours is the later connection: the other node closes its own */
+				return;
+			}
 			log_msg(b, LOG_F_NOTICE, "Client %s connected to another cluster node, closing old connection.", id);
 			/* as a takeover on one node: v5 DISCONNECT 0x8E, the will is published */
 			client_close(s->client, 0x8E, true, false, "Session taken over");
