@@ -318,6 +318,26 @@ def test_takeover_across_nodes(h):
     print("  checked: old connection on a got 0x8E after %.3f s, its will published" % took)
 
 
+def test_restored_subscription_routed(h):
+    """persistence: a node restarted from its store subscribes its restored filters in the cluster"""
+    n = h.nats()
+    a = h.node(n.url(), "a", FAST)
+    b = h.node(n.url(), "b", FAST + "persistence true\npersistence_location {dir}/\npersistence_file b.db\nuser root\n")
+    h.wait_log(a, "node b (instance")
+    c = h.connect(b, "keeper", proto=4, clean=False)
+    c.subscribe([("kept/#", 1)])
+    c.disconnect()
+    b.restart()
+    h.wait_log(b, "joined cluster", count=2)
+    h.wait_log(a, ") is up", count=2)
+    settle()
+    h.connect(a, "pub").publish("kept/1", b"while-away", qos=1)
+    time.sleep(0.3)
+    c2 = h.connect(b, "keeper", proto=4, clean=False, session_present=True)
+    c2.expect_publish("kept/1", b"while-away", qos=1)
+    print("  checked: restored subscription on the restarted node got a message published on a")
+
+
 def test_keepalive_on_cluster_node(h):
     """keepalive precision unchanged on a clustered node: 1.5 x K, at most ~100 ms late"""
     n, a, b = two_nodes(h)
@@ -434,4 +454,4 @@ if __name__ == "__main__":
     sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_cross_node_qos2, test_shared_subscriptions, test_escaping_and_interest,
                      test_no_local_and_retain_flag, test_retained_late_node, test_node_kill_wills_once, test_dead_node_will_delay,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
-                     test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_nats_cluster_server_lost]))
+                     test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_nats_cluster_server_lost]))
