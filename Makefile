@@ -193,6 +193,10 @@ fuzz:
 		-o build/fuzz/fuzz_mosqdb
 	@mkdir -p build/fuzz/corpus-mosqdb && cp -n tests/fixtures/mosqdb/*.db build/fuzz/corpus-mosqdb/ 2>/dev/null || true
 	build/fuzz/fuzz_mosqdb -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-mosqdb
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker/cluster -Ibroker -Iprotocol -Inet tests/fuzz/fuzz_cluster.c broker/cluster/subject.c \
+		-o build/fuzz/fuzz_cluster
+	@mkdir -p build/fuzz/corpus-cluster
+	build/fuzz/fuzz_cluster -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-cluster
 
 clean:
 	rm -rf build build-san vigil
