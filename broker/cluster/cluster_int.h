@@ -74,11 +74,12 @@ struct cl_filter {
 };
 
 /* A share group on a filter with members here: a NATS queue subscription
- * (queue = the group's name) on the filter's subject(s), on nc2. */
+ * on the filter's subject(s) and on P.long, on nc2; the queue name is the
+ * group's token + a hash of the filter, one NATS queue group per MQTT one. */
 struct cl_group {
 	UT_hash_handle hh; /* by key "group/filter" */
-	natsSubscription *sub[2];
-	int64_t sid[2];
+	natsSubscription *sub[3]; /* the filter's subject(s), and P.long */
+	int64_t sid[3];
 	const char *group, *filter; /* into key: "group/filter\0group\0" */
 	char key[];
 };

@@ -24,8 +24,7 @@
  * updates in the bucket's order, so all nodes converge, and a node started
  * later loads the last value of every key.
  * Not here: QoS 1/2 acknowledgement across nodes (core NATS is at most
- * once: a message in flight while NATS is lost can be lost), sessions;
- * share groups do not get topics too long for a subject (P.long).
+ * once: a message in flight while NATS is lost can be lost), sessions.
  * Invariant: nothing here runs inside route_message (in_remote guards the
  * way back out).
  */
@@ -219,12 +218,18 @@ static void subscribe_filter(struct cluster *cl, struct cl_filter *f)
  * messages too), so NATS gives each message to one node of the group. */
 static void subscribe_group(struct cluster *cl, struct cl_group *g)
 {
-	char subj[2][CL_SUBJ_MAX + 1], queue[CL_SUBJ_MAX + 1];
-	if (subject_token(queue, sizeof(queue), (const uint8_t *)g->group, strlen(g->group)) < 0)
+	char subj[3][CL_SUBJ_MAX + 1], queue[CL_SUBJ_MAX + 1];
+	int ql = subject_token(queue, sizeof(queue) - 20, (const uint8_t *)g->group, strlen(g->group));
+	if (ql < 0)
 		return;
+	uint64_t h = 1469598103934665603ull; /* FNV-1a of the filter */
+	for (const char *p = g->filter; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	snprintf(queue + ql, sizeof(queue) - (size_t)ql, "_%016llx", (unsigned long long)h);
 	int n = filter_subjects(cl, g->filter, subj);
-	for (int i = 0; i < n; i++) {
-		if (g->sub[i])
+	snprintf(subj[2], CL_SUBJ_MAX + 1, "%s.long", cl->prefix); /* always slot 2: see xroute_group_in */
+	for (int i = 0; i < 3; i++) {
+		if (g->sub[i] || (i >= n && i < 2))
 			continue;
 		if (natsConnection_QueueSubscribe(&g->sub[i], cl->nc2, subj[i], queue, link_on_group, cl) != NATS_OK) {
 			g->sub[i] = NULL;
@@ -236,9 +241,9 @@ static void subscribe_group(struct cluster *cl, struct cl_group *g)
 	}
 }
 
-static void unsubscribe(natsSubscription **sub)
+static void unsubscribe(natsSubscription **sub, int n)
 {
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < n; i++) {
 		if (sub[i]) {
 			natsSubscription_Unsubscribe(sub[i]);
 			natsSubscription_Destroy(sub[i]);
@@ -269,7 +274,7 @@ static void watch_group(struct cluster *cl, struct mqtt_str filter, const char *
 			subscribe_group(cl, g);
 	} else if (!added && g) {
 		HASH_DEL(cl->groups, g);
-		unsubscribe(g->sub);
+		unsubscribe(g->sub, 3);
 		free(g);
 	}
 	if (key != kb)
@@ -299,7 +304,7 @@ void xroute_watch(void *u, struct mqtt_str filter, const char *group, bool added
 			subscribe_filter(cl, f);
 	} else if (f) {
 		HASH_DEL(cl->filters, f);
-		unsubscribe(f->sub);
+		unsubscribe(f->sub, 2);
 		free(f);
 	}
 }
@@ -309,10 +314,13 @@ void xroute_group_in(struct cluster *cl, natsMsg *msg, int64_t sid)
 	/* Linear: a node has few distinct share groups. */
 	struct cl_group *g, *tmp;
 	HASH_ITER(hh, cl->groups, g, tmp) {
-		if (g->sid[0] != sid && g->sid[1] != sid)
+		if (g->sid[0] != sid && g->sid[1] != sid && g->sid[2] != sid)
 			continue;
 		struct cl_env e;
 		if (decode(msg, &e))
+			return;
+		/* P.long carries every long topic: only those the filter matches. */
+		if (sid == g->sid[2] && !mqtt_topic_matches(mqtt_cstr(g->filter), e.topic))
 			return;
 		struct message *m = xroute_message(cl, &e, false);
 		if (!m)
@@ -338,13 +346,13 @@ void xroute_free(struct cluster *cl)
 	struct cl_filter *f, *tmp;
 	HASH_ITER(hh, cl->filters, f, tmp) {
 		HASH_DEL(cl->filters, f);
-		unsubscribe(f->sub);
+		unsubscribe(f->sub, 2);
 		free(f);
 	}
 	struct cl_group *g, *gt;
 	HASH_ITER(hh, cl->groups, g, gt) {
 		HASH_DEL(cl->groups, g);
-		unsubscribe(g->sub);
+		unsubscribe(g->sub, 3);
 		free(g);
 	}
 }

@@ -116,6 +116,21 @@ def test_shared_subscriptions(h):
         per.append(k)
     mt.check_eq(sorted(got, key=int), [b"%d" % i for i in range(total)], "shared deliveries (each message once)")
     mt.check(all(k > 0 for k in per), "load not spread over the nodes: %s" % per)
+    # A topic too long to be a NATS subject (it travels on P.long) reaches one member too.
+    long_topic = "sh/" + "L" * 3100
+    pub.publish(long_topic, b"long", qos=1)
+    plain.expect_publish(long_topic, b"long", qos=1)
+    hits = 0
+    for m in members:
+        try:
+            pk = mt.parse(m.recv("long shared", timeout=0.5), 5)
+            mt.check_eq(pk["payload"], b"long", "long-topic shared delivery")
+            m.send(mt.puback(pk["mid"], proto=5))
+            hits += 1
+        except mt.TestFailure as e:
+            if "long-topic" in str(e):
+                raise
+    mt.check_eq(hits, 1, "members that got the long-topic message")
     print("  checked: %d messages, each to one member of 3 on 3 nodes (%s), plain subscriber got all" % (total, per))
 
 
