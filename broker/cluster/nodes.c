@@ -328,12 +328,27 @@ void nodes_hb_in(struct cluster *cl, natsMsg *msg)
 		}
 		return;
 	}
+	uint64_t now = broker_now(cl->b);
+	if (!strcmp(node, cl->conf->node_id)) {
+		if (cl->drops++ % 100 == 0)
+			log_msg(cl->b, LOG_F_ERROR, "Cluster: another node (instance %016" PRIx64 ") uses cluster_node_id %s: "
+				"node ids must be unique.", inst, node);
+		return;
+	}
 	if (!p || !p->node[0]) {
-		/* The same node under an older instance: it restarted, so that one is dead. */
+		/* The same node under an older instance that has gone quiet: it
+		 * restarted, so that one is dead (a shortcut: its timeout would say
+		 * so too). One still speaking is a second node with the same id. */
 		struct cl_peer *q, *tmp;
-		HASH_ITER(hh, cl->peers, q, tmp)
-			if (q->inst != inst && !strcmp(q->node, node))
+		HASH_ITER(hh, cl->peers, q, tmp) {
+			if (q->inst == inst || strcmp(q->node, node))
+				continue;
+			if (now - q->last_seen > 2ull * cl->hb_ms)
 				declare_dead(cl, q, "restarted");
+			else
+				log_msg(cl->b, LOG_F_ERROR, "Cluster: two nodes use cluster_node_id %s: node ids must be unique.",
+					node);
+		}
 		if (!p)
 			p = nodes_peer(cl, inst, true);
 		if (!p)
@@ -341,7 +356,7 @@ void nodes_hb_in(struct cluster *cl, natsMsg *msg)
 		snprintf(p->node, sizeof(p->node), "%s", node);
 		log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s (instance %016" PRIx64 ") is up.", node, inst);
 	}
-	p->last_seen = broker_now(cl->b);
+	p->last_seen = now;
 	if (!wheel_armed(&p->timer))
 		wheel_add(&cl->b->wheel, &p->timer, p->last_seen + cl->timeout_ms);
 }

@@ -453,6 +453,22 @@ def test_nats_cluster_server_lost(h):
     print("  checked: traffic back %.2f s after a's NATS server was killed; retained (R3) still there" % resumed)
 
 
+def test_duplicate_node_id(h):
+    """two nodes with one cluster_node_id: an error in the log, and neither buries the other"""
+    n = h.nats()
+    a1 = h.node(n.url(), "a", FAST, name="a1")
+    a2 = h.node(n.url(), "a", FAST, name="a2")
+    h.wait_log(a1, "uses cluster_node_id a")
+    dev = h.connect(a1, "dev", proto=5, will={"topic": "dup/dev", "payload": b"x"})
+    w = h.connect(a2, "w")
+    w.subscribe("dup/#")
+    time.sleep(2 + 1.0)  # past the node timeout
+    mt.check(dev.is_open(), "a client of a1 was disconnected")
+    w.expect_no_packet(0.2)
+    mt.check("dead." not in a1.log() + a2.log(), "a node with a duplicate id was declared dead")
+    print("  checked: duplicate id logged, no death declared, no will, no disconnect after the timeout")
+
+
 def test_config_errors(h):
     """cluster options are checked at start-up: node id without URL, bad node id"""
     for conf, want in (("cluster_node_id a\n", "cluster_node_id is set but cluster_nats_url"),
@@ -469,4 +485,4 @@ if __name__ == "__main__":
     sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_cross_node_qos2, test_shared_subscriptions, test_escaping_and_interest,
                      test_no_local_and_retain_flag, test_retained_late_node, test_node_kill_wills_once, test_dead_node_will_delay,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
-                     test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_nats_cluster_server_lost]))
+                     test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost]))
