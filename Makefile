@@ -30,6 +30,7 @@ BROKER_SRC := $(filter-out broker/main.c broker/health.c,$(wildcard broker/*.c))
 BRIDGE_SRC := $(wildcard broker/bridge/*.c)
 STORE_SRC  := $(wildcard broker/store/*.c)
 API_SRC    := $(wildcard broker/api/*.c)
+CLUSTER_SRC := $(wildcard broker/cluster/*.c)
 
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/%.o)
 NET_OBJ    := $(NET_SRC:%.c=$(BUILD)/%.o)
@@ -38,6 +39,9 @@ STORE_OBJ  := $(STORE_SRC:%.c=$(BUILD)/%.o)
 STORE_LIBS := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 # sd_notify (broker/notify.c): libsystemd-dev
 SYSTEMD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+CLUSTER_OBJ := $(CLUSTER_SRC:%.c=$(BUILD)/%.o)
+NATS_CFLAGS := $(shell pkg-config --cflags libnats 2>/dev/null)
+NATS_LIBS   := $(shell pkg-config --libs libnats 2>/dev/null || echo -lnats) -lpthread
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -51,8 +55,8 @@ all: vigil
 vigil: $(BUILD)/vigil
 	cp $(BUILD)/vigil vigil.tmp && mv -f vigil.tmp vigil
 
-$(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/broker/health.o $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
-	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) $(STORE_LIBS) $(SYSTEMD_LIBS) -largon2 -lcrypt -lm
+$(BUILD)/vigil: $(BUILD)/broker/main.o $(BUILD)/broker/health.o $(BUILD)/libcluster.a $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
+	$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(NET_LIBS) $(STORE_LIBS) $(NATS_LIBS) $(SYSTEMD_LIBS) -largon2 -lcrypt -lm
 
 $(BUILD)/libprotocol.a: $(PROTO_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
@@ -61,6 +65,8 @@ $(BUILD)/libnet.a: $(NET_OBJ)
 $(BUILD)/libbroker.a: $(BROKER_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
 $(BUILD)/libstore.a: $(STORE_OBJ)
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
+$(BUILD)/libcluster.a: $(CLUSTER_OBJ)
 	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
 
 $(BUILD)/protocol/%.o: protocol/%.c
@@ -89,6 +95,12 @@ $(BUILD)/broker/api/api_page.o: broker/api/page.html
 $(BUILD)/broker/api/%.o: broker/api/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -Ibroker/api -Inet -c -o $@ $<
+# The cluster room (broker/cluster/): the only code that sees libnats; the
+# core reaches it only through struct cluster_ops (broker.h), main.c through
+# cluster/cluster.h.
+$(BUILD)/broker/cluster/%.o: broker/cluster/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Ibroker/cluster -Ibroker -Iprotocol -Inet $(NATS_CFLAGS) -c -o $@ $<
 $(BUILD)/broker/main.o: broker/main.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -Ibroker -Iprotocol -Inet -Ibroker/store -c -o $@ $<
@@ -111,6 +123,7 @@ LINK_test_ws       = $(BUILD)/libnet.a
 LINK_test_mosqdb   = $(BUILD)/broker/store/mosqdb.o $(BUILD)/libprotocol.a
 LINK_test_store    = $(BUILD)/libstore.a $(BUILD)/libbroker.a $(BUILD)/libprotocol.a
 LINK_test_jbuf     = $(BUILD)/broker/api/jbuf.o
+LINK_test_cluster_subject = $(BUILD)/broker/cluster/subject.o $(BUILD)/broker/subtree.o $(BUILD)/libprotocol.a
 LINK_DEFAULT       = $(BUILD)/libbroker.a $(BUILD)/libprotocol.a $(BUILD)/libnet.a
 
 .SECONDEXPANSION:
@@ -195,6 +208,10 @@ fuzz:
 		-o build/fuzz/fuzz_mosqdb
 	@mkdir -p build/fuzz/corpus-mosqdb && cp -n tests/fixtures/mosqdb/*.db build/fuzz/corpus-mosqdb/ 2>/dev/null || true
 	build/fuzz/fuzz_mosqdb -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-mosqdb
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibroker/cluster -Ibroker -Iprotocol -Inet tests/fuzz/fuzz_cluster.c broker/cluster/subject.c \
+		-o build/fuzz/fuzz_cluster
+	@mkdir -p build/fuzz/corpus-cluster
+	build/fuzz/fuzz_cluster -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-cluster
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man pages
 # (scripts/man/, when present), the systemd unit and an example configuration.

@@ -19,6 +19,8 @@
  *      comes back at start-up); sys.c $SYS; log.c logging; config.c and
  *      auth.c the mosquitto files; mem.c the memory_limit accounting of what
  *      holds load; bridge/ the outbound bridges; notify.c systemd's sd_notify.
+ *      holds load; bridge/ the outbound bridges; cluster/ several nodes as
+ *      one broker over NATS (struct cluster_ops below is all the core sees).
  *
  * Threading: one thread owns everything here. Time: broker_now(b) (monotonic
  * ms) is the loop's cached clock; nothing in the broker reads the wall clock for
@@ -167,6 +169,7 @@ struct session {
 
 	struct will *will;
 	bool bridge_owned;         /* the local side of a bridge (bridge/): no client may take it */
+	uint64_t cluster_since;    /* cluster/'s bookkeeping: wall ms its connection attached (takeover order) */
 };
 
 /* ---- clients (connections) ------------------------------------------------------ */
@@ -272,6 +275,9 @@ struct broker {
 	struct api *api;          /* api/: the HTTP API room, NULL without an http_api listener */
 	struct client **store_marked; /* store.c: clients with acks awaiting the commit */
 	size_t n_store_marked, cap_store_marked;
+	const struct cluster_ops *cluster; /* broker/cluster/: NULL without cluster_* options */
+	void *cluster_user;
+	bool groups_in_cluster;  /* set by the cluster: shared groups are served by route_group */
 };
 
 /* The loop's cached monotonic clock (ms), refreshed once per pass right
@@ -366,6 +372,10 @@ int deliver_restore(struct session *s, struct message *m, uint8_t qos, bool reta
 size_t route_message(struct broker *b, struct message *m);
 /* Set or clear a retained message (store notified). */
 void route_retain(struct broker *b, struct message *m);
+/* Deliver msg to one member of share group `group` on exactly `filter`
+ * (the cluster picked this node for it). False: no such group, no member,
+ * or denied. */
+bool route_group(struct broker *b, struct message *m, struct mqtt_str filter, const char *group);
 
 /* publish.c */
 int publish_handle(struct client *c, const struct mqtt_frame *f);
@@ -466,6 +476,42 @@ bool store_writable(const struct broker *b);
 uint64_t store_wall_now(void);
 uint64_t store_mono_to_wall(const struct broker *b, uint64_t mono);
 uint64_t store_wall_to_mono(const struct broker *b, uint64_t wall);
+
+/* The cluster room's hooks (broker/cluster/, installed by cluster_start in
+ * main.c). Without cluster_* options b->cluster is NULL and each hook is one
+ * branch. Called on the loop thread; they never re-enter the core's routing
+ * and never block. */
+struct cluster_ops {
+	/* m was routed to local sessions: hand it to remote subscribers.
+	 * Returns 1 when it went to the cluster (other nodes may have
+	 * subscribers, so "no matching subscribers" is not known), else 0. */
+	size_t (*route_out)(void *u, const struct message *m);
+	/* m set (payload) or cleared (empty payload) a retained message. */
+	void (*retain_out)(void *u, const struct message *m);
+	/* s was attached to a new connection (CONNECT accepted). */
+	void (*attached)(void *u, struct session *s);
+	/* s's will is gone: cleared, published, or its session ends. */
+	void (*will_gone)(void *u, struct session *s);
+};
+static inline size_t cluster_route_out(struct broker *b, const struct message *m)
+{
+	return b->cluster ? b->cluster->route_out(b->cluster_user, m) : 0;
+}
+static inline void cluster_retain_out(struct broker *b, const struct message *m)
+{
+	if (b->cluster)
+		b->cluster->retain_out(b->cluster_user, m);
+}
+static inline void cluster_session_attached(struct broker *b, struct session *s)
+{
+	if (b->cluster)
+		b->cluster->attached(b->cluster_user, s);
+}
+static inline void cluster_will_gone(struct broker *b, struct session *s)
+{
+	if (b->cluster)
+		b->cluster->will_gone(b->cluster_user, s);
+}
 
 /* log.c */
 void log_init(struct broker *b);

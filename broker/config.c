@@ -429,6 +429,8 @@ void config_init(struct config *c)
 	c->log_timestamp = true;
 	c->connection_messages = true;
 	c->log_facility = -1; /* daemon */
+	c->cluster.node_timeout = 3;
+	c->cluster.replicas = 1;
 	listener_defaults(&c->default_listener);
 }
 
@@ -443,7 +445,8 @@ void config_free(struct config *c)
 	security_free(&c->security);
 	bridge_conf_free_all(c);
 	char *s[] = {c->pid_file, c->user, c->persistence_file, c->persistence_location, c->log_file,
-		     c->log_timestamp_format};
+		     c->log_timestamp_format, c->cluster.nats_url, c->cluster.node_id, c->cluster.name,
+		     c->cluster.creds, c->cluster.cafile, c->cluster.certfile, c->cluster.keyfile};
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(s[i]);
 	config_init(c);
@@ -615,6 +618,13 @@ int config_finish_warn(struct config *c, int cmdline_port, config_warn_fn warn, 
 	}
 	if (bridge_conf_finish(c, err, errlen))
 		return -1;
+	if (!c->cluster.nats_url != !c->cluster.node_id) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s is set but %s is not: a cluster node needs both",
+				 c->cluster.nats_url ? "cluster_nats_url" : "cluster_node_id",
+				 c->cluster.nats_url ? "cluster_node_id" : "cluster_nats_url");
+		return -1;
+	}
 	if (!c->user && !(c->user = strdup("mosquitto")))
 		goto nomem;
 	if (c->verbose)

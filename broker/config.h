@@ -211,6 +211,16 @@ struct config {
 	/* bridges, in file order (config_bridge.h) */
 	struct bridge_conf *bridges;
 	size_t n_bridges;
+
+	/* cluster (broker/cluster/, a vigil extension): off without nats_url */
+	struct cluster_conf {
+		char *nats_url;        /* cluster_nats_url URL[,URL...] */
+		char *node_id;         /* cluster_node_id, required with nats_url */
+		char *name;            /* cluster_name; NULL: "vigil" */
+		char *creds, *cafile, *certfile, *keyfile; /* cluster_nats_* */
+		unsigned node_timeout; /* cluster_node_timeout, seconds; default 3 */
+		unsigned replicas;     /* cluster_replicas: JetStream replicas of the buckets; default 1 */
+	} cluster;
 };
 
 /* Defaults as mosquitto 2.0's (vigil's where mosquitto-compat.md says so). */

@@ -375,6 +375,20 @@ static int h_include_dir(struct pfile *f, const struct kw *k, char *args)
 	return rc;
 }
 
+/* cluster_node_id / cluster_name: one NATS subject token and JetStream
+ * bucket-name part, so [A-Za-z0-9_-], at most 64 bytes. */
+static int h_cluster_token(struct pfile *f, const struct kw *k, char *args)
+{
+	char *w = one_word(f, k, &args);
+	if (!w)
+		return -1;
+	size_t n = strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+	if (w[n] || n > 64)
+		return perr(f, "%s: '%s' must be 1-64 characters of A-Z a-z 0-9 _ -", k->name, w);
+	char **dst = (char **)((char *)f->p->c + k->off);
+	return set_string(f, k->name, dst, w);
+}
+
 #include "config_bridge.h"
 
 /* ---- the keyword table -------------------------------------------------------- */
@@ -489,6 +503,16 @@ static const struct kw KW[] = {
 				    "admit clients that mosquitto refuses"),
 	ERR("auth_plugin", 0, PLUGIN), ERR("plugin", 0, PLUGIN), ERR("auth_plugin_deny_special_chars", 0, PLUGIN),
 	ERR("auth_opt_", F_PREFIX, PLUGIN), ERR("plugin_opt_", F_PREFIX, PLUGIN),
+	/* cluster (broker/cluster/, vigil extension; read at start-up) */
+	STR("cluster_nats_url", S_GLOBAL, GF(cluster.nats_url), 0),
+	FNF("cluster_node_id", S_GLOBAL, GF(cluster.node_id), h_cluster_token, 0, 0, F_STRF),
+	FNF("cluster_name", S_GLOBAL, GF(cluster.name), h_cluster_token, 0, 0, F_STRF),
+	INT("cluster_node_timeout", S_GLOBAL, GF(cluster.node_timeout), 1, 3600, 0),
+	INT("cluster_replicas", S_GLOBAL, GF(cluster.replicas), 1, 5, 0),
+	STR("cluster_nats_creds", S_GLOBAL, GF(cluster.creds), 0),
+	STR("cluster_nats_cafile", S_GLOBAL, GF(cluster.cafile), 0),
+	STR("cluster_nats_certfile", S_GLOBAL, GF(cluster.certfile), 0),
+	STR("cluster_nats_keyfile", S_GLOBAL, GF(cluster.keyfile), 0),
 	/* bridges (config_bridge.h): after a "connection" line */
 	FN("connection", S_GLOBAL, h_connection, 0, 0, 0),
 	FN("address", S_BRIDGE, h_address, 0, 0, 0),

@@ -391,6 +391,7 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 	c->id = s->id; /* free(id) below: the session holds the id */
 	c->username = username;
 	username = NULL;
+	cluster_session_attached(b, s); /* takeover on other nodes; the will cluster-wide */
 	if (k.has_password && k.password.len && !security_uses_tls_identity(c->l)) {
 		/* compat: as mosquitto, a reload re-checks connected clients
 		 * (also against a password_file the reload adds). */

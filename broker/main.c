@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "notify.h"
 #include "health.h"
+#include "cluster/cluster.h"
 #include "store_sqlite.h"
 
 struct app {
@@ -275,6 +276,12 @@ int main(int argc, char **argv)
 		pid_written = cfg.pid_file != NULL;
 	if (drop_privileges(b, cfg.user))
 		goto out_broker;
+	/* After fork (the NATS thread must not cross it); before the store
+	 * restores subscriptions (the cluster learns every filter). */
+	if (cluster_start(b, err, sizeof(err))) {
+		log_msg(b, LOG_F_ERROR, "Error: %s.", err);
+		goto out_broker;
+	}
 	/* After fork and setuid: the store file belongs to the running user,
 	 * and an SQLite handle must not cross a fork. */
 	if (store_db_start(b, &store, err, sizeof(err))) {
@@ -320,6 +327,7 @@ int main(int argc, char **argv)
 out_broker:
 	notify_free(app.notify);
 	api_stop(b); /* HTTP API listeners and their streams, before the clients go */
+	cluster_stop(b); /* before broker_fini: sessions ending now are not the cluster's business */
 	store_db_stop(b, store); /* before broker_fini ends every session */
 	bridge_free_all(b);
 	if (pid_written)

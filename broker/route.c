@@ -6,7 +6,8 @@
  * into one delivery with the highest QoS and every Subscription Identifier
  * (v311 MQTT-3.3.5-1, v5 MQTT-3.3.4-2/3/4/5), no-local (v5 MQTT-3.8.3-3),
  * retain-as-published (v5 MQTT-3.3.1-12/13), the ACL read check, and one
- * member per shared-subscription group (v5 MQTT-4.8.2-2..6).
+ * member per shared-subscription group (v5 MQTT-4.8.2-2..6; in a cluster
+ * the cluster room picks the node and calls route_group).
  * Invariant: route never frees the message it is given.
  */
 #include <stdlib.h>
@@ -114,7 +115,9 @@ size_t route_message(struct broker *b, struct message *m)
 		const struct sub_entry *e = b->match.subs[i];
 		add_sub(&rc, e->owner, e, m, gen);
 	}
-	for (size_t i = 0; i < b->match.ng; i++) {
+	/* In a cluster, shared groups are served through route_group (each
+	 * message to one member cluster-wide), not here. */
+	for (size_t i = 0; i < b->match.ng && !b->groups_in_cluster; i++) {
 		const struct sub_entry *e = pick_member(b->match.groups[i]);
 		if (e)
 			add_sub(&rc, e->owner, e, m, gen);
@@ -129,9 +132,30 @@ size_t route_message(struct broker *b, struct message *m)
 	if (rc.heap)
 		free(rc.t);
 	b->routing = false;
+	/* Once, after the local sessions; 1 if other nodes may have subscribers. */
+	size_t remote = cluster_route_out(b, m);
 	/* compat: "has subscribers" as mosquitto counts it, before no-local and
 	 * ACL: a PUBACK is 0x00, not 0x10, when only no-local held it back. */
-	return b->match.n + b->match.ng;
+	return b->match.n + b->match.ng + remote;
+}
+
+bool route_group(struct broker *b, struct message *m, struct mqtt_str filter, const char *group)
+{
+	if (b->routing)
+		return false;
+	struct sub_group *g = subtree_group(b->subs, filter, group);
+	const struct sub_entry *e = g ? pick_member(g) : NULL;
+	if (!e)
+		return false;
+	struct route_ctx rc = {0};
+	struct target one[1];
+	rc.t = one;
+	rc.cap = 1;
+	rc.upgrade = b->cfg->upgrade_outgoing_qos;
+	add_sub(&rc, e->owner, e, m, ++b->route_gen);
+	if (rc.n && !rc.t[0].denied)
+		deliver_to_session(b, rc.t[0].s, m, rc.t[0].qos, rc.t[0].retain, rc.t[0].ids, rc.t[0].n_ids);
+	return rc.n > 0;
 }
 
 void route_retain(struct broker *b, struct message *m)
@@ -154,4 +178,5 @@ void route_retain(struct broker *b, struct message *m)
 	struct message *o = old;
 	message_unref(&o);
 	store_retain_set(b, m);
+	cluster_retain_out(b, m);
 }

@@ -12,6 +12,8 @@
  * net_loop_barrier before any other write) commits once per pass. If the
  * commit fails, the marked clients' output is dropped and they are closed:
  * they never see an acknowledgement for a change that is not durable.
+ * The cluster room (broker/cluster/) is told here too when a will goes
+ * (cluster_will_gone): it keeps the wills of this node's clients in NATS.
  * Not here: SQL, files, what is durable (the store decides).
  * Invariant: a client is in b->store_marked exactly while c->store_marked
  * is true; a client leaves the list before it is freed.
@@ -58,6 +60,8 @@ void store_session_saved(struct broker *b, struct session *s)
 
 void store_session_end(struct broker *b, struct session *s)
 {
+	if (s->will)
+		cluster_will_gone(b, s);
 	STORE_CALL(b, session_end, s);
 }
 
@@ -100,6 +104,7 @@ void store_will_set(struct broker *b, struct session *s)
 
 void store_will_clear(struct broker *b, struct session *s)
 {
+	cluster_will_gone(b, s); /* the cluster's copy of the will (broker/cluster/) */
 	STORE_CALL(b, session_saved, s);
 }
 

@@ -99,6 +99,8 @@ struct subtree {
 	size_t shared; /* of count: shared-group members ($SYS shared_subscriptions/count) */
 	struct mstate *stack;
 	size_t scap;
+	void (*watch)(void *u, struct mqtt_str filter, const char *group, bool added); /* subtree_set_watch */
+	void *watch_u;
 };
 
 static struct snode *snode_new(const uint8_t *key, uint32_t len, struct snode *parent)
@@ -338,11 +340,15 @@ int subtree_add(struct subtree *t, struct mqtt_str filter, const char *group, vo
 		return -ENOMEM;
 	struct sub_entry se = {.owner = owner, .options = options, .sub_id = sub_id};
 	if (group) {
+		bool is_new = !group_find(n, group, NULL);
 		int rc = group_add(t, n, group, se, replaced);
 		if (rc)
 			prune(t, n);
+		else if (is_new && t->watch)
+			t->watch(t->watch_u, filter, group, true);
 		return rc;
 	}
+	bool was_empty = !n->subs;
 	struct sub_key key = {.node = n, .owner = owner};
 	struct sub_item *it = NULL;
 	HASH_FIND(hh, t->index, &key, sizeof key, it);
@@ -369,7 +375,22 @@ int subtree_add(struct subtree *t, struct mqtt_str filter, const char *group, vo
 		it->next->prev = it;
 	n->subs = it;
 	t->count++;
+	if (was_empty && t->watch)
+		t->watch(t->watch_u, filter, NULL, true);
 	return 0;
+}
+
+struct sub_group *subtree_group(struct subtree *t, struct mqtt_str filter, const char *group)
+{
+	struct snode *n = filter.len ? snode_walk(t, filter, false) : NULL;
+	return n ? group_find(n, group, NULL) : NULL;
+}
+
+void subtree_set_watch(struct subtree *t, void (*fn)(void *u, struct mqtt_str filter, const char *group, bool added),
+		       void *u)
+{
+	t->watch = fn;
+	t->watch_u = u;
 }
 
 bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group, void *owner)
@@ -401,6 +422,8 @@ bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group
 			memmove(&n->groups[gi], &n->groups[gi + 1], (n->ng - gi - 1) * sizeof *n->groups);
 			n->ng--;
 			group_free(g);
+			if (t->watch)
+				t->watch(t->watch_u, filter, group, false);
 		}
 	} else {
 		struct sub_key key = {.node = n, .owner = owner};
@@ -416,6 +439,8 @@ bool subtree_remove(struct subtree *t, struct mqtt_str filter, const char *group
 		if (it->next)
 			it->next->prev = it->prev;
 		free(it);
+		if (t->watch && !n->subs)
+			t->watch(t->watch_u, filter, NULL, false);
 	}
 	t->count--;
 	prune(t, n);

@@ -77,6 +77,16 @@ int subtree_match(struct subtree *t, struct mqtt_str topic, struct sub_match *m)
 void sub_match_free(struct sub_match *m);
 size_t subtree_count(const struct subtree *t); /* subscriptions, plain + shared members */
 size_t subtree_shared_count(const struct subtree *t); /* of those, shared-group members */
+/* Interest watch (the cluster room's filter interest): fn(u, filter, NULL,
+ * true) when a filter gets its first plain subscription and (..., false)
+ * when it loses its last one; fn(u, filter, group, true / false) when a
+ * share group on a filter is created / loses its last member. One watcher;
+ * fn NULL: none. fn must not change the tree. */
+void subtree_set_watch(struct subtree *t, void (*fn)(void *u, struct mqtt_str filter, const char *group, bool added),
+		       void *u);
+/* The share group `group` on exactly this filter, or NULL. Valid until the
+ * next subtree_add / subtree_remove. */
+struct sub_group *subtree_group(struct subtree *t, struct mqtt_str filter, const char *group);
 
 /* ---- retained messages ---- */
 struct retain_tree;

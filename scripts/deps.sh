@@ -2,8 +2,8 @@
 # Install the Debian 12 packages vigil needs to build (and, with --test, to
 # run its tests), but only those that are missing. Safe to run repeatedly.
 set -euo pipefail
-build_pkgs=(gcc make pkg-config libssl-dev libwebsockets-dev uthash-dev libargon2-dev libsqlite3-dev libsystemd-dev)
-test_pkgs=(check libsubunit-dev mosquitto mosquitto-clients python3 python3-paho-mqtt iproute2 iptables openssl faketime procps docker.io debootstrap docker-compose chromium)
+build_pkgs=(gcc make pkg-config libssl-dev libwebsockets-dev uthash-dev libargon2-dev libsqlite3-dev libsystemd-dev libnats-dev)
+test_pkgs=(check libsubunit-dev mosquitto mosquitto-clients python3 python3-paho-mqtt iproute2 iptables openssl faketime procps docker.io debootstrap docker-compose chromium nats-server)
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then pkgs+=("${test_pkgs[@]}"); fi
 # tests/ops/test_man.sh renders scripts/man/ (man -l, groff)

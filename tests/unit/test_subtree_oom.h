@@ -46,6 +46,8 @@ static char *fi_strdup(const char *s)
 #define sub_match_free fi_sub_match_free
 #define subtree_count fi_subtree_count
 #define subtree_shared_count fi_subtree_shared_count
+#define subtree_set_watch fi_subtree_set_watch
+#define subtree_group fi_subtree_group
 #define retain_new fi_retain_new
 #define retain_free fi_retain_free
 #define retain_set fi_retain_set

@@ -1,0 +1,210 @@
+/*
+ * broker/cluster/cluster_int.h — private to the cluster room.
+ *
+ * Threads: the loop thread owns struct cluster except the fields marked
+ * "shared" (under mu) and "link" (the link thread's). libnats calls back on
+ * its own threads; every callback only appends a struct cl_event to the
+ * shared queue and writes the eventfd; the loop thread runs the events in
+ * order (cluster.c). Blocking NATS calls (connect, JetStream requests) run on
+ * the link thread (link.c), asked through the command queue. The loop
+ * thread itself only publishes (natsConnection_Publish never waits for the
+ * network) and subscribes.
+ *
+ * Names on NATS, with P = "vigil.<cluster_name>":
+ *   P.m.<tokens>     routed messages; a node subscribes the subjects of its
+ *                    local filters (subject.c maps them), so NATS sends a
+ *                    message only to nodes with a matching subscription
+ *   P.long           messages whose subject would be too long (every node)
+ *   P.hb             heartbeats;  P.conn  client attached;  P.dead  claims
+ *   KV vigil_<name>_retain  retained messages, key = topic tokens
+ *   KV vigil_<name>_wills   wills, key = <instance>.<client id token>
+ *   KV vigil_<name>_dead    one key per dead instance: who publishes its wills
+ */
+#ifndef VIGIL_CLUSTER_INT_H
+#define VIGIL_CLUSTER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+#include <uthash.h>
+
+#include "broker.h"
+
+#define CL_SUBJ_MAX 3000 /* below nats-server's 4 KiB control line */
+
+enum cl_tag { TAG_ROUTE = 0, TAG_HB, TAG_CONN, TAG_DEAD, TAG_RETAIN, TAG_WILL, TAG_GROUP, N_TAGS };
+
+enum cl_ev_kind {
+	CE_MSG = 0,      /* msg on subscription tag */
+	CE_JOINED,       /* connected and JetStream ready (first time or again) */
+	CE_DISCONNECTED, /* lost NATS (libnats reconnects) */
+	CE_RECONNECTED,
+	CE_LOG,          /* text from the link thread */
+	CE_CLAIMED,      /* won inst: its wills follow as CE_MSG TAG_WILL, then CE_CLAIM_DONE */
+	CE_CLAIM_DONE,
+	CE_CLAIM_FAILED, /* NATS did not answer the claim: judge the node again */
+	CE_SELF_OK,      /* we claimed our own old instance: carry on as a new one */
+	CE_SELF_DEAD,    /* another node declared us dead: step down */
+	CE_RETAIN_LOADED,
+};
+
+struct cl_event {
+	struct cl_event *next;
+	enum cl_ev_kind kind;
+	enum cl_tag tag;
+	natsMsg *msg;
+	uint64_t inst;
+	unsigned level; /* CE_LOG: LOG_F_* */
+	char text[];
+};
+
+enum cl_cmd_kind { CMD_CLAIM = 0, CMD_SELF, CMD_PURGE };
+struct cl_cmd {
+	struct cl_cmd *next;
+	enum cl_cmd_kind kind;
+	uint64_t inst;
+};
+
+struct cl_filter {
+	UT_hash_handle hh;
+	natsSubscription *sub[2]; /* the filter's subject; "a/#" also "a" */
+	char filter[];
+};
+
+/* A share group on a filter with members here: a NATS queue subscription
+ * on the filter's subject(s) and on P.long, on nc2; the queue name is the
+ * group's token + a hash of the filter, one NATS queue group per MQTT one. */
+struct cl_group {
+	UT_hash_handle hh; /* by key "group/filter" */
+	natsSubscription *sub[3]; /* the filter's subject(s), and P.long */
+	int64_t sid[3];
+	const char *group, *filter; /* into key: "group/filter\0group\0" */
+	char key[];
+};
+
+struct cl_peer {
+	UT_hash_handle hh;
+	uint64_t inst;
+	uint64_t last_seen;
+	uint64_t seq; /* last routed message seen from it (overlapping filters) */
+	struct wheel_entry timer;
+	struct cluster *cl;
+	char node[65];
+};
+
+/* A dead node's will waiting for its delay (this node won the claim). */
+struct cl_pwill {
+	UT_hash_handle hh; /* by client id */
+	struct wheel_entry timer;
+	struct cluster *cl;
+	struct message *m;
+	uint32_t rel_expiry; /* the will's Message Expiry Interval, from publication */
+	char id[];
+};
+
+struct cluster {
+	struct broker *b;
+	const struct cluster_conf *conf;
+	char name[65];
+	char prefix[80];        /* "vigil.<name>" */
+	char bucket[3][96];     /* retain, wills, dead */
+	uint64_t inst;          /* this node's incarnation, random */
+	uint64_t seq;           /* routed messages sent */
+	unsigned timeout_ms, hb_ms;
+
+	/* loop thread */
+	bool joined, connected, in_remote, retain_loaded, stopping;
+	natsConnection *nc;     /* valid for the loop from CE_JOINED on */
+	natsConnection *nc2;    /* the shared-subscription connection (echo on), same */
+	struct cl_filter *filters;
+	struct cl_group *groups;
+	struct cl_peer *peers;
+	struct cl_pwill *pwills;
+	struct wheel_entry hb_timer;
+	uint64_t hb_at;         /* when the heartbeat timer was due */
+	uint64_t down_since;    /* NATS lost at (0: connected) */
+	int efd;
+	unsigned drops;         /* messages not sent (too large, buffer full) */
+
+	/* shared, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct cl_event *ev_head, **ev_tail;
+	struct cl_cmd *cmd_head, **cmd_tail;
+	bool stop;
+	bool thread_started;
+	pthread_t thread;
+
+	/* link thread */
+	natsOptions *opts, *opts2;
+	jsCtx *js;
+	kvStore *kv_dead;
+	natsSubscription *sys_sub[5]; /* hb, conn, dead, long, retained */
+	uint8_t tags[N_TAGS];         /* closures for the callbacks */
+};
+
+/* cluster.c */
+void cluster_post(struct cluster *cl, struct cl_event *e); /* any thread */
+void cluster_postf(struct cluster *cl, enum cl_ev_kind kind, uint64_t inst);
+void cluster_logf(struct cluster *cl, unsigned level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void cluster_command(struct cluster *cl, enum cl_cmd_kind kind, uint64_t inst); /* loop thread */
+
+/* link.c: the link thread (connect, JetStream, claims) */
+int link_start(struct cluster *cl, char *err, size_t errlen);
+void link_stop(struct cluster *cl); /* joins the thread; libnats itself is closed by the caller */
+void link_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+void link_on_group(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure); /* closure: cl */
+
+/* subject.c: MQTT names to NATS subjects, and the message envelope */
+/* prefix + one "." token per topic level; filter: '+' -> '*', '#' -> '>'.
+ * Returns the length, or -1 when it would exceed cap - 1 (or CL_SUBJ_MAX). */
+int subject_topic(char *out, size_t cap, const char *prefix, const uint8_t *t, size_t len, bool filter);
+/* One token for an arbitrary string (client ids). Same return. */
+int subject_token(char *out, size_t cap, const uint8_t *s, size_t len);
+
+enum { ENV_QOS = 0x03, ENV_RETAIN = 0x04, ENV_EXPIRY = 0x08, ENV_DELETED = 0x10 };
+struct cl_env {
+	uint8_t flags;
+	uint64_t inst, seq;
+	uint64_t expiry_wall;  /* ENV_EXPIRY: wall-clock ms (routed, retained) */
+	uint32_t rel_expiry;   /* ENV_EXPIRY on a will: seconds from publication */
+	uint32_t delay;        /* a will: seconds to wait after its node died (v5 Will Delay) */
+	struct mqtt_str topic, id, user, props, payload;
+};
+/* Encode into a malloc'd buffer (*len). NULL: no memory. */
+uint8_t *env_encode(const struct cl_env *e, size_t *len);
+/* Views into p. Returns 0 or -1 (malformed). */
+int env_decode(const uint8_t *p, size_t len, struct cl_env *e);
+
+/* xroute.c: routing, filter interest, retained */
+size_t xroute_route_out(void *u, const struct message *m);
+void xroute_retain_out(void *u, const struct message *m);
+void xroute_watch(void *u, struct mqtt_str filter, const char *group, bool added);
+void xroute_group_in(struct cluster *cl, natsMsg *msg, int64_t sid);
+void xroute_subscribe_all(struct cluster *cl); /* after CE_JOINED */
+void xroute_remote_in(struct cluster *cl, natsMsg *msg);
+void xroute_retain_in(struct cluster *cl, natsMsg *msg);
+void xroute_free(struct cluster *cl);
+/* A message from an envelope (shared by routing, retained, wills). NULL: no memory. */
+struct message *xroute_message(struct cluster *cl, const struct cl_env *e, bool will);
+
+/* nodes.c: heartbeats, node death, wills, takeover */
+void nodes_start(struct cluster *cl);
+void nodes_joined(struct cluster *cl);
+void nodes_hb_in(struct cluster *cl, natsMsg *msg);
+void nodes_conn_in(struct cluster *cl, natsMsg *msg);
+void nodes_dead_in(struct cluster *cl, natsMsg *msg);
+void nodes_will_in(struct cluster *cl, natsMsg *msg); /* a claimed node's will: publish */
+void nodes_step_down(struct cluster *cl);             /* CE_SELF_DEAD */
+void nodes_new_instance(struct cluster *cl);          /* CE_SELF_OK */
+void nodes_attached(void *u, struct session *s);
+void nodes_will_gone(void *u, struct session *s);
+/* The peer of instance inst, created (and its liveness timer armed) when
+ * unknown and create is set; NULL otherwise or without memory. */
+struct cl_peer *nodes_peer(struct cluster *cl, uint64_t inst, bool create);
+void nodes_bye(struct cluster *cl);
+void nodes_free(struct cluster *cl);
+
+#endif

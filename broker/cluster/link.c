@@ -1,0 +1,453 @@
+/*
+ * broker/cluster/link.c — the link thread: everything that waits on NATS.
+ *
+ * It connects (retrying every second while NATS is unreachable, so a node
+ * started before NATS serves its local clients and joins later), makes the
+ * three JetStream key-value buckets, subscribes the cluster's fixed
+ * subjects, and then runs the loop thread's commands: claim a dead
+ * instance (a KV create: only one node in the cluster can win it, which is
+ * what makes its wills published exactly once), fetch and purge its wills,
+ * ask whether this node itself was declared dead. libnats' own threads
+ * deliver messages (one global delivery thread, so messages of all our
+ * subscriptions arrive in the order the server sent them) to link_on_msg,
+ * which only queues them for the loop thread.
+ * Deliberately not here: any broker state (results go back as events).
+ * Invariant: only this thread calls blocking libnats functions.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster_int.h"
+
+void link_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	uint8_t *tagp = closure;
+	struct cluster *cl = (struct cluster *)(void *)(tagp - *tagp - offsetof(struct cluster, tags));
+	(void)nc;
+	(void)sub;
+	struct cl_event *e = calloc(1, sizeof(*e));
+	if (!e) {
+		natsMsg_Destroy(msg);
+		return;
+	}
+	e->kind = CE_MSG;
+	e->tag = *tagp;
+	e->msg = msg;
+	bool loaded = false;
+	if (e->tag == TAG_RETAIN) {
+		jsMsgMetaData *meta = NULL;
+		if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+			loaded = meta->NumPending == 0;
+			jsMsgMetaData_Destroy(meta);
+		}
+	}
+	cluster_post(cl, e);
+	if (loaded)
+		cluster_postf(cl, CE_RETAIN_LOADED, 0);
+}
+
+void link_on_group(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	struct cl_event *e = calloc(1, sizeof(*e));
+	(void)nc;
+	if (!e) {
+		natsMsg_Destroy(msg);
+		return;
+	}
+	e->kind = CE_MSG;
+	e->tag = TAG_GROUP;
+	e->msg = msg;
+	e->inst = (uint64_t)natsSubscription_GetID(sub); /* which group: the loop looks it up */
+	cluster_post(closure, e);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	cluster_postf(closure, CE_DISCONNECTED, 0);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	cluster_postf(closure, CE_RECONNECTED, 0);
+}
+
+/* Wait up to ms for a command or stop; returns the command (or NULL). */
+static struct cl_cmd *next_cmd(struct cluster *cl, long ms, bool *stop)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&cl->mu);
+	while (!cl->cmd_head && !cl->stop)
+		if (pthread_cond_timedwait(&cl->cv, &cl->mu, &ts) == ETIMEDOUT)
+			break;
+	struct cl_cmd *c = cl->cmd_head;
+	if (c) {
+		cl->cmd_head = c->next;
+		if (!cl->cmd_head)
+			cl->cmd_tail = &cl->cmd_head;
+	}
+	*stop = cl->stop;
+	pthread_mutex_unlock(&cl->mu);
+	return c;
+}
+
+static void requeue(struct cluster *cl, struct cl_cmd *c)
+{
+	pthread_mutex_lock(&cl->mu);
+	c->next = NULL;
+	*cl->cmd_tail = c;
+	cl->cmd_tail = &c->next;
+	pthread_mutex_unlock(&cl->mu);
+}
+
+static int ensure_bucket(struct cluster *cl, const char *name, kvStore **out)
+{
+	kvConfig kc;
+	kvConfig_Init(&kc);
+	kc.Bucket = name;
+	kc.History = 1;
+	kc.StorageType = js_FileStorage;
+	kc.Replicas = cl->conf->replicas ? (int)cl->conf->replicas : 1;
+	kvStore *kv = NULL;
+	natsStatus s = js_CreateKeyValue(&kv, cl->js, &kc);
+	if (s != NATS_OK)
+		s = js_KeyValue(&kv, cl->js, name); /* exists with another configuration: use it */
+	if (s != NATS_OK) {
+		cluster_logf(cl, LOG_F_ERROR, "JetStream key-value bucket %s unavailable (%s): is nats-server running with -js?",
+			     name, natsStatus_GetText(s));
+		return -1;
+	}
+	if (out)
+		*out = kv;
+	else
+		kvStore_Destroy(kv);
+	return 0;
+}
+
+static void drop_link(struct cluster *cl)
+{
+	for (size_t i = 0; i < sizeof(cl->sys_sub) / sizeof(cl->sys_sub[0]); i++) {
+		if (cl->sys_sub[i])
+			natsSubscription_Unsubscribe(cl->sys_sub[i]);
+		natsSubscription_Destroy(cl->sys_sub[i]);
+		cl->sys_sub[i] = NULL;
+	}
+	kvStore_Destroy(cl->kv_dead);
+	cl->kv_dead = NULL;
+	jsCtx_Destroy(cl->js);
+	cl->js = NULL;
+}
+
+/* After a connect: JetStream, buckets, fixed subscriptions. 0 or -1. */
+static int setup(struct cluster *cl, natsConnection *nc)
+{
+	char subj[160];
+	jsErrCode jerr = 0;
+	if (natsConnection_JetStream(&cl->js, nc, NULL) != NATS_OK)
+		return -1;
+	if (ensure_bucket(cl, cl->bucket[0], NULL) || ensure_bucket(cl, cl->bucket[1], NULL) ||
+	    ensure_bucket(cl, cl->bucket[2], &cl->kv_dead))
+		return -1;
+	static const char *const fixed[4] = {"hb", "conn", "dead", "long"};
+	static const enum cl_tag ftag[4] = {TAG_HB, TAG_CONN, TAG_DEAD, TAG_ROUTE};
+	for (int i = 0; i < 4; i++) {
+		snprintf(subj, sizeof(subj), "%s.%s", cl->prefix, fixed[i]);
+		if (natsConnection_Subscribe(&cl->sys_sub[i], nc, subj, link_on_msg, &cl->tags[ftag[i]]) != NATS_OK)
+			return -1;
+	}
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Ordered = true;
+	so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+	snprintf(subj, sizeof(subj), "$KV.%s.>", cl->bucket[0]);
+	natsStatus s = js_Subscribe(&cl->sys_sub[4], cl->js, subj, link_on_msg, &cl->tags[TAG_RETAIN], NULL, &so, &jerr);
+	if (s != NATS_OK) {
+		cluster_logf(cl, LOG_F_ERROR, "cannot watch retained messages (%s, %d)", natsStatus_GetText(s), (int)jerr);
+		return -1;
+	}
+	jsConsumerInfo *ci = NULL;
+	if (natsSubscription_GetConsumerInfo(&ci, cl->sys_sub[4], NULL, &jerr) == NATS_OK) {
+		if (ci->NumPending == 0 && ci->Delivered.Consumer == 0)
+			cluster_postf(cl, CE_RETAIN_LOADED, 0);
+		jsConsumerInfo_Destroy(ci);
+	}
+	return natsConnection_Flush(nc) == NATS_OK ? 0 : -1;
+}
+
+/* The wills of instance inst, last value per client, to the loop thread;
+ * then purge them. */
+static void take_wills(struct cluster *cl, uint64_t inst)
+{
+	char subj[160], stream[128];
+	jsErrCode jerr = 0;
+	snprintf(subj, sizeof(subj), "$KV.%s.%016llx.>", cl->bucket[1], (unsigned long long)inst);
+	snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[1]);
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Ordered = true;
+	so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+	natsSubscription *sub = NULL;
+	natsStatus s = js_SubscribeSync(&sub, cl->js, subj, NULL, &so, &jerr);
+	uint64_t pending = 0;
+	if (s == NATS_OK) {
+		jsConsumerInfo *ci = NULL;
+		if (natsSubscription_GetConsumerInfo(&ci, sub, NULL, &jerr) == NATS_OK) {
+			pending = ci->NumPending + ci->Delivered.Consumer;
+			jsConsumerInfo_Destroy(ci);
+		}
+	}
+	unsigned n = 0;
+	while (s == NATS_OK && pending > 0) {
+		natsMsg *m = NULL;
+		if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK)
+			break;
+		jsMsgMetaData *meta = NULL;
+		pending = 0;
+		if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+			pending = meta->NumPending;
+			jsMsgMetaData_Destroy(meta);
+		}
+		struct cl_event *e = calloc(1, sizeof(*e));
+		if (!e) {
+			natsMsg_Destroy(m);
+			continue;
+		}
+		e->kind = CE_MSG;
+		e->tag = TAG_WILL;
+		e->msg = m;
+		e->inst = inst;
+		cluster_post(cl, e);
+		n++;
+	}
+	natsSubscription_Destroy(sub);
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Stream.Purge.Subject = subj;
+	js_PurgeStream(cl->js, stream, &jo, &jerr);
+	cluster_logf(cl, LOG_F_INFORMATION, "took %u will record(s) of instance %016llx", n, (unsigned long long)inst);
+}
+
+static bool transient(natsStatus s)
+{
+	return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || s == NATS_CONNECTION_DISCONNECTED ||
+	       s == NATS_NOT_YET_CONNECTED || s == NATS_CONNECTION_CLOSED || s == NATS_NO_SERVER;
+}
+
+/* One command; false: retry it later. */
+static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
+{
+	char key[32], val[96];
+	snprintf(key, sizeof(key), "%016llx", (unsigned long long)c->inst);
+	if (c->kind == CMD_PURGE) {
+		char subj[160], stream[128];
+		jsErrCode jerr = 0;
+		jsOptions jo;
+		snprintf(subj, sizeof(subj), "$KV.%s.%s.>", cl->bucket[1], key);
+		snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[1]);
+		jsOptions_Init(&jo);
+		jo.Stream.Purge.Subject = subj;
+		jo.Wait = 1500; /* also run at shutdown, which must stay within its budget */
+		natsStatus s = js_PurgeStream(cl->js, stream, &jo, &jerr);
+		return !transient(s);
+	}
+	snprintf(val, sizeof(val), "%s", cl->conf->node_id);
+	uint64_t rev = 0;
+	natsStatus s = kvStore_Create(&rev, cl->kv_dead, key, val, (int)strlen(val));
+	if (transient(s) && c->kind == CMD_SELF)
+		return false;
+	if (transient(s)) { /* the loop judges the node again: it may be us who were cut off */
+		cluster_postf(cl, CE_CLAIM_FAILED, c->inst);
+		return true;
+	}
+	if (c->kind == CMD_SELF) {
+		cluster_postf(cl, s == NATS_OK ? CE_SELF_OK : CE_SELF_DEAD, c->inst);
+		return true;
+	}
+	if (s != NATS_OK)
+		return true; /* another node won it */
+	cluster_postf(cl, CE_CLAIMED, c->inst);
+	char subj[160];
+	snprintf(subj, sizeof(subj), "%s.dead", cl->prefix);
+	natsConnection_Publish(nc, subj, key, (int)strlen(key));
+	take_wills(cl, c->inst);
+	cluster_postf(cl, CE_CLAIM_DONE, c->inst);
+	return true;
+}
+
+static void *link_main(void *arg)
+{
+	struct cluster *cl = arg;
+	natsConnection *nc = NULL;
+	bool stop = false, said = false;
+	natsConnection *nc2 = NULL;
+	while (!stop) {
+		natsStatus s = natsConnection_Connect(&nc, cl->opts);
+		if (s == NATS_OK && setup(cl, nc) == 0 && (s = natsConnection_Connect(&nc2, cl->opts2)) == NATS_OK)
+			break;
+		if (nc) {
+			natsConnection_Close(nc);
+			drop_link(cl);
+			natsConnection_Destroy(nc);
+		}
+		nc = NULL;
+		if (!said)
+			cluster_logf(cl, LOG_F_WARNING, "NATS %s not usable (%s): serving local clients, retrying every second.",
+				     cl->conf->nats_url, s == NATS_OK ? "JetStream not ready" : natsStatus_GetText(s));
+		said = true;
+		struct cl_cmd *c = next_cmd(cl, 1000, &stop);
+		free(c); /* nothing to claim from while we are out of the cluster */
+	}
+	if (nc) {
+		pthread_mutex_lock(&cl->mu);
+		cl->nc = nc;
+		cl->nc2 = nc2;
+		pthread_mutex_unlock(&cl->mu);
+		cluster_postf(cl, CE_JOINED, 0);
+		for (;;) {
+			struct cl_cmd *c = next_cmd(cl, 500, &stop);
+			if (!c) {
+				if (stop)
+					break;
+				continue;
+			}
+			if (!run_cmd(cl, nc, c) && !stop) {
+				requeue(cl, c);
+				struct timespec ts = {0, 200 * 1000000L};
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			free(c);
+		}
+		natsConnection_Flush(nc);
+	}
+	pthread_mutex_lock(&cl->mu);
+	cl->nc = cl->nc2 = NULL;
+	pthread_mutex_unlock(&cl->mu);
+	/* Close first: it ends every subscription and drops what they had
+	 * queued; then free the handles. */
+	natsConnection_Close(nc2);
+	natsConnection_Close(nc);
+	drop_link(cl);
+	natsConnection_Destroy(nc2);
+	natsConnection_Destroy(nc);
+	nats_ReleaseThreadMemory();
+	return NULL;
+}
+
+/* "URL[,URL...]" (spaces around commas allowed) as libnats' server list. */
+static natsStatus set_servers(natsOptions *o, const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+	const char *urls[64];
+	int n = 0;
+	if (!copy)
+		return NATS_NO_MEMORY;
+	for (char *t = strtok_r(copy, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ' || *t == '\t')
+			t++;
+		size_t l = strlen(t);
+		while (l && (t[l - 1] == ' ' || t[l - 1] == '\t'))
+			t[--l] = 0;
+		if (*t)
+			urls[n++] = t;
+	}
+	natsStatus s = n ? natsOptions_SetServers(o, urls, n) : NATS_INVALID_ARG;
+	free(copy);
+	return s;
+}
+
+/* Options for the main connection, or (shares) for the one that carries
+ * only the shared-subscription queue groups: that one must hear this
+ * node's own messages too, so it has no no-echo and no state callbacks. */
+static natsStatus make_opts(struct cluster *cl, natsOptions **out, bool shares)
+{
+	const struct cluster_conf *cc = cl->conf;
+	char name[96];
+	snprintf(name, sizeof(name), "%s%s", cc->node_id, shares ? "-shares" : "");
+	natsOptions *o = NULL;
+	natsStatus s = natsOptions_Create(&o);
+	if (s == NATS_OK)
+		s = set_servers(o, cc->nats_url);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(o, name);
+	if (s == NATS_OK)
+		s = natsOptions_SetNoEcho(o, !shares); /* main: our own messages are routed locally already */
+	if (s == NATS_OK)
+		s = natsOptions_UseGlobalMessageDelivery(o, true); /* one thread: one order */
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(o, 2000);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(o, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(o, 250);
+	if (s == NATS_OK)
+		s = natsOptions_SetPingInterval(o, 1000);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxPingsOut(o, 3);
+	if (s == NATS_OK && !shares)
+		s = natsOptions_SetDisconnectedCB(o, on_disconnected, cl);
+	if (s == NATS_OK && !shares)
+		s = natsOptions_SetReconnectedCB(o, on_reconnected, cl);
+	if (s == NATS_OK && cc->creds)
+		s = natsOptions_SetUserCredentialsFromFiles(o, cc->creds, NULL);
+	if (s == NATS_OK && cc->cafile)
+		s = natsOptions_LoadCATrustedCertificates(o, cc->cafile);
+	if (s == NATS_OK && (cc->cafile || cc->certfile))
+		s = natsOptions_SetSecure(o, true);
+	if (s == NATS_OK && cc->certfile)
+		s = natsOptions_LoadCertificatesChain(o, cc->certfile, cc->keyfile ? cc->keyfile : cc->certfile);
+	if (s != NATS_OK)
+		natsOptions_Destroy(o);
+	else
+		*out = o;
+	return s;
+}
+
+int link_start(struct cluster *cl, char *err, size_t errlen)
+{
+	natsStatus s = nats_Open(-1);
+	if (s == NATS_OK)
+		s = nats_SetMessageDeliveryPoolSize(1);
+	if (s == NATS_OK)
+		s = make_opts(cl, &cl->opts, false);
+	if (s == NATS_OK)
+		s = make_opts(cl, &cl->opts2, true);
+	if (s != NATS_OK) {
+		snprintf(err, errlen, "cluster: NATS options: %s (%s)", natsStatus_GetText(s), nats_GetLastError(NULL));
+		return -1;
+	}
+	for (int i = 0; i < N_TAGS; i++)
+		cl->tags[i] = (uint8_t)i;
+	if (pthread_create(&cl->thread, NULL, link_main, cl)) {
+		snprintf(err, errlen, "cluster: cannot start the NATS thread: %s", strerror(errno));
+		return -1;
+	}
+	cl->thread_started = true;
+	return 0;
+}
+
+void link_stop(struct cluster *cl)
+{
+	if (cl->thread_started) {
+		pthread_mutex_lock(&cl->mu);
+		cl->stop = true;
+		pthread_cond_broadcast(&cl->cv);
+		pthread_mutex_unlock(&cl->mu);
+		pthread_join(cl->thread, NULL);
+		cl->thread_started = false;
+	}
+	natsOptions_Destroy(cl->opts);
+	natsOptions_Destroy(cl->opts2);
+	cl->opts = cl->opts2 = NULL;
+}

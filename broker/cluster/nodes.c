@@ -1,0 +1,461 @@
+/*
+ * broker/cluster/nodes.c — node liveness, wills cluster-wide, takeover
+ * across nodes.
+ *
+ * Every node publishes a heartbeat on P.hb each hb_ms (a timer on the
+ * broker's wheel); each peer instance has a wheel entry re-armed lazily at
+ * last_seen + cluster_node_timeout, like a client's keepalive. A peer not
+ * heard from for that long is dead: this node asks the link thread to
+ * claim it (a KV create in the dead bucket: exactly one node wins) and the
+ * winner publishes the wills that instance had stored in the wills bucket,
+ * once. A node does not judge others while it is itself cut off from NATS,
+ * and when it comes back (or finds its loop stalled longer than the
+ * timeout) it claims its own instance: if it wins, nobody published its
+ * wills and it carries on as a new instance; if it loses, the cluster
+ * declared it dead, so it drops its wills unpublished and closes its
+ * clients' connections (they reconnect and own their sessions afresh).
+ * A CONNECT is announced on P.conn; the node holding a connection with the
+ * same client id closes it (v5 DISCONNECT 0x8E) and forgets its session.
+ * A will with a delay waits on the winner's wheel and is dropped if the
+ * client connects again anywhere before it is due.
+ * Not here: sessions that move between nodes.
+ * Invariant: a will is in the wills bucket under this node's current
+ * instance exactly while a local session holds it (bucket permitting).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cluster_int.h"
+
+static void send_hb(struct cluster *cl, uint64_t inst, bool bye)
+{
+	char subj[96], buf[128];
+	snprintf(subj, sizeof(subj), "%s.hb", cl->prefix);
+	int n = snprintf(buf, sizeof(buf), "%016" PRIx64 " %s %d", inst, cl->conf->node_id, bye ? 1 : 0);
+	natsConnection_Publish(cl->nc, subj, buf, n);
+}
+
+static void on_hb_timer(struct wheel_entry *e, uint64_t now)
+{
+	struct cluster *cl = (struct cluster *)((char *)e - offsetof(struct cluster, hb_timer));
+	if (cl->joined && cl->connected) {
+		/* The loop stood still longer than the timeout (SIGSTOP, a stall):
+		 * the cluster may have buried us meanwhile. */
+		if (cl->hb_at && now > cl->hb_at + cl->timeout_ms) {
+			log_msg(cl->b, LOG_F_WARNING, "Cluster: this node was silent for %" PRIu64 " ms; checking with the cluster.",
+				now - cl->hb_at + cl->hb_ms);
+			cluster_command(cl, CMD_SELF, cl->inst);
+		}
+		send_hb(cl, cl->inst, false);
+	}
+	cl->hb_at = now + cl->hb_ms;
+	wheel_add(&cl->b->wheel, &cl->hb_timer, cl->hb_at);
+}
+
+void nodes_start(struct cluster *cl)
+{
+	wheel_entry_init(&cl->hb_timer, on_hb_timer);
+	cl->hb_at = broker_now(cl->b) + cl->hb_ms;
+	wheel_add(&cl->b->wheel, &cl->hb_timer, cl->hb_at);
+}
+
+static void peer_free(struct cluster *cl, struct cl_peer *p)
+{
+	HASH_DEL(cl->peers, p);
+	wheel_cancel(&cl->b->wheel, &p->timer);
+	free(p);
+}
+
+static void declare_dead(struct cluster *cl, struct cl_peer *p, const char *why)
+{
+	log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s (instance %016" PRIx64 ") %s: dead.", p->node[0] ? p->node : "?",
+		p->inst, why);
+	cluster_command(cl, CMD_CLAIM, p->inst);
+	peer_free(cl, p);
+}
+
+static void on_peer_timer(struct wheel_entry *e, uint64_t now)
+{
+	struct cl_peer *p = (struct cl_peer *)((char *)e - offsetof(struct cl_peer, timer));
+	struct cluster *cl = p->cl;
+	uint64_t due = p->last_seen + cl->timeout_ms;
+	if (now < due) {
+		wheel_add(&cl->b->wheel, &p->timer, due);
+	} else if (!cl->connected) {
+		wheel_add(&cl->b->wheel, &p->timer, now + cl->timeout_ms); /* we are the blind one */
+	} else {
+		char why[64];
+		snprintf(why, sizeof(why), "not heard from for %" PRIu64 " ms", now - p->last_seen);
+		declare_dead(cl, p, why);
+	}
+}
+
+struct cl_peer *nodes_peer(struct cluster *cl, uint64_t inst, bool create)
+{
+	struct cl_peer *p = NULL;
+	HASH_FIND(hh, cl->peers, &inst, sizeof(inst), p);
+	if (p || !create || inst == cl->inst)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->inst = inst;
+	p->cl = cl;
+	p->last_seen = broker_now(cl->b);
+	wheel_entry_init(&p->timer, on_peer_timer);
+	HASH_ADD(hh, cl->peers, inst, sizeof(p->inst), p);
+	wheel_add(&cl->b->wheel, &p->timer, p->last_seen + cl->timeout_ms);
+	return p;
+}
+
+/* ---- wills ------------------------------------------------------------------------ */
+
+static int will_subject(struct cluster *cl, const struct session *s, char *subj, size_t cap)
+{
+	char tok[CL_SUBJ_MAX + 1];
+	if (subject_token(tok, sizeof(tok), (const uint8_t *)s->id, strlen(s->id)) < 0)
+		return -1;
+	int n = snprintf(subj, cap, "$KV.%s.%016" PRIx64 ".%s", cl->bucket[1], cl->inst, tok);
+	return n < 0 || (size_t)n >= cap || n > CL_SUBJ_MAX ? -1 : 0;
+}
+
+static void will_put(struct cluster *cl, struct session *s)
+{
+	struct will *w = s->will;
+	char subj[CL_SUBJ_MAX + 1];
+	if (!w || !cl->joined)
+		return;
+	if (!security_acl(s->client, s, (const char *)w->msg->topic.p, AUTH_WRITE))
+		return; /* it would be denied when published: do not let another node publish it */
+	if (will_subject(cl, s, subj, sizeof(subj))) {
+		log_msg(cl->b, LOG_F_WARNING, "Cluster: client id too long for the cluster; the will of %.64s... stays local.",
+			s->id);
+		return;
+	}
+	const struct message *m = w->msg;
+	struct cl_env e = {
+		.flags = (uint8_t)((m->qos & ENV_QOS) | (m->retain ? ENV_RETAIN : 0) | (w->has_expiry ? ENV_EXPIRY : 0)),
+		.inst = cl->inst,
+		.rel_expiry = w->expiry,
+		/* v5 MQTT-3.1.3-9: held back for the delay or until the session
+		 * would end, whichever is first (session.c does the same locally) */
+		.delay = w->delay == 0 || s->expiry == 0 ? 0 : (w->delay < s->expiry ? w->delay : s->expiry),
+		.topic = m->topic,
+		.id = mqtt_cstr(s->id),
+		.user = s->username ? mqtt_cstr(s->username) : (struct mqtt_str){0},
+		.props = m->props,
+		.payload = m->payload,
+	};
+	size_t len;
+	uint8_t *buf = env_encode(&e, &len);
+	if (buf)
+		natsConnection_Publish(cl->nc, subj, buf, (int)len);
+	free(buf);
+}
+
+static void will_delete(struct cluster *cl, struct session *s)
+{
+	char subj[CL_SUBJ_MAX + 1];
+	if (!cl->joined || will_subject(cl, s, subj, sizeof(subj)))
+		return;
+	struct cl_env e = {.flags = ENV_DELETED, .inst = cl->inst, .id = mqtt_cstr(s->id)};
+	size_t len;
+	uint8_t *buf = env_encode(&e, &len);
+	if (buf)
+		natsConnection_Publish(cl->nc, subj, buf, (int)len);
+	free(buf);
+}
+
+static void put_all_wills(struct cluster *cl)
+{
+	struct broker *b = cl->b;
+	for (uint32_t i = 0; i < b->stab_size; i++)
+		for (struct session *s = b->stab[i]; s; s = s->hnext)
+			if (s->will)
+				will_put(cl, s);
+}
+
+void nodes_will_gone(void *u, struct session *s)
+{
+	will_delete(u, s);
+}
+
+static void publish_dead_will(struct cluster *cl, const char *id, struct message *m, uint32_t rel_expiry)
+{
+	struct broker *b = cl->b;
+	log_msg(b, LOG_F_NOTICE, "Cluster: publishing the will of client %s of a dead node on '%s'.", id,
+		(const char *)m->topic.p);
+	if (m->has_expiry) /* counted from publication */
+		m->expiry_at = broker_now(b) + (uint64_t)rel_expiry * 1000u;
+	if (m->retain)
+		route_retain(b, m);
+	route_message(b, m); /* as a local publish: to this node's and every other node's subscribers */
+	b->st.wills_published++;
+}
+
+static void pwill_free(struct cluster *cl, struct cl_pwill *pw)
+{
+	HASH_DEL(cl->pwills, pw);
+	wheel_cancel(&cl->b->wheel, &pw->timer);
+	message_unref(&pw->m);
+	free(pw);
+}
+
+static void on_pwill(struct wheel_entry *e, uint64_t now)
+{
+	struct cl_pwill *pw = (struct cl_pwill *)((char *)e - offsetof(struct cl_pwill, timer));
+	(void)now;
+	publish_dead_will(pw->cl, pw->id, pw->m, pw->rel_expiry);
+	pwill_free(pw->cl, pw);
+}
+
+/* The client connected again (anywhere) within its will delay: the will is
+ * not published (v5 MQTT-3.1.3-9). */
+static void pwill_cancel(struct cluster *cl, const char *id)
+{
+	struct cl_pwill *pw = NULL;
+	HASH_FIND_STR(cl->pwills, id, pw);
+	if (pw) {
+		log_msg(cl->b, LOG_F_INFORMATION, "Cluster: client %s is back within its will delay; will dropped.", id);
+		pwill_free(cl, pw);
+	}
+}
+
+void nodes_will_in(struct cluster *cl, natsMsg *msg)
+{
+	struct cl_env e;
+	if (env_decode((const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &e) ||
+	    (e.flags & ENV_DELETED) || !e.topic.len || !mqtt_topic_name_valid(e.topic))
+		return;
+	struct message *m = xroute_message(cl, &e, true);
+	if (!m)
+		return;
+	char *id = strndup((const char *)e.id.p, e.id.len);
+	if (id && e.delay) {
+		struct cl_pwill *pw = calloc(1, sizeof(*pw) + e.id.len + 1), *old = NULL;
+		if (pw) {
+			HASH_FIND_STR(cl->pwills, id, old);
+			if (old)
+				pwill_free(cl, old);
+			memcpy(pw->id, id, e.id.len + 1);
+			pw->cl = cl;
+			pw->m = m;
+			pw->rel_expiry = e.rel_expiry;
+			wheel_entry_init(&pw->timer, on_pwill);
+			HASH_ADD_STR(cl->pwills, id, pw);
+			wheel_add(&cl->b->wheel, &pw->timer, broker_now(cl->b) + (uint64_t)e.delay * 1000u);
+			free(id);
+			return;
+		}
+	}
+	publish_dead_will(cl, id ? id : "?", m, e.rel_expiry);
+	free(id);
+	message_unref(&m);
+}
+
+/* ---- joins, instances, stepping down ----------------------------------------------- */
+
+void nodes_joined(struct cluster *cl)
+{
+	uint64_t now = broker_now(cl->b);
+	struct cl_peer *p, *tmp;
+	HASH_ITER(hh, cl->peers, p, tmp) {
+		p->last_seen = now; /* not heard while we were away: not their fault */
+		wheel_add(&cl->b->wheel, &p->timer, now + cl->timeout_ms);
+	}
+	put_all_wills(cl);
+	send_hb(cl, cl->inst, false);
+}
+
+void nodes_new_instance(struct cluster *cl)
+{
+	uint64_t old = cl->inst, inst = 0;
+	if (getrandom(&inst, sizeof(inst), 0) != (ssize_t)sizeof(inst) || !inst)
+		inst = old * 6364136223846793005ull + 1442695040888963407ull;
+	send_hb(cl, old, true);
+	cl->inst = inst;
+	log_msg(cl->b, LOG_F_NOTICE, "Cluster: still the owner of this node's clients; now instance %016" PRIx64 ".", inst);
+	put_all_wills(cl);
+	cluster_command(cl, CMD_PURGE, old);
+	send_hb(cl, cl->inst, false);
+}
+
+void nodes_step_down(struct cluster *cl)
+{
+	struct broker *b = cl->b;
+	log_msg(b, LOG_F_WARNING, "Cluster: the cluster declared this node dead and published its clients' wills; "
+				  "closing their connections without publishing them again.");
+	for (uint32_t i = 0; i < b->stab_size; i++) {
+		for (struct session *s = b->stab[i]; s; s = s->hnext) {
+			if (s->will)
+				session_clear_will(s);
+		}
+	}
+	for (struct client *c = b->clients, *n; c; c = n) {
+		n = c->next_all;
+		if (c->state != CS_CONNECTED || c->bridge || (c->s && c->s->bridge_owned))
+			continue;
+		client_close(c, 0x8E, false, false, "Session owned by the cluster");
+	}
+	uint64_t old = cl->inst, inst = 0;
+	if (getrandom(&inst, sizeof(inst), 0) != (ssize_t)sizeof(inst) || !inst)
+		inst = old * 6364136223846793005ull + 1442695040888963407ull;
+	cl->inst = inst;
+	send_hb(cl, cl->inst, false);
+}
+
+/* ---- messages from the other nodes ------------------------------------------------- */
+
+void nodes_hb_in(struct cluster *cl, natsMsg *msg)
+{
+	char buf[160], node[65] = "";
+	int len = natsMsg_GetDataLength(msg), bye = 0;
+	uint64_t inst = 0;
+	if (len <= 0 || len >= (int)sizeof(buf))
+		return;
+	memcpy(buf, natsMsg_GetData(msg), (size_t)len);
+	buf[len] = 0;
+	if (sscanf(buf, "%16" SCNx64 " %64s %d", &inst, node, &bye) != 3 || inst == cl->inst)
+		return;
+	struct cl_peer *p = nodes_peer(cl, inst, false);
+	if (bye) {
+		if (p) {
+			log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s left.", node);
+			peer_free(cl, p);
+		}
+		return;
+	}
+	uint64_t now = broker_now(cl->b);
+	if (!strcmp(node, cl->conf->node_id)) {
+		if (cl->drops++ % 100 == 0)
+			log_msg(cl->b, LOG_F_ERROR, "Cluster: another node (instance %016" PRIx64 ") uses cluster_node_id %s: "
+				"node ids must be unique.", inst, node);
+		return;
+	}
+	if (!p || !p->node[0]) {
+		/* The same node under an older instance that has gone quiet: it
+		 * restarted, so that one is dead (a shortcut: its timeout would say
+		 * so too). One still speaking is a second node with the same id. */
+		struct cl_peer *q, *tmp;
+		HASH_ITER(hh, cl->peers, q, tmp) {
+			if (q->inst == inst || strcmp(q->node, node))
+				continue;
+			if (now - q->last_seen > 2ull * cl->hb_ms)
+				declare_dead(cl, q, "restarted");
+			else
+				log_msg(cl->b, LOG_F_ERROR, "Cluster: two nodes use cluster_node_id %s: node ids must be unique.",
+					node);
+		}
+		if (!p)
+			p = nodes_peer(cl, inst, true);
+		if (!p)
+			return;
+		snprintf(p->node, sizeof(p->node), "%s", node);
+		log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s (instance %016" PRIx64 ") is up.", node, inst);
+	}
+	p->last_seen = now;
+	if (!wheel_armed(&p->timer))
+		wheel_add(&cl->b->wheel, &p->timer, p->last_seen + cl->timeout_ms);
+}
+
+void nodes_dead_in(struct cluster *cl, natsMsg *msg)
+{
+	char buf[32];
+	int len = natsMsg_GetDataLength(msg);
+	uint64_t inst = 0;
+	if (len <= 0 || len >= (int)sizeof(buf))
+		return;
+	memcpy(buf, natsMsg_GetData(msg), (size_t)len);
+	buf[len] = 0;
+	if (sscanf(buf, "%16" SCNx64, &inst) != 1)
+		return;
+	if (inst == cl->inst) {
+		nodes_step_down(cl); /* we are alive after all, but no longer the owner */
+		return;
+	}
+	struct cl_peer *p = nodes_peer(cl, inst, false);
+	if (p)
+		peer_free(cl, p);
+}
+
+/* ---- takeover across nodes --------------------------------------------------------- */
+
+void nodes_attached(void *u, struct session *s)
+{
+	struct cluster *cl = u;
+	if (s->bridge_owned)
+		return;
+	pwill_cancel(cl, s->id);
+	if (!cl->joined)
+		return;
+	/* "<instance> <since> <client id>": of two connections with one id the
+	 * later (since, then instance) stays, decided alike on both nodes. */
+	s->cluster_since = store_wall_now();
+	size_t idl = strlen(s->id);
+	char subj[96], *buf = malloc(17 + 21 + idl + 1);
+	if (buf) {
+		snprintf(subj, sizeof(subj), "%s.conn", cl->prefix);
+		int n = snprintf(buf, 17 + 21 + 1, "%016" PRIx64 " %" PRIu64 " ", cl->inst, s->cluster_since);
+		memcpy(buf + n, s->id, idl);
+		natsConnection_Publish(cl->nc, subj, buf, (int)(n + idl));
+		free(buf);
+	}
+	if (s->will)
+		will_put(cl, s);
+}
+
+void nodes_conn_in(struct cluster *cl, natsMsg *msg)
+{
+	const char *d = natsMsg_GetData(msg);
+	int len = natsMsg_GetDataLength(msg);
+	char head[40];
+	uint64_t inst = 0, since = 0;
+	const char *sp = len > 18 ? memchr(d + 17, ' ', (size_t)len - 17) : NULL;
+	if (!sp || sp - d >= (ptrdiff_t)sizeof(head))
+		return;
+	memcpy(head, d, (size_t)(sp - d));
+	head[sp - d] = 0;
+	if (sscanf(head, "%16" SCNx64 " %" SCNu64, &inst, &since) != 2 || inst == cl->inst)
+		return;
+	char *id = strndup(sp + 1, (size_t)(d + len - sp - 1));
+	if (!id)
+		return;
+	struct broker *b = cl->b;
+	pwill_cancel(cl, id);
+	struct session *s = session_find(b, id);
+	if (s && !s->bridge_owned) {
+		if (s->client) {
+			if (s->cluster_since > since || (s->cluster_since == since && cl->inst > inst)) {
+				free(id); /* ours is the later connection: the other node closes its own */
+				return;
+			}
+			log_msg(b, LOG_F_NOTICE, "Client %s connected to another cluster node, closing old connection.", id);
+			/* as a takeover on one node: v5 DISCONNECT 0x8E, the will is published */
+			client_close(s->client, 0x8E, true, false, "Session taken over");
+			s = session_find(b, id);
+		}
+		if (s && !s->client)
+			session_destroy(s); /* the client lives on the other node now */
+	}
+	free(id);
+}
+
+void nodes_bye(struct cluster *cl)
+{
+	send_hb(cl, cl->inst, true);
+	cluster_command(cl, CMD_PURGE, cl->inst);
+}
+
+void nodes_free(struct cluster *cl)
+{
+	wheel_cancel(&cl->b->wheel, &cl->hb_timer);
+	struct cl_pwill *pw, *pt;
+	HASH_ITER(hh, cl->pwills, pw, pt)
+		pwill_free(cl, pw);
+	struct cl_peer *p, *tmp;
+	HASH_ITER(hh, cl->peers, p, tmp)
+		peer_free(cl, p);
+}

@@ -1,0 +1,488 @@
+#!/usr/bin/python3
+"""vigil nodes as one broker over NATS (issue 12): routing, retained, wills, takeover.
+
+Every test starts its own nats-server (JetStream) on free loopback ports and two or three vigil
+nodes joined to it (cluster_nats_url / cluster_node_id), and talks MQTT to them with the raw
+client of tests/broker/mqtt_test.py. Each check is a statement of issue 12 (and the MQTT
+statement it extends across nodes, where there is one).
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster_lib as cl  # noqa: E402
+from cluster_lib import mt  # noqa: E402
+
+FAST = "cluster_node_timeout 2\n"
+
+
+def two_nodes(h, extra=FAST):
+    n = h.nats()
+    a = h.node(n.url(), "a", extra)
+    b = h.node(n.url(), "b", extra)
+    h.wait_log(a, "node b (instance")
+    return n, a, b
+
+
+def settle():
+    time.sleep(0.25)  # a SUBACK on one node; the NATS subscription reaches the server just after
+
+
+def test_cross_node_qos01(h):
+    """cross-node pub/sub: QoS 0 and 1, effective QoS, v5 properties, order, one copy (v5 MQTT-3.3.4-2)"""
+    n, a, b = two_nodes(h)
+    sub = h.connect(b, "sub", proto=5)
+    # Overlapping filters: one copy with both subscription ids (v5 MQTT-3.3.4-3/5).
+    sub.subscribe([("t/+/x", 1)], properties=[(mt.SUBSCRIPTION_ID, 7)])
+    sub.subscribe([("t/#", 1)], properties=[(mt.SUBSCRIPTION_ID, 9)])
+    settle()
+    pub = h.connect(a, "pub", proto=5)
+    pp = [(mt.USER_PROPERTY, ("k", "v")), (mt.CONTENT_TYPE, "text/x"), (mt.CORRELATION_DATA, b"\x00\x01")]
+    pub.publish("t/y/x", b"q1", qos=1, properties=pp)
+    p = mt.parse(sub.recv("PUBLISH t/y/x"), 5)
+    sub.send(mt.puback(p["mid"], proto=5))
+    mt.check_eq((p["topic"], p["payload"], p["qos"]), ("t/y/x", b"q1", 1), "cross-node QoS 1 PUBLISH")
+    mt.check_eq(sorted(p["properties"], key=repr), sorted(pp + [(mt.SUBSCRIPTION_ID, 7), (mt.SUBSCRIPTION_ID, 9)], key=repr),
+                "properties (forwarded ones and both subscription ids)")
+    pub.publish("t/parent-of-hash", b"q0", qos=0)
+    sub.expect_publish("t/parent-of-hash", b"q0", qos=0, properties=[(mt.SUBSCRIPTION_ID, 9)])
+    sub.expect_no_packet(0.3)
+    # Per-publisher order, QoS 1 (v5 MQTT-4.6.0-6), 200 messages.
+    for i in range(200):
+        pub.publish("t/o/x", b"%d" % i, qos=1)
+    for i in range(200):
+        p = mt.parse(sub.recv("PUBLISH t/o/x %d" % i), 5)
+        sub.send(mt.puback(p["mid"], proto=5))
+        mt.check_eq((p["topic"], p["payload"]), ("t/o/x", b"%d" % i), "message %d in order" % i)
+    # Effective QoS = min(published, granted) on the remote node too (v5 MQTT-3.8.4-8).
+    s0 = h.connect(b, "s0", proto=4)
+    s0.subscribe([("q/#", 0)])
+    settle()
+    pub.publish("q/1", b"down", qos=1)
+    s0.expect_publish("q/1", b"down", qos=0)
+    print("  checked: QoS 0/1, properties forwarded, sub ids 7+9 merged, 200 in order, QoS downgrade")
+
+
+def test_cross_node_qos2(h):
+    """QoS 2 across nodes: delivered once with QoS 2 (v5 MQTT-4.3.3), at the effective QoS"""
+    n, a, b = two_nodes(h)
+    s2 = h.connect(b, "s2", proto=5)
+    s2.subscribe([("e/#", 2)])
+    s1 = h.connect(b, "s1", proto=4)
+    s1.subscribe([("e/#", 1)])
+    settle()
+    pub = h.connect(a, "pub", proto=5)
+    for i in range(20):
+        pub.publish("e/%d" % i, b"x%d" % i, qos=2)
+    for i in range(20):
+        s2.expect_publish("e/%d" % i, b"x%d" % i, qos=2)
+        s1.expect_publish("e/%d" % i, b"x%d" % i, qos=1)
+    s2.expect_no_packet(0.3)
+    print("  checked: 20 QoS 2 messages once each at QoS 2, at QoS 1 for a QoS 1 subscription")
+
+
+def test_shared_subscriptions(h):
+    """shared subscriptions across nodes: each message to exactly one member cluster-wide (v5 MQTT-4.8.2-2)"""
+    n = h.nats()
+    nodes = [h.node(n.url(), x, FAST) for x in ("a", "b", "c")]
+    h.wait_log(nodes[0], "node c (instance")
+    members = []
+    for i, node in enumerate(nodes):
+        m = h.connect(node, "m%d" % i, proto=5)
+        m.subscribe([("$share/g/sh/#", 1)])
+        members.append(m)
+    plain = h.connect(nodes[1], "plain", proto=5)
+    plain.subscribe([("sh/#", 1)])
+    settle()
+    pub = h.connect(nodes[0], "pub", proto=5)
+    total = 60
+    for i in range(total):
+        pub.publish("sh/%d" % i, b"%d" % i, qos=1)
+    for i in range(total):
+        plain.expect_publish("sh/%d" % i, b"%d" % i, qos=1)
+    got = []
+    per = []
+    for m in members:
+        k = 0
+        while True:
+            try:
+                pk = mt.parse(m.recv("shared", timeout=0.4), 5)
+            except mt.TestFailure:
+                break
+            got.append(pk["payload"])
+            m.send(mt.puback(pk["mid"], proto=5))
+            k += 1
+        per.append(k)
+    mt.check_eq(sorted(got, key=int), [b"%d" % i for i in range(total)], "shared deliveries (each message once)")
+    mt.check(all(k > 0 for k in per), "load not spread over the nodes: %s" % per)
+    # A topic too long to be a NATS subject (it travels on P.long) reaches one member too.
+    long_topic = "sh/" + "L" * 3100
+    pub.publish(long_topic, b"long", qos=1)
+    plain.expect_publish(long_topic, b"long", qos=1)
+    hits = 0
+    for m in members:
+        try:
+            pk = mt.parse(m.recv("long shared", timeout=0.5), 5)
+            mt.check_eq(pk["payload"], b"long", "long-topic shared delivery")
+            m.send(mt.puback(pk["mid"], proto=5))
+            hits += 1
+        except mt.TestFailure as e:
+            if "long-topic" in str(e):
+                raise
+    mt.check_eq(hits, 1, "members that got the long-topic message")
+    print("  checked: %d messages, each to one member of 3 on 3 nodes (%s), plain subscriber got all" % (total, per))
+
+
+def test_escaping_and_interest(h):
+    """topics NATS cannot carry as-is; sent only to nodes with a matching subscription"""
+    n = h.nats()
+    a = h.node(n.url(), "a", FAST)
+    b = h.node(n.url(), "b", FAST)
+    c = h.node(n.url(), "c", FAST)
+    h.wait_log(a, "node c (instance")
+    sub = h.connect(b, "sub")
+    odd = ["sp ace/x", "dot.ted/x", "a//b", "/lead", "trail/", "star*/>", "%25/\u00e9t\u00e9", "+lit"]
+    odd = [t for t in odd if "+" not in t]  # '+' is not allowed in a topic name
+    sub.subscribe([("#", 0)])
+    sub.subscribe([("a/+/b", 0)])
+    settle()
+    pub = h.connect(a, "pub")
+    for t in odd:
+        pub.publish(t, t.encode())
+        p = sub.expect_publish(t, t.encode())
+    # "a//b" matched both "#" and "a/+/b": still one copy.
+    sub.expect_no_packet(0.3)
+    # Node c has no subscription: NATS sends it none of 100 messages (heartbeats only).
+    before = n.out_msgs("c")
+    for i in range(100):
+        pub.publish("bulk/%d" % i, b"x")
+    for i in range(100):
+        sub.expect_publish("bulk/%d" % i, b"x")
+    sent_to_c = n.out_msgs("c") - before
+    mt.check(sent_to_c < 20, "node c without subscriptions was sent %d messages for 100 publishes" % sent_to_c)
+    # A filter on c: now it gets them; unsubscribed: not any more.
+    sc = h.connect(c, "sc")
+    sc.subscribe([("bulk/+", 0)])
+    settle()
+    pub.publish("bulk/1", b"y")
+    sc.expect_publish("bulk/1", b"y")
+    sub.expect_publish("bulk/1", b"y")
+    sc.unsubscribe("bulk/+")
+    settle()
+    before = n.out_msgs("c")
+    for i in range(50):
+        pub.publish("bulk/%d" % i, b"z")
+    for i in range(50):
+        sub.expect_publish("bulk/%d" % i, b"z")
+    mt.check(n.out_msgs("c") - before < 15, "node c still sent messages after its unsubscribe")
+    print("  checked: %d odd topics, one copy, node c sent %d/100 (heartbeats) without interest" % (len(odd), sent_to_c))
+
+
+def test_no_local_and_retain_flag(h):
+    """no-local and retain-as-published across nodes (v5 MQTT-3.8.3-3, MQTT-3.3.1-12/13)"""
+    n, a, b = two_nodes(h)
+    me_a = h.connect(a, "me", proto=5)
+    me_a.subscribe([("nl/#", mt.subopts(1, nl=True))])
+    rap = h.connect(b, "rap", proto=5)
+    rap.subscribe([("nl/#", mt.subopts(1, rap=True))])
+    plain = h.connect(b, "plain", proto=5)
+    plain.subscribe([("nl/#", 1)])
+    settle()
+    me_a.publish("nl/x", b"r", qos=1, retain=True)
+    rap.expect_publish("nl/x", b"r", qos=1, retain=True)
+    plain.expect_publish("nl/x", b"r", qos=1, retain=False)
+    me_a.expect_no_packet(0.3)  # its own message, no-local
+    print("  checked: no-local on the publisher's node, RETAIN kept with rap, cleared without")
+
+
+def test_retained_late_node(h):
+    """retained messages are cluster-wide: a node started later has them; cleared everywhere"""
+    n, a, b = two_nodes(h)
+    pub = h.connect(a, "pub", proto=5)
+    pub.publish("ret/1", b"one", qos=1, retain=True, properties=[(mt.USER_PROPERTY, ("u", "1"))])
+    pub.publish("ret/2", b"two", qos=0, retain=True)
+    pub.publish("ret/2", b"two-b", qos=0, retain=True)
+    time.sleep(0.3)
+    c = h.node(n.url(), "c", FAST)
+    h.wait_log(c, "retained messages loaded")
+    s = h.connect(c, "late", proto=5)
+    s.subscribe([("ret/#", 1)])
+    got = {}
+    for _ in range(2):
+        p = mt.parse(s.recv("retained"), 5)
+        got[p["topic"]] = (p["payload"], p["retain"], p["qos"])
+        if p["qos"]:
+            s.send(mt.puback(p["mid"], proto=5))
+    mt.check_eq(got, {"ret/1": (b"one", True, 1), "ret/2": (b"two-b", True, 0)}, "retained on the late node")
+    # Cleared on b (empty payload): gone on a and c as well.
+    h.connect(b, "clr").publish("ret/1", b"", retain=True)
+    time.sleep(0.3)
+    for node in (a, c):
+        s2 = h.connect(node, "chk-" + node.name)
+        s2.subscribe([("ret/#", 0)])
+        s2.expect_publish("ret/2", b"two-b", retain=True)
+        s2.expect_no_packet(0.3)
+    print("  checked: late node got 2 retained (last value, props), a clear on b reached a and c")
+
+
+def test_node_kill_wills_once(h):
+    """node kill -9: its clients' wills published exactly once within cluster_node_timeout + 1 s"""
+    n = h.nats()
+    nodes = [h.node(n.url(), x, FAST) for x in ("a", "b", "c")]
+    a, b, c = nodes
+    h.wait_log(a, "node c (instance")
+    h.wait_log(c, "node a (instance")
+    watchers = []
+    for node in (b, c):
+        w = h.connect(node, "w-" + node.name, proto=5)
+        w.subscribe([("will/#", 1)])
+        watchers.append(w)
+    settle()
+    devs = []
+    for i, proto in enumerate((4, 5, 5)):
+        will = {"topic": "will/d%d" % i, "payload": b"gone%d" % i, "qos": 1}
+        devs.append(h.connect(a, "d%d" % i, proto=proto, will=will))
+    # A will cleared by a normal DISCONNECT is not published (v5 MQTT-3.1.2-10).
+    h.connect(a, "polite", will={"topic": "will/polite", "payload": b"no"}).disconnect()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    h.kill9(a)
+    for w in watchers:
+        got = []
+        for _ in range(3):
+            p = w.expect_type(mt.PUBLISH, timeout=2 + 1.5 - (time.monotonic() - t0))
+            got.append((p["topic"], p["payload"]))
+            w.send(mt.puback(p["mid"], proto=5))
+        mt.check_eq(sorted(got), [("will/d%d" % i, b"gone%d" % i) for i in range(3)], "wills at " + w.name)
+    late = time.monotonic() - t0
+    mt.check(late <= 2 + 1.0, "wills took %.2f s after kill -9 (timeout 2 s + 1 s)" % late)
+    for w in watchers:
+        w.expect_no_packet(1.0)  # exactly once: not again from the other survivor
+    published = sum(x.log().count("publishing the will of client") for x in (b, c))
+    mt.check_eq(published, 3, "wills published by the survivors together")
+    print("  checked: 3 wills at both survivors after %.2f s, each once, the polite one never" % late)
+
+
+def test_dead_node_will_delay(h):
+    """a dead node's will with a Will Delay waits for it, and a reconnect elsewhere cancels it (v5 MQTT-3.1.3-9)"""
+    n, a, b = two_nodes(h)
+    w = h.connect(b, "w", proto=5)
+    w.subscribe([("wd/#", 0)])
+    settle()
+    for cid in ("late", "back"):
+        h.connect(a, cid, proto=5, properties=[(mt.SESSION_EXPIRY, 60)],
+                  will={"topic": "wd/" + cid, "payload": cid.encode(), "properties": [(mt.WILL_DELAY, 2)]})
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    h.kill9(a)
+    h.wait_log(b, "publishes the wills of dead instance", timeout=4)
+    h.connect(b, "back", proto=5, properties=[(mt.SESSION_EXPIRY, 60)])  # within its delay
+    w.expect_no_packet(1.0)
+    p = w.expect_type(mt.PUBLISH, timeout=3)
+    took = time.monotonic() - t0
+    mt.check_eq((p["topic"], p["payload"]), ("wd/late", b"late"), "the delayed will")
+    mt.check(took >= 2.0, "delayed will after %.2f s: before its delay" % took)
+    mt.check(took <= 2 + 2 + 1.0, "delayed will after %.2f s: later than timeout + delay + 1 s" % took)
+    w.expect_no_packet(0.5)  # "back" reconnected: its will is not published
+    print("  checked: delayed will after %.2f s (timeout 2 + delay 2), the reconnected one dropped" % took)
+
+
+def test_partitioned_node_steps_down(h):
+    """a node frozen past the timeout comes back: no second will, its stale connection closed (0x8E)"""
+    n, a, b = two_nodes(h)
+    w = h.connect(b, "w", proto=5)
+    w.subscribe([("pw/#", 0)])
+    settle()
+    dev = h.connect(a, "dev", proto=5, will={"topic": "pw/dev", "payload": b"gone"})
+    time.sleep(0.3)
+    a.proc.send_signal(19)  # SIGSTOP: silent, sockets open (a partition as the others see it)
+    try:
+        w.expect_publish("pw/dev", b"gone", timeout=4)
+    finally:
+        a.proc.send_signal(18)  # SIGCONT
+    h.wait_log(a, "declared this node dead", timeout=5)
+    p = dev.expect_type(mt.DISCONNECT, timeout=3)
+    mt.check_eq(p["rc"], 0x8E, "reason sent to the stale connection")
+    w.expect_no_packet(1.0)  # its will is not published a second time
+    # a still serves and routes after stepping down.
+    h.wait_log(b, "is up", count=2)
+    s = h.connect(b, "s2")
+    s.subscribe([("after/#", 0)])
+    settle()
+    h.connect(a, "p2").publish("after/1", b"ok")
+    s.expect_publish("after/1", b"ok")
+    print("  checked: will once (by b), a stepped down, DISCONNECT 0x8E, a routes again")
+
+
+def test_takeover_across_nodes(h):
+    """the same client id on another node closes the old connection within 1 s (v5 MQTT-3.1.4-3)"""
+    n, a, b = two_nodes(h)
+    w = h.connect(b, "w")
+    w.subscribe([("tw/#", 0)])
+    settle()
+    old = h.connect(a, "same", proto=5, will={"topic": "tw/same", "payload": b"will"})
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    h.connect(b, "same", proto=5)
+    p = old.expect_type(mt.DISCONNECT, timeout=1.0)
+    took = time.monotonic() - t0
+    mt.check_eq(p["rc"], 0x8E, "DISCONNECT reason")
+    old.expect_closed(1.0)
+    w.expect_publish("tw/same", b"will")  # as a takeover on one node: the old will (v311 MQTT-3.1.2-8)
+    print("  checked: old connection on a got 0x8E after %.3f s, its will published" % took)
+
+
+def test_restored_subscription_routed(h):
+    """persistence: a node restarted from its store subscribes its restored filters in the cluster"""
+    n = h.nats()
+    a = h.node(n.url(), "a", FAST)
+    b = h.node(n.url(), "b", FAST + "persistence true\npersistence_location {dir}/\npersistence_file b.db\nuser root\n")
+    h.wait_log(a, "node b (instance")
+    c = h.connect(b, "keeper", proto=4, clean=False)
+    c.subscribe([("kept/#", 1)])
+    c.disconnect()
+    b.restart()
+    h.wait_log(b, "joined cluster", count=2)
+    h.wait_log(a, ") is up", count=2)
+    settle()
+    h.connect(a, "pub").publish("kept/1", b"while-away", qos=1)
+    time.sleep(0.3)
+    c2 = h.connect(b, "keeper", proto=4, clean=False, session_present=True)
+    c2.expect_publish("kept/1", b"while-away", qos=1)
+    print("  checked: restored subscription on the restarted node got a message published on a")
+
+
+def test_keepalive_on_cluster_node(h):
+    """keepalive precision unchanged on a clustered node: 1.5 x K, at most ~100 ms late"""
+    n, a, b = two_nodes(h)
+    c = h.connect(a, "ka", proto=5, keepalive=1)
+    t0 = time.monotonic()
+    p = c.expect_type(mt.DISCONNECT, timeout=3)
+    took = time.monotonic() - t0
+    mt.check_eq(p["rc"], 0x8D, "keepalive DISCONNECT reason")
+    slack = 0.25 if cl.SAN else 0.12
+    mt.check(1.5 <= took + 0.005 and took <= 1.5 + slack, "closed after %.3f s, want 1.5 s (+%.2f)" % (took, slack))
+    print("  checked: K=1 closed after %.3f s on a clustered node" % took)
+
+
+def test_nats_after_nodes(h):
+    """NATS unreachable at start: the node serves local clients, logs it, joins when NATS comes up"""
+    port = mt.free_port()
+    url = "nats://127.0.0.1:%d" % port
+    a = h.node(url, "a", FAST, wait_join=False)
+    b = h.node(url, "b", FAST, wait_join=False)
+    h.wait_log(a, "not usable")
+    loc = h.connect(a, "local")
+    loc.subscribe("l/#")
+    h.connect(a, "lp").publish("l/1", b"local")
+    loc.expect_publish("l/1", b"local")
+    h.nats(port=port)
+    h.wait_log(a, "joined cluster", timeout=6)
+    h.wait_log(b, "joined cluster", timeout=6)
+    h.wait_log(b, "node a (instance")
+    # The subscription made before the join is now known cluster-wide.
+    h.connect(b, "rp").publish("l/2", b"remote")
+    loc.expect_publish("l/2", b"remote")
+    print("  checked: local service without NATS, both joined when it came up, old filter routed")
+
+
+def test_clusters_isolated_by_name(h):
+    """two clusters on one NATS are isolated by cluster_name (subjects and buckets)"""
+    n = h.nats()
+    a1 = h.node(n.url(), "a", FAST + "cluster_name one\n", name="a1")
+    b1 = h.node(n.url(), "b", FAST + "cluster_name one\n", name="b1")
+    a2 = h.node(n.url(), "a", FAST + "cluster_name two\n", name="a2")
+    h.wait_log(a1, "node b (instance")
+    s1 = h.connect(b1, "s1")
+    s1.subscribe("iso/#")
+    s2 = h.connect(a2, "s2")
+    s2.subscribe("iso/#")
+    settle()
+    h.connect(a1, "p1").publish("iso/x", b"one", retain=True)
+    s1.expect_publish("iso/x", b"one")
+    s2.expect_no_packet(0.5)
+    s3 = h.connect(a2, "s3")
+    s3.subscribe("iso/#")
+    s3.expect_no_packet(0.3)  # cluster two has no retained message
+    mt.check(") is up" not in a2.log(), "cluster two saw a node of cluster one")
+    print("  checked: messages, retained and heartbeats stay inside their cluster_name")
+
+
+def test_nats_cluster_server_lost(h):
+    """3-server NATS cluster (JetStream R3): the server a node uses is killed; traffic resumes"""
+    ports = [mt.free_port() for _ in range(3)]
+    cports = [mt.free_port() for _ in range(3)]
+    servers = [h.nats(port=ports[i], cluster_port=cports[i], routes=[c for c in cports if c != cports[i]])
+               for i in range(3)]
+    urls = ",".join(s.url() for s in servers)
+    extra = FAST + "cluster_replicas 3\n"
+    a = h.node(urls, "a", extra, wait_join=False)
+    b = h.node(urls, "b", extra, wait_join=False)
+    h.wait_log(a, "joined cluster", timeout=20)
+    h.wait_log(b, "joined cluster", timeout=20)
+    h.wait_log(a, "node b (instance", timeout=5)
+    h.connect(b, "rp").publish("keep/1", b"r", retain=True)
+    sub = h.connect(a, "sub")
+    sub.subscribe("flow/#")
+    settle()
+    pub = h.connect(b, "pub")
+    pub.publish("flow/0", b"0")
+    sub.expect_publish("flow/0", b"0")
+    victim = next(s for s in servers if any(c.get("name") == "a" for c in s.connz().get("connections", [])))
+    victim.stop(kill=True)
+    t0 = time.monotonic()
+    resumed = None
+    i = 1
+    while time.monotonic() - t0 < 8 and resumed is None:
+        pub.publish("flow/%d" % i, b"%d" % i)
+        i += 1
+        try:
+            p = mt.parse(sub.recv("flow", timeout=0.1))
+            if p.get("topic", "").startswith("flow/") and p["topic"] != "flow/0":
+                resumed = time.monotonic() - t0
+        except mt.TestFailure:
+            pass
+    mt.check(resumed is not None, "no cross-node message within 8 s of losing a's NATS server")
+    mt.check(resumed < 5, "cross-node traffic interrupted for %.1f s" % resumed)
+    c = h.node(",".join(s.url() for s in servers if s is not victim), "c", extra, wait_join=False)
+    h.wait_log(c, "retained messages loaded", timeout=20)
+    late = h.connect(c, "late")
+    late.subscribe("keep/#")
+    late.expect_publish("keep/1", b"r", retain=True)
+    print("  checked: traffic back %.2f s after a's NATS server was killed; retained (R3) still there" % resumed)
+
+
+def test_duplicate_node_id(h):
+    """two nodes with one cluster_node_id: an error in the log, and neither buries the other"""
+    n = h.nats()
+    a1 = h.node(n.url(), "a", FAST, name="a1")
+    a2 = h.node(n.url(), "a", FAST, name="a2")
+    h.wait_log(a1, "uses cluster_node_id a")
+    dev = h.connect(a1, "dev", proto=5, will={"topic": "dup/dev", "payload": b"x"})
+    w = h.connect(a2, "w")
+    w.subscribe("dup/#")
+    time.sleep(2 + 1.0)  # past the node timeout
+    mt.check(dev.is_open(), "a client of a1 was disconnected")
+    w.expect_no_packet(0.2)
+    mt.check("dead." not in a1.log() + a2.log(), "a node with a duplicate id was declared dead")
+    print("  checked: duplicate id logged, no death declared, no will, no disconnect after the timeout")
+
+
+def test_config_errors(h):
+    """cluster options are checked at start-up: node id without URL, bad node id"""
+    for conf, want in (("cluster_node_id a\n", "cluster_node_id is set but cluster_nats_url"),
+                       ("cluster_nats_url nats://127.0.0.1:1\ncluster_node_id a.b\n", "must be 1-64 characters")):
+        path = h.file("bad.conf", "listener %d 127.0.0.1\n%s" % (mt.free_port(), conf))
+        r = mt.subprocess.run([mt.broker_bin(), "-c", path], capture_output=True, timeout=10)
+        mt.check(r.returncode != 0 and want in r.stderr.decode(), "want exit != 0 and %r, got %d %r"
+                 % (want, r.returncode, r.stderr.decode()[-300:]))
+    print("  checked: 2 configuration errors refused with their reason")
+
+
+if __name__ == "__main__":
+    cl.need_nats()
+    sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_cross_node_qos2, test_shared_subscriptions, test_escaping_and_interest,
+                     test_no_local_and_retain_flag, test_retained_late_node, test_node_kill_wills_once, test_dead_node_will_delay,
+                     test_partitioned_node_steps_down, test_takeover_across_nodes,
+                     test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost]))
