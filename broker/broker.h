@@ -116,6 +116,8 @@ struct out_list {
 	struct outmsg *head, *tail;
 	uint32_t count;
 	uint64_t bytes;
+	struct outmsg **ix;  /* deliver.c: in-flight entries by packet id (open addressing), or NULL */
+	uint32_t ix_cap;     /* slots in ix, a power of two */
 };
 
 struct subscription {

@@ -68,6 +68,7 @@ void out_list_clear(struct out_list *l)
 		out_free(o);
 		o = n;
 	}
+	free(l->ix);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -91,12 +92,73 @@ static bool window_room(const struct session *s, uint64_t bytes)
 	return !maxb || s->inflight.count == 0 || s->inflight.bytes + bytes <= maxb;
 }
 
+/* ---- the in-flight index: packet id -> entry ----
+ * A direct-mapped table: entry o sits in slot o->pid & (ix_cap - 1), never
+ * two in one slot (next_pid skips ids whose slot is taken; a rebuild that
+ * meets two doubles the table, and at 65536 slots none can meet). It is
+ * built once IX_MIN entries are in flight (a scan of fewer is as cheap) and
+ * kept at most half full; without memory for it the list is scanned. */
+#define IX_MIN 8
+#define IX_MAX 65536u
+
+static void ix_build(struct out_list *l, uint32_t want)
+{
+	uint32_t cap = 16;
+	while (cap < want * 2 && cap < IX_MAX)
+		cap *= 2;
+	free(l->ix);
+	l->ix = NULL;
+	l->ix_cap = 0;
+	for (;; cap *= 2) {
+		struct outmsg **ix = calloc(cap, sizeof(*ix));
+		if (!ix)
+			return;
+		struct outmsg *o;
+		for (o = l->head; o && !ix[o->pid & (cap - 1)]; o = o->next)
+			ix[o->pid & (cap - 1)] = o;
+		if (!o || cap >= IX_MAX) {
+			l->ix = ix;
+			l->ix_cap = cap;
+			return;
+		}
+		free(ix); /* two ids met in one slot: a larger table */
+	}
+}
+
+static void inflight_add(struct session *s, struct outmsg *o)
+{
+	struct out_list *l = &s->inflight;
+	list_append(l, o);
+	if (l->ix && l->count * 2 <= l->ix_cap && !l->ix[o->pid & (l->ix_cap - 1)])
+		l->ix[o->pid & (l->ix_cap - 1)] = o;
+	else if (l->count >= IX_MIN)
+		ix_build(l, l->count);
+}
+
+static void inflight_remove(struct session *s, struct outmsg *o)
+{
+	struct out_list *l = &s->inflight;
+	if (l->ix && l->ix[o->pid & (l->ix_cap - 1)] == o)
+		l->ix[o->pid & (l->ix_cap - 1)] = NULL;
+	list_remove(l, o);
+}
+
+static struct outmsg *find_inflight(const struct session *s, uint16_t pid)
+{
+	const struct out_list *l = &s->inflight;
+	if (l->ix) {
+		struct outmsg *o = l->ix[pid & (l->ix_cap - 1)];
+		return o && o->pid == pid ? o : NULL;
+	}
+	for (struct outmsg *o = l->head; o; o = o->next)
+		if (o->pid == pid)
+			return o;
+	return NULL;
+}
+
 static bool pid_in_use(const struct session *s, uint16_t pid)
 {
-	for (const struct outmsg *o = s->inflight.head; o; o = o->next)
-		if (o->pid == pid)
-			return true;
-	return false;
+	return find_inflight(s, pid) != NULL;
 }
 
 static uint16_t next_pid(struct session *s)
@@ -105,7 +167,8 @@ static uint16_t next_pid(struct session *s)
 		uint16_t pid = s->next_pid++;
 		if (s->next_pid == 0)
 			s->next_pid = 1;
-		if (pid && !pid_in_use(s, pid))
+		/* With the index: the id's slot must be free (then so is the id). */
+		if (pid && (s->inflight.ix ? !s->inflight.ix[pid & (s->inflight.ix_cap - 1)] : !pid_in_use(s, pid)))
 			return pid;
 	}
 	return 0;
@@ -207,11 +270,11 @@ static void start_flight(struct session *s, struct outmsg *o)
 		store_msg_update(s->b, s, o); /* from the queue */
 	else
 		store_msg_queued(s->b, s, o); /* straight into the window: one row write */
-	list_append(&s->inflight, o);
+	inflight_add(s, o);
 	o->sent = send_publish(s->client, o->msg, o->qos, o->pid, o->retain, false, o->sub_ids, o->n_sub_ids);
 	if (!o->sent) {
 		/* Too large for this client: treat as delivered (v5 MQTT-3.1.2-25). */
-		list_remove(&s->inflight, o);
+		inflight_remove(s, o);
 		store_msg_acked(s->b, s, o);
 		out_free(o);
 	}
@@ -310,7 +373,7 @@ void deliver_resume(struct session *s)
 			/* compat: a PUBLISH whose topic the client may no longer read
 			 * is not resent, as mosquitto (checked on reconnect). A PUBREL
 			 * carries no data and is always resent (MQTT-4.4.0-1). */
-			list_remove(&s->inflight, o);
+			inflight_remove(s, o);
 			store_msg_acked(s->b, s, o);
 			out_free(o);
 			continue;
@@ -328,17 +391,9 @@ void deliver_resume(struct session *s)
 	deliver_drain(s);
 }
 
-static struct outmsg *find_inflight(struct session *s, uint16_t pid)
-{
-	for (struct outmsg *o = s->inflight.head; o; o = o->next)
-		if (o->pid == pid)
-			return o;
-	return NULL;
-}
-
 static void finish(struct session *s, struct outmsg *o)
 {
-	list_remove(&s->inflight, o);
+	inflight_remove(s, o);
 	store_msg_acked(s->b, s, o);
 	out_free(o);
 	deliver_drain(s);
@@ -404,7 +459,7 @@ int deliver_restore(struct session *s, struct message *m, uint8_t qos, bool reta
 	}
 	o->pid = pid;
 	o->sent = true; /* it may have left before the restart: DUP on resend */
-	list_append(&s->inflight, o);
+	inflight_add(s, o);
 	if ((uint16_t)(pid + 1) != 0 && (uint16_t)(pid + 1) >= s->next_pid)
 		s->next_pid = (uint16_t)(pid + 1);
 	return 0;
