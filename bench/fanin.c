@@ -47,6 +47,7 @@ static struct {
 	struct sockaddr_in dst;
 	unsigned np, win, payload, version, persist;
 	uint64_t max_msgs;       /* -m: messages per publisher, 0 = timed window */
+	int retain, offline;     /* -r: retained, one topic per message; -o: subscriber goes away first */
 	double warm_s, window_s, drain_s;
 	int ep;
 	struct fconn *pubs, sub;
@@ -141,15 +142,16 @@ static void send_subscribe(struct fconn *c)
 
 static void send_publish(struct fconn *c)
 {
-	char topic[24];
-	int tl = snprintf(topic, sizeof(topic), "fanin/%u", c->idx);
+	char topic[40];
 	uint32_t seq = (uint32_t)c->sent;
+	int tl = g.retain ? snprintf(topic, sizeof(topic), "fanin/%u/%u", c->idx, seq)
+			  : snprintf(topic, sizeof(topic), "fanin/%u", c->idx);
 	uint16_t pid = (uint16_t)(seq % 65535 + 1);
 	size_t rl = 2 + (size_t)tl + 2 + (g.version == 5) + g.payload;
 	uint8_t hdr[5];
 	size_t hl = put_vbi(hdr, (uint32_t)rl);
 	uint8_t *o = out(c, 1 + hl + rl);
-	*o++ = 0x32;
+	*o++ = g.retain ? 0x33 : 0x32;
 	memcpy(o, hdr, hl);
 	o += hl;
 	*o++ = 0, *o++ = (uint8_t)tl;
@@ -327,7 +329,7 @@ static void pass(int timeout_ms)
 		if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 			on_readable(c);
 	}
-	if (g.sub.wlen || g.sub.want_out)
+	if (g.sub.fd >= 0 && (g.sub.wlen || g.sub.want_out))
 		flush(&g.sub);
 	for (unsigned i = 0; i < g.np; i++)
 		if (g.pubs[i].wlen || g.pubs[i].want_out)
@@ -347,7 +349,9 @@ static int all_up(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: fanin -p PORT [-H 127.0.0.1] [-P publishers 50] [-w window 8] [-s payload 64]\n"
-			"             [-W warmup_s 1] [-d window_s 10] [-D drain_s 20] [-V 4|5] [-c] [-m msgs]\n"
+			"             [-W warmup_s 1] [-d window_s 10] [-D drain_s 20] [-V 4|5] [-c] [-m msgs] [-r] [-o]\n"
+			"  -r  retained, topic fanin/<publisher>/<sequence> (one retained message each)\n"
+			"  -o  with -c: the subscriber subscribes and leaves, so every message is queued for it\n"
 			"  -m  each publisher sends msgs messages; the window ends when all arrived (at most -d s)\n"
 			"  -c  persistent subscriber (v3.1.1 clean session 0; v5 clean start 0, expiry 3600)\n");
 	exit(2);
@@ -359,7 +363,7 @@ int main(int argc, char **argv)
 	const char *host = "127.0.0.1";
 	g.np = 50, g.win = 8, g.payload = 64, g.version = 4;
 	g.warm_s = 1, g.window_s = 10, g.drain_s = 20;
-	while ((opt = getopt(argc, argv, "p:H:P:w:s:W:d:D:V:cm:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:H:P:w:s:W:d:D:V:cm:ro")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'H': host = optarg; break;
@@ -371,6 +375,8 @@ int main(int argc, char **argv)
 		case 'D': g.drain_s = atof(optarg); break;
 		case 'V': g.version = (unsigned)atoi(optarg); break;
 		case 'c': g.persist = 1; break;
+		case 'r': g.retain = 1; break;
+		case 'o': g.offline = 1; break;
 		case 'm': g.max_msgs = strtoull(optarg, NULL, 10); break;
 		default: usage();
 		}
@@ -412,6 +418,15 @@ int main(int argc, char **argv)
 		}
 		pass(100);
 	}
+	if (g.offline) {
+		/* The persistent subscriber leaves: everything is queued for it. */
+		uint8_t *d = out(&g.sub, 2);
+		d[0] = 0xe0, d[1] = 0;
+		flush(&g.sub);
+		epoll_ctl(g.ep, EPOLL_CTL_DEL, g.sub.fd, NULL);
+		close(g.sub.fd);
+		g.sub.fd = -1;
+	}
 	printf("phase=connected\n");
 	fflush(stdout);
 	g.publishing = 1;
@@ -424,6 +439,13 @@ int main(int argc, char **argv)
 	while (now_s() < w1) {
 		if (g.max_msgs && g.rx >= g.max_msgs * g.np)
 			break;
+		if (g.max_msgs && g.offline) {
+			uint64_t a = 0;
+			for (unsigned i = 0; i < g.np; i++)
+				a += g.pubs[i].acked;
+			if (a >= g.max_msgs * g.np)
+				break;
+		}
 		double t = now_s();
 		if (!g.in_window && t >= w0) {
 			g.in_window = 1;
@@ -447,14 +469,15 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < g.np; i++) {
 			sent += g.pubs[i].sent;
 			acked += g.pubs[i].acked;
-			delivered += g.expect[i] < g.pubs[i].acked ? g.expect[i] : g.pubs[i].acked;
+			delivered += g.offline ? g.pubs[i].acked
+					       : g.expect[i] < g.pubs[i].acked ? g.expect[i] : g.pubs[i].acked;
 		}
 		if ((acked == sent && delivered == acked) || now_s() > dl)
 			break;
 		pass(10);
 	}
 	uint64_t lost = g.gaps;
-	for (unsigned i = 0; i < g.np; i++)
+	for (unsigned i = 0; i < g.np && !g.offline; i++)
 		if (g.expect[i] < g.pubs[i].acked)
 			lost += g.pubs[i].acked - g.expect[i];
 	double ws = tw1 - tw0;
