@@ -100,7 +100,7 @@ static void put_session(struct store_db *st, const struct session *s)
 
 static void del_session_rows(struct store_db *st, const char *id)
 {
-	static const enum store_stmt del[] = {Q_SES_DEL, Q_SES_SUBS_DEL, Q_SES_DELIV_DEL, Q_SES_Q2_DEL};
+	static const enum store_stmt del[] = {Q_SES_DEL, Q_SES_SUBS_DEL, Q_SES_Q2_DEL};
 	for (size_t i = 0; i < sizeof(del) / sizeof(del[0]); i++) {
 		sqlite3_bind_text(st->q[del[i]], 1, id, -1, SQLITE_STATIC);
 		store_db_step(st, del[i]);
