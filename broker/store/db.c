@@ -46,10 +46,10 @@ static const char *const sql[Q__COUNT] = {
 	[Q_SUB_PUT] = "INSERT OR REPLACE INTO subs VALUES(?1,?2,?3,?4)",
 	[Q_SUB_DEL] = "DELETE FROM subs WHERE sid=?1 AND filter=?2",
 	[Q_MSG_PUT] = "INSERT INTO msgs VALUES(?1,?2,?3,?4,?5,?6,?7)",
-	[Q_MSG_DEL] = "DELETE FROM msgs WHERE mid=?1",
+	[Q_MSG_DEL] = "DELETE FROM msgs WHERE mid BETWEEN ?1 AND ?2",
 	[Q_DELIV_PUT] = "INSERT INTO deliveries VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
 	[Q_DELIV_UPD] = "UPDATE deliveries SET state=?2, pid=?3 WHERE seq=?1",
-	[Q_DELIV_DEL] = "DELETE FROM deliveries WHERE seq=?1",
+	[Q_DELIV_DEL] = "DELETE FROM deliveries WHERE seq BETWEEN ?1 AND ?2",
 	[Q_Q2_PUT] = "INSERT OR REPLACE INTO qos2_in VALUES(?1,?2)",
 	[Q_Q2_DEL] = "DELETE FROM qos2_in WHERE sid=?1 AND pid=?2",
 };

@@ -38,6 +38,10 @@ struct store_db {
 	bool dirty;                 /* while failed: changes since the last snapshot attempt */
 	struct wheel_entry retry;   /* while failed: the next snapshot attempt */
 	uint64_t next_mid, next_seq;
+	/* write.c: deletes of this transaction not yet run, as one range each
+	 * (acks come in order, so consecutive seq / mid are the common case);
+	 * run before COMMIT, dropped with a rollback. hi 0 = none. */
+	uint64_t del_seq_lo, del_seq_hi, del_mid_lo, del_mid_hi;
 	uint64_t commits, commit_failures; /* for tests and logs */
 	char **was_connected;       /* load: ids of sessions connected when the broker stopped */
 	size_t n_was_connected;

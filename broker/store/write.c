@@ -147,15 +147,46 @@ static void put_delivery(struct store_db *st, const struct session *s, struct ou
 	store_db_step(st, Q_DELIV_PUT);
 }
 
+/* Deferred deletes: a row id joins the pending range when it extends it,
+ * else the range is run and a new one starts. Same transaction, same
+ * result as deleting at once (ids are never reused while it is open). */
+static void del_range_run(struct store_db *st, enum store_stmt q, uint64_t *lo, uint64_t *hi)
+{
+	if (!*hi)
+		return;
+	sqlite3_bind_int64(st->q[q], 1, (sqlite3_int64)*lo);
+	sqlite3_bind_int64(st->q[q], 2, (sqlite3_int64)*hi);
+	*lo = *hi = 0;
+	store_db_step(st, q);
+}
+
+static void del_defer(struct store_db *st, enum store_stmt q, uint64_t *lo, uint64_t *hi, uint64_t id)
+{
+	if (*hi && id == *hi + 1) {
+		*hi = id;
+		return;
+	}
+	if (*hi && id + 1 == *lo) {
+		*lo = id;
+		return;
+	}
+	del_range_run(st, q, lo, hi);
+	*lo = *hi = id;
+}
+
+static void del_flush(struct store_db *st)
+{
+	del_range_run(st, Q_DELIV_DEL, &st->del_seq_lo, &st->del_seq_hi);
+	del_range_run(st, Q_MSG_DEL, &st->del_mid_lo, &st->del_mid_hi);
+}
+
 static void drop_delivery(struct store_db *st, struct outmsg *o)
 {
-	sqlite3_bind_int64(st->q[Q_DELIV_DEL], 1, (sqlite3_int64)o->store_seq);
-	store_db_step(st, Q_DELIV_DEL);
+	del_defer(st, Q_DELIV_DEL, &st->del_seq_lo, &st->del_seq_hi, o->store_seq);
 	o->store_seq = 0;
 	struct message *m = o->msg;
 	if (m->store_refs && --m->store_refs == 0) {
-		sqlite3_bind_int64(st->q[Q_MSG_DEL], 1, (sqlite3_int64)m->store_id);
-		store_db_step(st, Q_MSG_DEL);
+		del_defer(st, Q_MSG_DEL, &st->del_mid_lo, &st->del_mid_hi, m->store_id);
 		m->store_id = 0;
 	}
 }
@@ -296,6 +327,7 @@ static bool op_writable(void *u)
 
 static void rollback(struct store_db *st)
 {
+	st->del_seq_lo = st->del_seq_hi = st->del_mid_lo = st->del_mid_hi = 0;
 	if (!sqlite3_get_autocommit(st->db))
 		store_db_step(st, Q_ROLLBACK);
 	st->in_txn = false;
@@ -358,6 +390,8 @@ int store_db_snapshot(struct store_db *st)
 				if (s->expiry)
 					put_session_all(st, s);
 	}
+	if (!st->txn_failed)
+		del_flush(st);
 	int rc = (!st->txn_failed && store_db_step(st, Q_COMMIT)) ? 0 : -1;
 	if (rc) {
 		rollback(st);
@@ -399,6 +433,8 @@ static int op_commit(void *u)
 		st->dirty = false;
 		return -1;
 	}
+	if (st->in_txn && !st->txn_failed)
+		del_flush(st);
 	if (!st->txn_failed && st->in_txn && store_db_step(st, Q_COMMIT)) {
 		st->in_txn = false;
 		st->commits++;
