@@ -12,8 +12,11 @@
  * from the queue or resent from the window, as it may have been revoked.
  * Encoding goes straight into the connection's output queue; the loop
  * flushes every connection once per pass.
+ * Packet ids of the window are found through a direct-mapped index (below),
+ * so a PUBACK and the next free id cost the same at a window of 65535.
  * Invariant: inflight holds only OUT_PUBLISH / OUT_PUBREL entries with
- * distinct packet ids; queue holds only OUT_QUEUED ones.
+ * distinct packet ids, each in its index slot when the index exists; queue
+ * holds only OUT_QUEUED ones.
  */
 #include <stdlib.h>
 #include <string.h>

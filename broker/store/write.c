@@ -4,6 +4,9 @@
  * Each store_ops call writes its rows at once inside the pass's transaction
  * (opened lazily by the first change); commit() ends it. So one loop pass
  * is one transaction, and the seam releases the pass's acks after it.
+ * Deletes of acknowledged deliveries are the exception: they are collected
+ * as ranges of consecutive ids and run just before COMMIT (same transaction,
+ * same result; a rollback drops them with the rest).
  * Durable: retained messages (any QoS, not $SYS), sessions with a non-zero
  * expiry with their subscriptions, QoS 1/2 deliveries (message bodies
  * shared through msgs rows, refcounted by store_refs) and inbound QoS 2 ids.
