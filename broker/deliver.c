@@ -15,8 +15,8 @@
  * Packet ids of the window are found through a direct-mapped index (below),
  * so a PUBACK and the next free id cost the same at a window of 65535.
  * Invariant: inflight holds only OUT_PUBLISH / OUT_PUBREL entries with
- * distinct packet ids, each in its index slot when the index exists; queue
- * holds only OUT_QUEUED ones.
+ * distinct packet ids; with the index, each is in its slot or counted in
+ * n_spill; queue holds only OUT_QUEUED ones.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -96,35 +96,31 @@ static bool window_room(const struct session *s, uint64_t bytes)
 }
 
 /* ---- the in-flight index: packet id -> entry ----
- * A direct-mapped table: entry o sits in slot o->pid & (ix_cap - 1), never
- * two in one slot (next_pid skips ids whose slot is taken; a rebuild that
- * meets two doubles the table, and at 65536 slots none can meet). It is
- * built once IX_MIN entries are in flight (a scan of fewer is as cheap) and
- * kept at most half full; without memory for it the list is scanned. */
+ * A direct-mapped table: entry o sits in slot o->pid & (ix_cap - 1) unless
+ * another entry holds that slot; such entries are counted in n_spill and
+ * found by a scan of the list, which only a lookup that misses its slot
+ * pays, and only while n_spill > 0 (ids are handed out in sequence, so a
+ * slot is shared only with an id held for a whole lap of the table). Built
+ * once IX_MIN entries are in flight (a scan of fewer is as cheap) and kept
+ * at most half full; without memory for it the list is scanned. */
 #define IX_MIN 8
-#define IX_MAX 65536u
 
 static void ix_build(struct out_list *l, uint32_t want)
 {
 	uint32_t cap = 16;
-	while (cap < want * 2 && cap < IX_MAX)
+	while (cap < want * 2)
 		cap *= 2;
 	free(l->ix);
-	l->ix = NULL;
-	l->ix_cap = 0;
-	for (;; cap *= 2) {
-		struct outmsg **ix = calloc(cap, sizeof(*ix));
-		if (!ix)
-			return;
-		struct outmsg *o;
-		for (o = l->head; o && !ix[o->pid & (cap - 1)]; o = o->next)
-			ix[o->pid & (cap - 1)] = o;
-		if (!o || cap >= IX_MAX) {
-			l->ix = ix;
-			l->ix_cap = cap;
-			return;
-		}
-		free(ix); /* two ids met in one slot: a larger table */
+	l->ix = calloc(cap, sizeof(*l->ix));
+	l->ix_cap = l->ix ? cap : 0;
+	l->n_spill = 0;
+	if (!l->ix)
+		return;
+	for (struct outmsg *o = l->head; o; o = o->next) {
+		if (l->ix[o->pid & (cap - 1)])
+			l->n_spill++;
+		else
+			l->ix[o->pid & (cap - 1)] = o;
 	}
 }
 
@@ -132,17 +128,25 @@ static void inflight_add(struct session *s, struct outmsg *o)
 {
 	struct out_list *l = &s->inflight;
 	list_append(l, o);
-	if (l->ix && l->count * 2 <= l->ix_cap && !l->ix[o->pid & (l->ix_cap - 1)])
-		l->ix[o->pid & (l->ix_cap - 1)] = o;
-	else if (l->count >= IX_MIN)
+	if (l->ix && l->count * 2 <= l->ix_cap) {
+		if (l->ix[o->pid & (l->ix_cap - 1)])
+			l->n_spill++;
+		else
+			l->ix[o->pid & (l->ix_cap - 1)] = o;
+	} else if (l->count >= IX_MIN) {
 		ix_build(l, l->count);
+	}
 }
 
 static void inflight_remove(struct session *s, struct outmsg *o)
 {
 	struct out_list *l = &s->inflight;
-	if (l->ix && l->ix[o->pid & (l->ix_cap - 1)] == o)
-		l->ix[o->pid & (l->ix_cap - 1)] = NULL;
+	if (l->ix) {
+		if (l->ix[o->pid & (l->ix_cap - 1)] == o)
+			l->ix[o->pid & (l->ix_cap - 1)] = NULL;
+		else
+			l->n_spill--;
+	}
 	list_remove(l, o);
 }
 
@@ -151,7 +155,10 @@ static struct outmsg *find_inflight(const struct session *s, uint16_t pid)
 	const struct out_list *l = &s->inflight;
 	if (l->ix) {
 		struct outmsg *o = l->ix[pid & (l->ix_cap - 1)];
-		return o && o->pid == pid ? o : NULL;
+		if (o && o->pid == pid)
+			return o;
+		if (!l->n_spill)
+			return NULL;
 	}
 	for (struct outmsg *o = l->head; o; o = o->next)
 		if (o->pid == pid)
@@ -170,8 +177,7 @@ static uint16_t next_pid(struct session *s)
 		uint16_t pid = s->next_pid++;
 		if (s->next_pid == 0)
 			s->next_pid = 1;
-		/* With the index: the id's slot must be free (then so is the id). */
-		if (pid && (s->inflight.ix ? !s->inflight.ix[pid & (s->inflight.ix_cap - 1)] : !pid_in_use(s, pid)))
+		if (pid && !pid_in_use(s, pid))
 			return pid;
 	}
 	return 0;
