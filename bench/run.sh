@@ -14,6 +14,15 @@
 #   fanout  BENCH_FANOUT_CONNS clients: BENCH_FANOUT_SUBS subscribe to bench/#, the others
 #           each publish one QoS 0 message (64 B) every BENCH_FANOUT_INTERVAL s for
 #           BENCH_PING_S: deliveries per second and broker CPU per 1000 deliveries.
+#   fanin   QoS 1 fan-in (bench/fanin.c): BENCH_FANIN_PUBS publishers, each with
+#           BENCH_FANIN_WINDOW PUBLISHes in flight, one subscriber at QoS 1, for BENCH_FANIN_S;
+#           persistence off (clean subscriber), then on (persistent subscriber): messages
+#           per second delivered, loss and duplicates after the drain, CPU per 1000 messages.
+#   recovery BENCH_RET_N retained messages published at QoS 1 with persistence on; vigil is
+#           killed with SIGKILL, mosquitto stopped with SIGTERM (it saves only then); start-up
+#           time to the listener and to the first CONNACK (bench/recovery.py); store bytes
+#           per retained message; then BENCH_QUEUED_N QoS 1 messages queued for an offline
+#           persistent session: store bytes per queued message.
 # Env: BENCH_CONNS (19000), BENCH_QUICK=1 (1000 connections, 5 s windows), BENCH_KEEPALIVE (60),
 #   BENCH_IDLE_S (30), BENCH_PING_S (30), BENCH_PING_INTERVAL (1), BENCH_SILENT_CONNS (=CONNS),
 #   BENCH_SILENT_K (2), BENCH_MQTT_VERSION (4 = 3.1.1, or 5), BENCH_RATE (connects/s, 5000),
@@ -25,8 +34,8 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 SCEN=${1:-all}
-case $SCEN in idle | ping | silent | fanout | all) ;; *)
-	echo "usage: $0 [idle|ping|silent|fanout|all]" >&2
+case $SCEN in idle | ping | silent | fanout | fanin | recovery | all) ;; *)
+	echo "usage: $0 [idle|ping|silent|fanout|fanin|recovery|all]" >&2
 	exit 2
 	;;
 esac
@@ -44,6 +53,14 @@ SILENT_K=${BENCH_SILENT_K:-2}
 FANOUT_CONNS=${BENCH_FANOUT_CONNS:-2000}
 FANOUT_SUBS=${BENCH_FANOUT_SUBS:-10}
 FANOUT_INTERVAL=${BENCH_FANOUT_INTERVAL:-0.2}
+FANIN_PUBS=${BENCH_FANIN_PUBS:-50}
+FANIN_WINDOW=${BENCH_FANIN_WINDOW:-8}
+if [ "$QUICK" = 1 ]; then
+	FANIN_S=${BENCH_FANIN_S:-3} RET_N=${BENCH_RET_N:-10000} QUEUED_N=${BENCH_QUEUED_N:-10000}
+else
+	FANIN_S=${BENCH_FANIN_S:-10} RET_N=${BENCH_RET_N:-100000} QUEUED_N=${BENCH_QUEUED_N:-100000}
+fi
+FANIN=${FANIN:-$ROOT/build/bench/fanin}
 VERSION=${BENCH_MQTT_VERSION:-4}
 RATE=${BENCH_RATE:-5000}
 VIGIL=${VIGIL:-$ROOT/vigil}
@@ -81,7 +98,7 @@ log() { printf '%s\n' "$*" >&2; }
 
 # ---- build ----
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-	make -s -C "$ROOT" build/bench/loadgen >&2 || {
+	make -s -C "$ROOT" build/bench/loadgen build/bench/fanin >&2 || {
 		log "run.sh: cannot build loadgen"
 		exit 1
 	}
@@ -149,14 +166,16 @@ wait_for() {
 
 kv() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
 
-start_broker() {
-	local name=$1 bin conf=$TMP/$1.conf deadline
-	[ "$name" = vigil ] && bin=$VIGIL || bin=$MOSQUITTO
+# write_conf NAME [PERSIST_DIR [EXTRA_LINE...]]: the config start_broker uses.
+write_conf() {
+	local name=$1 pdir=${2:-} conf=$TMP/$1.conf
+	shift 2 2>/dev/null || shift $#
 	BPORT=$(free_port)
 	cat >"$conf" <<-EOF
 		# minimal equivalent config, written by bench/run.sh
 		user root
-		persistence false
+		persistence $([ -n "$pdir" ] && echo true || echo false)
+		$([ -n "$pdir" ] && echo "persistence_location $pdir/")
 		log_dest stderr
 		log_type error
 		max_keepalive 65535
@@ -164,7 +183,16 @@ start_broker() {
 		allow_anonymous true
 		max_connections -1
 	EOF
-	"$bin" -c "$conf" >"$TMP/$name.log" 2>&1 &
+	local l
+	for l in "$@"; do echo "$l" >>"$conf"; done
+	: >"$TMP/$name.log"
+}
+
+start_broker() {
+	local name=$1 bin conf=$TMP/$1.conf deadline
+	[ "$name" = vigil ] && bin=$VIGIL || bin=$MOSQUITTO
+	[ "${KEEP_CONF:-0}" = 1 ] || write_conf "$name"
+	"$bin" -c "$conf" >>"$TMP/$name.log" 2>&1 &
 	BPID=$!
 	deadline=$(calc "$(now_s) + 5" 3)
 	until ss -Hltn "sport = :$BPORT" 2>/dev/null | grep -q .; do
@@ -283,6 +311,93 @@ scen_fanout() {
 	R[$b.fanout.cpu_ms_per_s]=$(calc "${R[$b.fanout.cpu_s]} * 1000 / ${R[$b.fanout.win_s]}" 1)
 }
 
+# fanin_once BROKER off|on: one fan-in run against a fresh broker (unlimited in-flight and queue
+# for both brokers, so nothing is dropped and the figure is the brokers' own speed).
+fanin_once() {
+	local b=$1 mode=$2 out=$TMP/$1.fanin_$2.out pdir="" c0 c1 t0 t1 d
+	if [ "$mode" = on ]; then
+		pdir=$TMP/data-$b-fanin
+		rm -rf "$pdir" && mkdir -p "$pdir"
+	fi
+	write_conf "$b" "$pdir" "max_inflight_messages 0" "max_queued_messages 0"
+	KEEP_CONF=1 start_broker "$b" || return 1
+	"$FANIN" -p "$BPORT" -P "$FANIN_PUBS" -w "$FANIN_WINDOW" -W 1 -d "$FANIN_S" -D 30 -V "$VERSION" \
+		$([ "$mode" = on ] && echo -c) >"$out" 2>&1 &
+	LPID=$!
+	if wait_for "$out" '^phase=window_start' 40; then
+		t0=$(now_s) c0=$(cpu_s "$BPID")
+		wait_for "$out" '^phase=window_end' $((${FANIN_S%.*} + 30))
+		t1=$(now_s) c1=$(cpu_s "$BPID")
+	fi
+	wait "$LPID" 2>/dev/null
+	LPID=""
+	cp "$TMP/$b.log" "$LOGS/$b.fanin_$mode.log" 2>/dev/null
+	stop_broker
+	d=$(kv "$out" delivered_in_window)
+	[ -n "$d" ] || return 1
+	R[$b.fanin_$mode.msgs_per_s]=$(kv "$out" delivered_per_sec)
+	R[$b.fanin_$mode.lost]=$(kv "$out" lost)
+	R[$b.fanin_$mode.dups]=$(kv "$out" duplicates)
+	R[$b.fanin_$mode.cpu_us_per_msg]=$(calc "($c1 - $c0) * 1000000 / ($d > 0 ? $d : 1)" 2)
+	R[$b.fanin_$mode.cpu_ms_per_s]=$(calc "($c1 - $c0) * 1000 / ($t1 - $t0)" 0)
+	rm -rf "$pdir"
+}
+
+scen_fanin() {
+	fanin_once "$1" off || R[$1.fanin_off.failed]=1
+	fanin_once "$1" on || R[$1.fanin_on.failed]=1
+}
+
+# Bytes of a broker's store files in DIR (vigil: vigil.db and its WAL; mosquitto: mosquitto.db).
+store_bytes() {
+	local n=0 f
+	for f in "$1"/vigil.db "$1"/vigil.db-wal "$1"/mosquitto.db; do
+		[ -f "$f" ] && n=$((n + $(stat -c %s "$f")))
+	done
+	echo "$n"
+}
+
+# recovery: RET_N retained messages, then a crash (vigil: SIGKILL, which it survives by design;
+# mosquitto: SIGTERM, since it writes mosquitto.db only on shutdown or autosave), then the
+# start-up time with that state. Then the store size per message, retained and queued.
+scen_recovery() {
+	local b=$1 pdir=$TMP/data-$1-rec out=$TMP/$1.recovery.out bin per
+	[ "$b" = vigil ] && bin=$VIGIL || bin=$MOSQUITTO
+	per=$(((RET_N + FANIN_PUBS - 1) / FANIN_PUBS))
+	rm -rf "$pdir" && mkdir -p "$pdir"
+	write_conf "$b" "$pdir" "max_inflight_messages 0" "max_queued_messages 0"
+	KEEP_CONF=1 start_broker "$b" || return 1
+	"$FANIN" -p "$BPORT" -P "$FANIN_PUBS" -w "$FANIN_WINDOW" -m "$per" -r -d 300 -V "$VERSION" >"$out" 2>&1
+	R[$b.rec.retained]=$(kv "$out" acked)
+	if [ "$b" = vigil ]; then
+		kill -KILL "$BPID"
+		wait "$BPID" 2>/dev/null
+		BPID=""
+	else
+		stop_broker
+	fi
+	R[$b.rec.bytes_crash]=$(store_bytes "$pdir")
+	/usr/bin/python3 "$HERE/recovery.py" "$BPORT" 300 "$bin" -c "$TMP/$b.conf" >>"$out" 2>&1
+	R[$b.rec.listen_s]=$(kv "$out" listen_s)
+	R[$b.rec.connack_s]=$(kv "$out" connack_s)
+	# recovery.py stopped it with SIGTERM: the store as it rests.
+	R[$b.rec.bytes_per_retained]=$(calc "$(store_bytes "$pdir") / (${R[$b.rec.retained]:-0} > 0 ? ${R[$b.rec.retained]} : 1)" 1)
+	rm -rf "$pdir" && mkdir -p "$pdir"
+	# queued: a persistent subscriber subscribes and leaves; QUEUED_N QoS 1 messages wait for it.
+	per=$(((QUEUED_N + FANIN_PUBS - 1) / FANIN_PUBS))
+	write_conf "$b" "$pdir" "max_inflight_messages 0" "max_queued_messages 0"
+	KEEP_CONF=1 start_broker "$b" || return 1
+	local base
+	base=$(store_bytes "$pdir")
+	"$FANIN" -p "$BPORT" -P "$FANIN_PUBS" -w "$FANIN_WINDOW" -m "$per" -c -o -d 300 -V "$VERSION" >"$out.q" 2>&1
+	R[$b.rec.queued]=$(kv "$out.q" acked)
+	stop_broker
+	R[$b.rec.bytes_per_queued]=$(calc "$(store_bytes "$pdir") / (${R[$b.rec.queued]:-0} > 0 ? ${R[$b.rec.queued]} : 1)" 1)
+	cat "$out.q" >>"$out"
+	rm -rf "$pdir"
+	[ -n "${R[$b.rec.connack_s]}" ] && [ "${R[$b.rec.connack_s]}" != - ]
+}
+
 # Raw loadgen output and broker logs of the last run stay in build/bench/logs/.
 LOGS=$ROOT/build/bench/logs
 mkdir -p "$LOGS"
@@ -291,7 +406,9 @@ run_scenario() {
 	local sc=$1 b
 	for b in "${BROKERS[@]}"; do
 		log "== $sc: $b (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-		if start_broker "$b"; then
+		if [ "$sc" = fanin ] || [ "$sc" = recovery ]; then
+			"scen_$sc" "$b" || R[$b.$sc.failed]=1 # they start their own brokers
+		elif start_broker "$b"; then
 			"scen_$sc" "$b" || R[$b.$sc.failed]=1
 			stop_broker
 		else
@@ -303,7 +420,7 @@ run_scenario() {
 }
 
 # ---- run ----
-SCENS=(idle ping silent fanout)
+SCENS=(idle ping silent fanout fanin recovery)
 [ "$SCEN" = all ] || SCENS=("$SCEN")
 STARTED=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -358,6 +475,24 @@ table() {
 			row fanout.cpu_ms_per_1k "fanout: CPU per 1000 deliveries (ms)"
 			row fanout.cpu_ms_per_s "fanout: CPU (ms per s)"
 			;;
+		fanin)
+			row fanin_off.msgs_per_s "fanin QoS 1, persistence off: messages per s"
+			row fanin_off.lost "fanin off: acknowledged messages lost"
+			row fanin_off.dups "fanin off: duplicates"
+			row fanin_off.cpu_us_per_msg "fanin off: broker CPU per message (us)"
+			row fanin_on.msgs_per_s "fanin QoS 1, persistence on, persistent subscriber: messages per s"
+			row fanin_on.lost "fanin on: acknowledged messages lost"
+			row fanin_on.dups "fanin on: duplicates"
+			row fanin_on.cpu_us_per_msg "fanin on: broker CPU per message (us)"
+			;;
+		recovery)
+			row rec.retained "recovery: retained messages stored (acknowledged)"
+			row rec.listen_s "recovery: start to listener open (s)"
+			row rec.connack_s "recovery: start to first CONNACK (s)"
+			row rec.bytes_crash "recovery: store bytes at the crash (vigil: db + WAL after SIGKILL)"
+			row rec.bytes_per_retained "store bytes per retained message (at rest)"
+			row rec.bytes_per_queued "store bytes per queued QoS 1 message (at rest, of $QUEUED_N)"
+			;;
 		esac
 	done
 }
@@ -374,6 +509,9 @@ TABLE=$(table)
 	echo "- brokers: vigil $([ -x "$VIGIL" ] && "$VIGIL" --version 2>/dev/null | head -n 1 | sed 's/^vigil version //') (built from the working tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)), mosquitto $("$MOSQUITTO" -h 2>/dev/null | sed -n 's/^mosquitto version //p')"
 	echo "- parameters: scenarios ${SCENS[*]}; MQTT $([ "$VERSION" = 5 ] && echo 5 || echo 3.1.1); $CONNS connections (keepalive $KEEPALIVE s, connect rate $RATE/s, 127.0.0.0/8 sources); idle window $IDLE_S s; ping every $PING_INTERVAL s per connection for $PING_S s; silent: $SILENT_CONNS clients with keepalive $SILENT_K s and a will, plus one observer; fanout: $FANOUT_CONNS clients, $FANOUT_SUBS subscribed to bench/#, the rest publishing QoS 0 (64 B) every $FANOUT_INTERVAL s for $PING_S s; fd limit $NOFILE per process"
 	echo "- method: fresh broker per scenario, vigil then mosquitto, same config (listener on 127.0.0.1, allow_anonymous, max_keepalive 65535, max_connections -1, persistence off, log_type error, user root); RSS = VmRSS after connecting minus before, divided by connections; CPU = utime+stime from /proc/PID/stat over the window; loadgen (bench/loadgen.c) runs on the same machine; lateness = will arrival at the observer - (last packet sent + 1.5 x K)."
+	if [[ " ${SCENS[*]} " == *" fanin "* || " ${SCENS[*]} " == *" recovery "* ]]; then
+		echo "- fanin/recovery: $FANIN_PUBS publishers with $FANIN_WINDOW QoS 1 PUBLISHes in flight each (64 B), one QoS 1 subscriber on fanin/#, $FANIN_S s window after 1 s warm-up (bench/fanin.c); both brokers with max_inflight_messages 0 and max_queued_messages 0 (unlimited: nothing is dropped, so loss must be 0); persistence on = persistence true in a fresh directory and a persistent subscriber (clean session 0); lost = acknowledged to a publisher but never delivered; recovery: $RET_N retained messages (QoS 1, acknowledged), vigil SIGKILLed, mosquitto SIGTERMed (it saves only then), start-up timed by bench/recovery.py; queued: $QUEUED_N QoS 1 messages for an offline persistent session, store files measured after SIGTERM"
+	fi
 	[ -n "$FAILED" ] && echo "- FAILED:$FAILED (see the run's stderr)"
 	echo
 	echo "$TABLE"

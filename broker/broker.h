@@ -119,6 +119,9 @@ struct out_list {
 	struct outmsg *head, *tail;
 	uint32_t count;
 	uint64_t bytes;
+	struct outmsg **ix;  /* deliver.c: in-flight entries by packet id (direct-mapped), or NULL */
+	uint32_t ix_cap;     /* slots in ix, a power of two */
+	uint32_t n_spill;    /* in-flight entries not in their slot (another holds it) */
 };
 
 struct subscription {

@@ -12,8 +12,11 @@
  * from the queue or resent from the window, as it may have been revoked.
  * Encoding goes straight into the connection's output queue; the loop
  * flushes every connection once per pass.
+ * Packet ids of the window are found through a direct-mapped index (below),
+ * so a PUBACK and the next free id cost the same at a window of 65535.
  * Invariant: inflight holds only OUT_PUBLISH / OUT_PUBREL entries with
- * distinct packet ids; queue holds only OUT_QUEUED ones.
+ * distinct packet ids; with the index, each is in its slot or counted in
+ * n_spill; queue holds only OUT_QUEUED ones.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +71,7 @@ void out_list_clear(struct out_list *l)
 		out_free(o);
 		o = n;
 	}
+	free(l->ix);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -91,12 +95,80 @@ static bool window_room(const struct session *s, uint64_t bytes)
 	return !maxb || s->inflight.count == 0 || s->inflight.bytes + bytes <= maxb;
 }
 
+/* ---- the in-flight index: packet id -> entry ----
+ * A direct-mapped table: entry o sits in slot o->pid & (ix_cap - 1) unless
+ * another entry holds that slot; such entries are counted in n_spill and
+ * found by a scan of the list, which only a lookup that misses its slot
+ * pays, and only while n_spill > 0 (ids are handed out in sequence, so a
+ * slot is shared only with an id held for a whole lap of the table). Built
+ * once IX_MIN entries are in flight (a scan of fewer is as cheap) and kept
+ * at most half full; without memory for it the list is scanned. */
+#define IX_MIN 8
+
+static void ix_build(struct out_list *l, uint32_t want)
+{
+	uint32_t cap = 16;
+	while (cap < want * 2)
+		cap *= 2;
+	free(l->ix);
+	l->ix = calloc(cap, sizeof(*l->ix));
+	l->ix_cap = l->ix ? cap : 0;
+	l->n_spill = 0;
+	if (!l->ix)
+		return;
+	for (struct outmsg *o = l->head; o; o = o->next) {
+		if (l->ix[o->pid & (cap - 1)])
+			l->n_spill++;
+		else
+			l->ix[o->pid & (cap - 1)] = o;
+	}
+}
+
+static void inflight_add(struct session *s, struct outmsg *o)
+{
+	struct out_list *l = &s->inflight;
+	list_append(l, o);
+	if (l->ix && l->count * 2 <= l->ix_cap) {
+		if (l->ix[o->pid & (l->ix_cap - 1)])
+			l->n_spill++;
+		else
+			l->ix[o->pid & (l->ix_cap - 1)] = o;
+	} else if (l->count >= IX_MIN) {
+		ix_build(l, l->count);
+	}
+}
+
+static void inflight_remove(struct session *s, struct outmsg *o)
+{
+	struct out_list *l = &s->inflight;
+	if (l->ix) {
+		if (l->ix[o->pid & (l->ix_cap - 1)] == o)
+			l->ix[o->pid & (l->ix_cap - 1)] = NULL;
+		else
+			l->n_spill--;
+	}
+	list_remove(l, o);
+}
+
+static struct outmsg *find_inflight(const struct session *s, uint16_t pid)
+{
+	const struct out_list *l = &s->inflight;
+	if (l->ix) {
+		struct outmsg *o = l->ix[pid & (l->ix_cap - 1)];
+		if (o && o->pid == pid)
+			return o;
+		if (!l->n_spill)
+			return NULL;
+	}
+	for (struct outmsg *o = l->head; o; o = o->next)
+		if (o->pid == pid)
+			return o;
+	return NULL;
+}
+
 static bool pid_in_use(const struct session *s, uint16_t pid)
 {
-	for (const struct outmsg *o = s->inflight.head; o; o = o->next)
-		if (o->pid == pid)
-			return true;
-	return false;
+	return find_inflight(s, pid) != NULL;
 }
 
 static uint16_t next_pid(struct session *s)
@@ -207,11 +279,11 @@ static void start_flight(struct session *s, struct outmsg *o)
 		store_msg_update(s->b, s, o); /* from the queue */
 	else
 		store_msg_queued(s->b, s, o); /* straight into the window: one row write */
-	list_append(&s->inflight, o);
+	inflight_add(s, o);
 	o->sent = send_publish(s->client, o->msg, o->qos, o->pid, o->retain, false, o->sub_ids, o->n_sub_ids);
 	if (!o->sent) {
 		/* Too large for this client: treat as delivered (v5 MQTT-3.1.2-25). */
-		list_remove(&s->inflight, o);
+		inflight_remove(s, o);
 		store_msg_acked(s->b, s, o);
 		out_free(o);
 	}
@@ -313,7 +385,7 @@ void deliver_resume(struct session *s)
 			/* compat: a PUBLISH whose topic the client may no longer read
 			 * is not resent, as mosquitto (checked on reconnect). A PUBREL
 			 * carries no data and is always resent (MQTT-4.4.0-1). */
-			list_remove(&s->inflight, o);
+			inflight_remove(s, o);
 			store_msg_acked(s->b, s, o);
 			out_free(o);
 			continue;
@@ -331,17 +403,9 @@ void deliver_resume(struct session *s)
 	deliver_drain(s);
 }
 
-static struct outmsg *find_inflight(struct session *s, uint16_t pid)
-{
-	for (struct outmsg *o = s->inflight.head; o; o = o->next)
-		if (o->pid == pid)
-			return o;
-	return NULL;
-}
-
 static void finish(struct session *s, struct outmsg *o)
 {
-	list_remove(&s->inflight, o);
+	inflight_remove(s, o);
 	store_msg_acked(s->b, s, o);
 	out_free(o);
 	deliver_drain(s);
@@ -407,7 +471,7 @@ int deliver_restore(struct session *s, struct message *m, uint8_t qos, bool reta
 	}
 	o->pid = pid;
 	o->sent = true; /* it may have left before the restart: DUP on resend */
-	list_append(&s->inflight, o);
+	inflight_add(s, o);
 	if ((uint16_t)(pid + 1) != 0 && (uint16_t)(pid + 1) >= s->next_pid)
 		s->next_pid = (uint16_t)(pid + 1);
 	return 0;

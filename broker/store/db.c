@@ -29,7 +29,6 @@ static const char *const schema =
 	" qos INTEGER NOT NULL, retain INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
 	"CREATE TABLE deliveries(seq INTEGER PRIMARY KEY, sid TEXT NOT NULL, mid INTEGER NOT NULL,"
 	" qos INTEGER NOT NULL, retain INTEGER NOT NULL, state INTEGER NOT NULL, pid INTEGER NOT NULL, sub_ids BLOB);"
-	"CREATE INDEX deliveries_sid ON deliveries(sid);"
 	"CREATE TABLE qos2_in(sid TEXT NOT NULL, pid INTEGER NOT NULL, PRIMARY KEY(sid, pid)) WITHOUT ROWID;"
 	"INSERT INTO meta VALUES('created_by', 'vigil " VIGIL_VERSION "');";
 
@@ -43,15 +42,14 @@ static const char *const sql[Q__COUNT] = {
 		      "?17,?18)",
 	[Q_SES_DEL] = "DELETE FROM sessions WHERE id=?1",
 	[Q_SES_SUBS_DEL] = "DELETE FROM subs WHERE sid=?1",
-	[Q_SES_DELIV_DEL] = "DELETE FROM deliveries WHERE sid=?1",
 	[Q_SES_Q2_DEL] = "DELETE FROM qos2_in WHERE sid=?1",
 	[Q_SUB_PUT] = "INSERT OR REPLACE INTO subs VALUES(?1,?2,?3,?4)",
 	[Q_SUB_DEL] = "DELETE FROM subs WHERE sid=?1 AND filter=?2",
-	[Q_MSG_PUT] = "INSERT OR REPLACE INTO msgs VALUES(?1,?2,?3,?4,?5,?6,?7)",
-	[Q_MSG_DEL] = "DELETE FROM msgs WHERE mid=?1",
-	[Q_DELIV_PUT] = "INSERT OR REPLACE INTO deliveries VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+	[Q_MSG_PUT] = "INSERT INTO msgs VALUES(?1,?2,?3,?4,?5,?6,?7)",
+	[Q_MSG_DEL] = "DELETE FROM msgs WHERE mid BETWEEN ?1 AND ?2",
+	[Q_DELIV_PUT] = "INSERT INTO deliveries VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
 	[Q_DELIV_UPD] = "UPDATE deliveries SET state=?2, pid=?3 WHERE seq=?1",
-	[Q_DELIV_DEL] = "DELETE FROM deliveries WHERE seq=?1",
+	[Q_DELIV_DEL] = "DELETE FROM deliveries WHERE seq BETWEEN ?1 AND ?2",
 	[Q_Q2_PUT] = "INSERT OR REPLACE INTO qos2_in VALUES(?1,?2)",
 	[Q_Q2_DEL] = "DELETE FROM qos2_in WHERE sid=?1 AND pid=?2",
 };
@@ -136,6 +134,14 @@ int store_db_open(struct store_db *st, const char *path, bool fsync_full, char *
 	if (store_db_exec(st, "PRAGMA journal_mode=WAL") ||
 	    store_db_exec(st, fsync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL") ||
 	    store_db_exec(st, "PRAGMA foreign_keys=OFF")) {
+		snprintf(err, errlen, "cannot set up persistence file %s: %s", path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	/* Format 1 files made before this build carry an index on
+	 * deliveries(sid) that nothing reads (a session's rows are deleted one
+	 * by one by seq: load refuses a row with no session): drop it, it costs
+	 * two B-tree writes per delivery. */
+	if (tables > 0 && store_db_exec(st, "DROP INDEX IF EXISTS deliveries_sid")) {
 		snprintf(err, errlen, "cannot set up persistence file %s: %s", path, sqlite3_errmsg(st->db));
 		goto fail;
 	}

@@ -19,7 +19,7 @@
 enum store_stmt {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
 	Q_RET_PUT, Q_RET_DEL,
-	Q_SES_PUT, Q_SES_DEL, Q_SES_SUBS_DEL, Q_SES_DELIV_DEL, Q_SES_Q2_DEL,
+	Q_SES_PUT, Q_SES_DEL, Q_SES_SUBS_DEL, Q_SES_Q2_DEL,
 	Q_SUB_PUT, Q_SUB_DEL,
 	Q_MSG_PUT, Q_MSG_DEL,
 	Q_DELIV_PUT, Q_DELIV_UPD, Q_DELIV_DEL,
@@ -38,6 +38,10 @@ struct store_db {
 	bool dirty;                 /* while failed: changes since the last snapshot attempt */
 	struct wheel_entry retry;   /* while failed: the next snapshot attempt */
 	uint64_t next_mid, next_seq;
+	/* write.c: deletes of this transaction not yet run, as one range each
+	 * (acks come in order, so consecutive seq / mid are the common case);
+	 * run before COMMIT, dropped with a rollback. hi 0 = none. */
+	uint64_t del_seq_lo, del_seq_hi, del_mid_lo, del_mid_hi;
 	uint64_t commits, commit_failures; /* for tests and logs */
 	char **was_connected;       /* load: ids of sessions connected when the broker stopped */
 	size_t n_was_connected;

@@ -4,6 +4,9 @@
  * Each store_ops call writes its rows at once inside the pass's transaction
  * (opened lazily by the first change); commit() ends it. So one loop pass
  * is one transaction, and the seam releases the pass's acks after it.
+ * Deletes of acknowledged deliveries are the exception: they are collected
+ * as ranges of consecutive ids and run just before COMMIT (same transaction,
+ * same result; a rollback drops them with the rest).
  * Durable: retained messages (any QoS, not $SYS), sessions with a non-zero
  * expiry with their subscriptions, QoS 1/2 deliveries (message bodies
  * shared through msgs rows, refcounted by store_refs) and inbound QoS 2 ids.
@@ -100,7 +103,7 @@ static void put_session(struct store_db *st, const struct session *s)
 
 static void del_session_rows(struct store_db *st, const char *id)
 {
-	static const enum store_stmt del[] = {Q_SES_DEL, Q_SES_SUBS_DEL, Q_SES_DELIV_DEL, Q_SES_Q2_DEL};
+	static const enum store_stmt del[] = {Q_SES_DEL, Q_SES_SUBS_DEL, Q_SES_Q2_DEL};
 	for (size_t i = 0; i < sizeof(del) / sizeof(del[0]); i++) {
 		sqlite3_bind_text(st->q[del[i]], 1, id, -1, SQLITE_STATIC);
 		store_db_step(st, del[i]);
@@ -147,15 +150,46 @@ static void put_delivery(struct store_db *st, const struct session *s, struct ou
 	store_db_step(st, Q_DELIV_PUT);
 }
 
+/* Deferred deletes: a row id joins the pending range when it extends it,
+ * else the range is run and a new one starts. Same transaction, same
+ * result as deleting at once (ids are never reused while it is open). */
+static void del_range_run(struct store_db *st, enum store_stmt q, uint64_t *lo, uint64_t *hi)
+{
+	if (!*hi)
+		return;
+	sqlite3_bind_int64(st->q[q], 1, (sqlite3_int64)*lo);
+	sqlite3_bind_int64(st->q[q], 2, (sqlite3_int64)*hi);
+	*lo = *hi = 0;
+	store_db_step(st, q);
+}
+
+static void del_defer(struct store_db *st, enum store_stmt q, uint64_t *lo, uint64_t *hi, uint64_t id)
+{
+	if (*hi && id == *hi + 1) {
+		*hi = id;
+		return;
+	}
+	if (*hi && id + 1 == *lo) {
+		*lo = id;
+		return;
+	}
+	del_range_run(st, q, lo, hi);
+	*lo = *hi = id;
+}
+
+static void del_flush(struct store_db *st)
+{
+	del_range_run(st, Q_DELIV_DEL, &st->del_seq_lo, &st->del_seq_hi);
+	del_range_run(st, Q_MSG_DEL, &st->del_mid_lo, &st->del_mid_hi);
+}
+
 static void drop_delivery(struct store_db *st, struct outmsg *o)
 {
-	sqlite3_bind_int64(st->q[Q_DELIV_DEL], 1, (sqlite3_int64)o->store_seq);
-	store_db_step(st, Q_DELIV_DEL);
+	del_defer(st, Q_DELIV_DEL, &st->del_seq_lo, &st->del_seq_hi, o->store_seq);
 	o->store_seq = 0;
 	struct message *m = o->msg;
 	if (m->store_refs && --m->store_refs == 0) {
-		sqlite3_bind_int64(st->q[Q_MSG_DEL], 1, (sqlite3_int64)m->store_id);
-		store_db_step(st, Q_MSG_DEL);
+		del_defer(st, Q_MSG_DEL, &st->del_mid_lo, &st->del_mid_hi, m->store_id);
 		m->store_id = 0;
 	}
 }
@@ -296,6 +330,7 @@ static bool op_writable(void *u)
 
 static void rollback(struct store_db *st)
 {
+	st->del_seq_lo = st->del_seq_hi = st->del_mid_lo = st->del_mid_hi = 0;
 	if (!sqlite3_get_autocommit(st->db))
 		store_db_step(st, Q_ROLLBACK);
 	st->in_txn = false;
@@ -358,6 +393,8 @@ int store_db_snapshot(struct store_db *st)
 				if (s->expiry)
 					put_session_all(st, s);
 	}
+	if (!st->txn_failed)
+		del_flush(st);
 	int rc = (!st->txn_failed && store_db_step(st, Q_COMMIT)) ? 0 : -1;
 	if (rc) {
 		rollback(st);
@@ -399,6 +436,8 @@ static int op_commit(void *u)
 		st->dirty = false;
 		return -1;
 	}
+	if (st->in_txn && !st->txn_failed)
+		del_flush(st);
 	if (!st->txn_failed && st->in_txn && store_db_step(st, Q_COMMIT)) {
 		st->in_txn = false;
 		st->commits++;

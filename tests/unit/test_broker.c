@@ -395,6 +395,61 @@ START_TEST(inflight_window)
 }
 END_TEST
 
+/* The in-flight index (deliver.c): with an unlimited window, one message left
+ * unacknowledged while the packet ids wrap around twice and a few hundred
+ * more open at any time, no id is handed out twice while its flow is open
+ * (v311 MQTT-2.3.1-4) and every PUBACK finds its message. */
+START_TEST(inflight_ids_unique_across_wrap_v311_MQTT_2_3_1_4)
+{
+	static uint8_t open_ids[65536];
+	uint16_t ring[256];
+	unsigned head = 0, n_ring = 0, got = 0;
+	uint16_t held = 0;
+	memset(open_ids, 0, sizeof(open_ids));
+	cfg.max_inflight_messages = 0;
+	struct net_conn *sub = connect_client(&(struct conn_opts){.id = "sub", .clean = true});
+	subscribe(sub, MQTT_V311, "t", 1);
+	struct net_conn *pub = connect_client(&(struct conn_opts){.id = "pub", .clean = true});
+	for (unsigned i = 0; i < 140000; i++) {
+		publish(pub, MQTT_V311, "t", 1, (uint16_t)(i % 65535 + 1), false);
+		ck_assert_int_eq(count_type(pub, MQTT_PUBACK), 1);
+		struct mqtt_frame f;
+		while (next_packet(sub, &f)) {
+			struct mqtt_publish p;
+			ck_assert_uint_eq(f.type, MQTT_PUBLISH);
+			ck_assert_int_eq(mqtt_publish_decode(&f, MQTT_V311, &p), 0);
+			ck_assert_uint_ne(p.packet_id, 0);
+			ck_assert_msg(!open_ids[p.packet_id], "id %u given twice", p.packet_id);
+			open_ids[p.packet_id] = 1;
+			got++;
+			if (!held) {
+				held = p.packet_id; /* never acknowledged until the end */
+				continue;
+			}
+			if (n_ring == 256) { /* acknowledge the oldest open one */
+				uint16_t old = ring[head];
+				send_ack(sub, MQTT_PUBACK, old);
+				open_ids[old] = 0;
+				head = (head + 1) % 256;
+				n_ring--;
+			}
+			ring[(head + n_ring++) % 256] = p.packet_id;
+		}
+	}
+	ck_assert_uint_eq(got, 140000);
+	send_ack(sub, MQTT_PUBACK, held);
+	while (n_ring) {
+		send_ack(sub, MQTT_PUBACK, ring[head]);
+		head = (head + 1) % 256;
+		n_ring--;
+	}
+	ck_assert_int_eq(count_type(sub, MQTT_PUBLISH), 0);
+	struct session *s = session_find(&b, "sub");
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(s->inflight.count, 0);
+}
+END_TEST
+
 /* max_inflight_bytes: payload bytes in flight are bounded too (but one
  * message always fits). Each test payload is 5 bytes ("hello"). */
 START_TEST(inflight_bytes_window)
@@ -528,6 +583,7 @@ static Suite *suite(void)
 	tcase_add_test(t, will_not_after_session_end_v5_MQTT_3_1_2_8);
 	tcase_add_test(t, inflight_window);
 	tcase_add_test(t, inflight_bytes_window);
+	tcase_add_test(t, inflight_ids_unique_across_wrap_v311_MQTT_2_3_1_4);
 	tcase_add_test(t, qos2_exactly_once_v311_MQTT_4_3_3_2);
 	tcase_add_test(t, redelivery_with_dup_on_reconnect_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, clean_session_discards_v311_MQTT_3_1_2_6);

@@ -326,6 +326,47 @@ START_TEST(ack_deletes_rows)
 }
 END_TEST
 
+/* Deletes are deferred within the pass as ranges (write.c): acks in order,
+ * out of order and with a gap leave exactly the unacknowledged row, which is
+ * what comes back after a restart (v311 MQTT-4.4.0-1: resent with DUP). */
+START_TEST(acks_out_of_order_delete_exactly_v311_MQTT_4_4_0_1)
+{
+	struct net_conn *s = connect_client(MQTT_V311, "r", false, 0, false);
+	subscribe(s, MQTT_V311, "r/#", 1);
+	struct net_conn *p = connect_client(MQTT_V311, "rp", true, 0, false);
+	for (uint16_t i = 1; i <= 10; i++)
+		publish(p, MQTT_V311, "r/1", 1, i, false, "x");
+	store_commit(&b);
+	ck_assert_int_eq(count("deliveries"), 10);
+	ck_assert_int_eq(count("msgs"), 10);
+	uint16_t pids[10];
+	struct mqtt_frame f;
+	for (int i = 0; i < 10; i++) {
+		ck_assert(next_packet(s, &f));
+		ck_assert_uint_eq(f.type, MQTT_PUBLISH);
+		pids[i] = (uint16_t)(f.body[5] << 8 | f.body[6]);
+	}
+	static const int order[] = {0, 1, 2, 4, 3, 9, 8, 6, 7}; /* all but the 6th */
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		uint8_t ack[8];
+		size_t n = mqtt_ack_encode(MQTT_PUBACK, pids[order[i]], 0, (struct mqtt_str){0}, MQTT_V311, ack,
+					   sizeof(ack));
+		feed(s, ack, n);
+	}
+	store_commit(&b);
+	ck_assert_int_eq(count("deliveries"), 1);
+	ck_assert_int_eq(count("msgs"), 1);
+	restart();
+	ck_assert_int_eq(count("deliveries"), 1);
+	s = connect_client(MQTT_V311, "r", false, 0, true);
+	ck_assert(next_packet(s, &f));
+	ck_assert_uint_eq(f.type, MQTT_PUBLISH);
+	ck_assert(f.flags & 0x08); /* DUP */
+	ck_assert_uint_eq((uint16_t)(f.body[5] << 8 | f.body[6]), pids[5]);
+	ck_assert(!next_packet(s, &f));
+}
+END_TEST
+
 /* issue 8: a store that cannot write withholds the acks of that pass (the
  * client's output is dropped, it is closed), refuses QoS 1 with v5 0x97,
  * and recovers with a snapshot once it can write. */
@@ -637,6 +678,7 @@ static Suite *suite(void)
 	tcase_add_test(t, clean_and_qos0_write_nothing);
 	tcase_add_test(t, restart_restores_everything_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, ack_deletes_rows);
+	tcase_add_test(t, acks_out_of_order_delete_exactly_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, unwritable_store_withholds_acks_and_recovers);
 	tcase_add_test(t, garbage_file_refused);
 	tcase_add_test(t, newer_format_refused);
