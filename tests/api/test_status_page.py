@@ -10,7 +10,7 @@ API and counts down between polls; nothing is held open, so the dump is the page
   1.5 x keepalive): it is gone from the table, its keepalive timeout and its will are listed under
   the recent events, and the 60 s client's countdown has gone down by about the time that passed.
 Finally a screenshot (--screenshot) is written to $API_SCREENSHOT (default build/status-page.png;
-README's docs/status-page.png is one of these).
+README's tests/api/status-page.png is one of these).
 Skips (loudly) when chromium is not installed.
 """
 import os
