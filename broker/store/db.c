@@ -88,6 +88,45 @@ static int check_file(sqlite3 *db, char *why, size_t cap)
 	return ok ? 0 : -1;
 }
 
+/* "INSERT INTO t VALUES(?,...),(?,...)...": rows rows of cols columns. */
+static sqlite3_stmt *prepare_batch(sqlite3 *db, const char *table, int cols, int rows)
+{
+	size_t cap = 40 + (size_t)rows * (3 + 2 * (size_t)cols);
+	char *q = malloc(cap), *p = q;
+	if (!q)
+		return NULL;
+	p += sprintf(p, "INSERT INTO %s VALUES", table);
+	for (int r = 0; r < rows; r++) {
+		*p++ = r ? ',' : ' ';
+		*p++ = '(';
+		for (int c = 0; c < cols; c++) {
+			if (c)
+				*p++ = ',';
+			*p++ = '?';
+		}
+		*p++ = ')';
+	}
+	*p = 0;
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v3(db, q, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
+		s = NULL;
+	free(q);
+	return s;
+}
+
+/* Same table format as Q_MSG_PUT / Q_DELIV_PUT (7 and 8 columns), so load.c
+ * reads what these write unchanged. */
+static int prepare_batches(struct store_db *st)
+{
+	for (int i = 0; i < STORE_BATCH_LOG; i++) {
+		st->q_msg_n[i] = prepare_batch(st->db, "msgs", 7, 2 << i);
+		st->q_dlv_n[i] = prepare_batch(st->db, "deliveries", 8, 2 << i);
+		if (!st->q_msg_n[i] || !st->q_dlv_n[i])
+			return -1;
+	}
+	return 0;
+}
+
 int store_db_open(struct store_db *st, const char *path, bool fsync_full, char *err, size_t errlen)
 {
 	char why[256] = "";
@@ -162,6 +201,10 @@ int store_db_open(struct store_db *st, const char *path, bool fsync_full, char *
 			goto fail;
 		}
 	}
+	if (prepare_batches(st)) {
+		snprintf(err, errlen, "persistence file %s: %s (is it a vigil store?)", path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
 	return 0;
 fail:
 	store_db_close(st);
@@ -174,6 +217,11 @@ void store_db_close(struct store_db *st)
 		sqlite3_finalize(st->q[i]);
 		st->q[i] = NULL;
 	}
+	for (int i = 0; i < STORE_BATCH_LOG; i++) {
+		sqlite3_finalize(st->q_msg_n[i]);
+		sqlite3_finalize(st->q_dlv_n[i]);
+		st->q_msg_n[i] = st->q_dlv_n[i] = NULL;
+	}
 	if (st->db)
 		sqlite3_close(st->db);
 	st->db = NULL;
@@ -181,7 +229,15 @@ void store_db_close(struct store_db *st)
 
 bool store_db_step(struct store_db *st, enum store_stmt q)
 {
-	sqlite3_stmt *s = st->q[q];
+	/* Buffered rows go in first, so every other statement (a delete or
+	 * update of those rows among them) sees them, as if written at once. */
+	if ((st->n_pend_msg || st->n_pend_dlv) && q != Q_COMMIT && q != Q_ROLLBACK)
+		store_db_flush_rows(st);
+	return store_db_step_stmt(st, st->q[q]);
+}
+
+bool store_db_step_stmt(struct store_db *st, sqlite3_stmt *s)
+{
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);

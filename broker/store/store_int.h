@@ -27,6 +27,22 @@ enum store_stmt {
 	Q__COUNT
 };
 
+/* write.c: rows INSERTed at the end of the pass, many per statement. */
+#define STORE_BATCH_LOG 6                    /* largest batch: 1 << 6 = 64 rows per INSERT */
+#define STORE_BATCH (1 << STORE_BATCH_LOG)
+#define STORE_SID_INLINE 48                  /* longer session ids take the one-row path */
+struct store_pend_msg {
+	struct message *m;                   /* a reference: alive and unchanged until flushed */
+	uint64_t mid;                        /* copied: m->store_id is cleared when its last delivery goes */
+	int64_t expires_at;
+};
+struct store_pend_dlv {
+	uint64_t seq, mid;
+	uint16_t pid;
+	uint8_t qos, retain, state;
+	char sid[STORE_SID_INLINE];
+};
+
 struct store_db {
 	struct broker *b;
 	sqlite3 *db;
@@ -42,6 +58,14 @@ struct store_db {
 	 * (acks come in order, so consecutive seq / mid are the common case);
 	 * run before COMMIT, dropped with a rollback. hi 0 = none. */
 	uint64_t del_seq_lo, del_seq_hi, del_mid_lo, del_mid_hi;
+	/* write.c: msgs / deliveries rows of this transaction not INSERTed yet;
+	 * flushed before any other statement runs (store_db_step) and before
+	 * COMMIT, dropped with a rollback. */
+	struct store_pend_msg pend_msg[STORE_BATCH];
+	struct store_pend_dlv pend_dlv[STORE_BATCH];
+	unsigned n_pend_msg, n_pend_dlv;
+	/* db.c: INSERT of 2, 4, ... STORE_BATCH rows (index log2(rows) - 1) */
+	sqlite3_stmt *q_msg_n[STORE_BATCH_LOG], *q_dlv_n[STORE_BATCH_LOG];
 	uint64_t commits, commit_failures; /* for tests and logs */
 	char **was_connected;       /* load: ids of sessions connected when the broker stopped */
 	size_t n_was_connected;
@@ -55,6 +79,8 @@ bool store_db_begin(struct store_db *st);
 /* Run a bound statement (then reset it). false: it failed (txn_failed set). */
 bool store_db_step(struct store_db *st, enum store_stmt q);
 int store_db_exec(struct store_db *st, const char *sql);
+/* Step a bound statement that is not one of q[] (then reset it); as store_db_step. */
+bool store_db_step_stmt(struct store_db *st, sqlite3_stmt *s);
 
 /* write.c */
 extern const struct store_ops store_db_ops;
@@ -62,6 +88,8 @@ extern const struct store_ops store_db_ops;
  * unwritable period, or after an import). 0 or -1. */
 int store_db_snapshot(struct store_db *st);
 void store_db_retry_init(struct store_db *st);
+/* INSERT the buffered msgs / deliveries rows now (in the open transaction). */
+void store_db_flush_rows(struct store_db *st);
 
 /* load.c */
 int store_db_load(struct store_db *st, char *err, size_t errlen);

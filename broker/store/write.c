@@ -120,24 +120,136 @@ static void put_sub(struct store_db *st, const struct session *s, const struct s
 	store_db_step(st, Q_SUB_PUT);
 }
 
+/* ---- msgs / deliveries rows, INSERTed many per statement ----
+ *
+ * A routed message costs one msgs row and one deliveries row per durable
+ * subscriber. Rather than one INSERT each, the rows of a pass are kept in
+ * st->pend_msg / pend_dlv and INSERTed at once, STORE_BATCH per statement
+ * (then 32, 16, ... 1 for the rest): one statement run, one cursor and
+ * one B-tree descent for many appended rows instead of one each.
+ * Durability is unchanged: the rows are INSERTed inside the same
+ * transaction before COMMIT (op_commit, store_db_snapshot), so the
+ * acknowledgements the seam releases after commit() still follow the rows
+ * they depend on. Order is unchanged for every other statement too:
+ * store_db_step flushes the buffer before it runs anything else (so a
+ * delete or update of a buffered row finds it). A rollback drops the
+ * buffer with the rest. A buffered msgs row holds a reference on its
+ * message (immutable), a deliveries row copies its values (the outmsg or
+ * session may be gone by the flush); a row that does not fit (long session
+ * id, subscription ids) flushes the buffer and takes the one-row path. */
+
+static unsigned batch_size(unsigned n)
+{
+	unsigned k = STORE_BATCH;
+	while (k > n)
+		k >>= 1;
+	return k;
+}
+
+static sqlite3_stmt *batch_stmt(struct store_db *st, bool msgs, unsigned k)
+{
+	if (k == 1)
+		return st->q[msgs ? Q_MSG_PUT : Q_DELIV_PUT];
+	unsigned i = 0;
+	while ((2u << i) < k)
+		i++;
+	return msgs ? st->q_msg_n[i] : st->q_dlv_n[i];
+}
+
+static void flush_msgs(struct store_db *st)
+{
+	unsigned n = st->n_pend_msg;
+	for (unsigned i = 0; i < n && !st->txn_failed;) {
+		unsigned k = batch_size(n - i);
+		sqlite3_stmt *q = batch_stmt(st, true, k);
+		for (unsigned r = 0; r < k; r++) {
+			const struct store_pend_msg *p = &st->pend_msg[i + r];
+			const struct message *m = p->m;
+			int b = (int)r * 7;
+			sqlite3_bind_int64(q, b + 1, (sqlite3_int64)p->mid);
+			sqlite3_bind_text(q, b + 2, (const char *)m->topic.p, (int)m->topic.len, SQLITE_STATIC);
+			bind_blob(q, b + 3, m->payload);
+			bind_blob(q, b + 4, m->props);
+			sqlite3_bind_int(q, b + 5, m->qos);
+			sqlite3_bind_int(q, b + 6, m->retain);
+			sqlite3_bind_int64(q, b + 7, p->expires_at);
+		}
+		store_db_step_stmt(st, q);
+		i += k;
+	}
+	for (unsigned i = 0; i < n; i++)
+		message_unref(&st->pend_msg[i].m);
+	st->n_pend_msg = 0;
+}
+
+static void flush_dlvs(struct store_db *st)
+{
+	unsigned n = st->n_pend_dlv;
+	for (unsigned i = 0; i < n && !st->txn_failed;) {
+		unsigned k = batch_size(n - i);
+		sqlite3_stmt *q = batch_stmt(st, false, k);
+		for (unsigned r = 0; r < k; r++) {
+			const struct store_pend_dlv *p = &st->pend_dlv[i + r];
+			int b = (int)r * 8;
+			sqlite3_bind_int64(q, b + 1, (sqlite3_int64)p->seq);
+			sqlite3_bind_text(q, b + 2, p->sid, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(q, b + 3, (sqlite3_int64)p->mid);
+			sqlite3_bind_int(q, b + 4, p->qos);
+			sqlite3_bind_int(q, b + 5, p->retain);
+			sqlite3_bind_int(q, b + 6, p->state);
+			sqlite3_bind_int(q, b + 7, p->pid);
+			sqlite3_bind_null(q, b + 8); /* rows with sub_ids take the one-row path */
+		}
+		store_db_step_stmt(st, q);
+		i += k;
+	}
+	st->n_pend_dlv = 0;
+}
+
+void store_db_flush_rows(struct store_db *st)
+{
+	flush_msgs(st);
+	flush_dlvs(st);
+}
+
+/* A rollback: the buffered rows are dropped, not written. */
+static void drop_rows(struct store_db *st)
+{
+	for (unsigned i = 0; i < st->n_pend_msg; i++)
+		message_unref(&st->pend_msg[i].m);
+	st->n_pend_msg = st->n_pend_dlv = 0;
+}
+
 static void put_delivery(struct store_db *st, const struct session *s, struct outmsg *o)
 {
 	struct message *m = o->msg;
 	if (!m->store_id) {
 		m->store_id = st->next_mid++;
-		sqlite3_stmt *q = st->q[Q_MSG_PUT];
-		sqlite3_bind_int64(q, 1, (sqlite3_int64)m->store_id);
-		sqlite3_bind_text(q, 2, (const char *)m->topic.p, (int)m->topic.len, SQLITE_STATIC);
-		bind_blob(q, 3, m->payload);
-		bind_blob(q, 4, m->props);
-		sqlite3_bind_int(q, 5, m->qos);
-		sqlite3_bind_int(q, 6, m->retain);
-		sqlite3_bind_int64(q, 7, (sqlite3_int64)wall_expiry(st, m));
-		store_db_step(st, Q_MSG_PUT);
+		if (st->n_pend_msg == STORE_BATCH)
+			flush_msgs(st);
+		struct store_pend_msg *p = &st->pend_msg[st->n_pend_msg++];
+		p->m = message_ref(m);
+		p->mid = m->store_id;
+		p->expires_at = (int64_t)wall_expiry(st, m);
 	}
 	m->store_refs++;
 	o->store_seq = st->next_seq++;
+	size_t sl = strlen(s->id);
+	if (sl < STORE_SID_INLINE && !o->n_sub_ids) {
+		if (st->n_pend_dlv == STORE_BATCH)
+			flush_dlvs(st);
+		struct store_pend_dlv *p = &st->pend_dlv[st->n_pend_dlv++];
+		p->seq = o->store_seq;
+		p->mid = m->store_id;
+		p->qos = o->qos;
+		p->retain = o->retain;
+		p->state = (uint8_t)o->state;
+		p->pid = o->pid;
+		memcpy(p->sid, s->id, sl + 1);
+		return;
+	}
 	sqlite3_stmt *q = st->q[Q_DELIV_PUT];
+	store_db_flush_rows(st); /* before the binds: the flush uses this statement too */
 	sqlite3_bind_int64(q, 1, (sqlite3_int64)o->store_seq);
 	sqlite3_bind_text(q, 2, s->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, (sqlite3_int64)m->store_id);
@@ -330,6 +442,7 @@ static bool op_writable(void *u)
 
 static void rollback(struct store_db *st)
 {
+	drop_rows(st);
 	st->del_seq_lo = st->del_seq_hi = st->del_mid_lo = st->del_mid_hi = 0;
 	if (!sqlite3_get_autocommit(st->db))
 		store_db_step(st, Q_ROLLBACK);
@@ -394,6 +507,8 @@ int store_db_snapshot(struct store_db *st)
 					put_session_all(st, s);
 	}
 	if (!st->txn_failed)
+		store_db_flush_rows(st);
+	if (!st->txn_failed)
 		del_flush(st);
 	int rc = (!st->txn_failed && store_db_step(st, Q_COMMIT)) ? 0 : -1;
 	if (rc) {
@@ -436,6 +551,8 @@ static int op_commit(void *u)
 		st->dirty = false;
 		return -1;
 	}
+	if (st->in_txn && !st->txn_failed)
+		store_db_flush_rows(st);
 	if (st->in_txn && !st->txn_failed)
 		del_flush(st);
 	if (!st->txn_failed && st->in_txn && store_db_step(st, Q_COMMIT)) {
