@@ -233,14 +233,15 @@ bool store_db_step(struct store_db *st, enum store_stmt q)
 	 * update of those rows among them) sees them, as if written at once. */
 	if ((st->n_pend_msg || st->n_pend_dlv) && q != Q_COMMIT && q != Q_ROLLBACK)
 		store_db_flush_rows(st);
-	return store_db_step_stmt(st, st->q[q]);
+	return store_db_step_stmt(st, st->q[q], true);
 }
 
-bool store_db_step_stmt(struct store_db *st, sqlite3_stmt *s)
+bool store_db_step_stmt(struct store_db *st, sqlite3_stmt *s, bool clear)
 {
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	if (clear)
+		sqlite3_clear_bindings(s);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 		return true;
 	if (!st->txn_failed)

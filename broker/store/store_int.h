@@ -79,8 +79,10 @@ bool store_db_begin(struct store_db *st);
 /* Run a bound statement (then reset it). false: it failed (txn_failed set). */
 bool store_db_step(struct store_db *st, enum store_stmt q);
 int store_db_exec(struct store_db *st, const char *sql);
-/* Step a bound statement that is not one of q[] (then reset it); as store_db_step. */
-bool store_db_step_stmt(struct store_db *st, sqlite3_stmt *s);
+/* Step a bound statement (then reset it; clear: and unbind its parameters,
+ * which a caller that binds every parameter each time can skip); as
+ * store_db_step, without its flush of buffered rows. */
+bool store_db_step_stmt(struct store_db *st, sqlite3_stmt *s, bool clear);
 
 /* write.c */
 extern const struct store_ops store_db_ops;

@@ -136,7 +136,22 @@ static void put_sub(struct store_db *st, const struct session *s, const struct s
  * buffer with the rest. A buffered msgs row holds a reference on its
  * message (immutable), a deliveries row copies its values (the outmsg or
  * session may be gone by the flush); a row that does not fit (long session
- * id, subscription ids) flushes the buffer and takes the one-row path. */
+ * id, subscription ids) flushes the buffer and takes the one-row path.
+ *
+ * Why a delivery's insert+delete pair is not elided when the subscriber's
+ * PUBACK follows quickly: the seam holds every byte queued in a pass until
+ * that pass commits (broker.h, store contract), the subscriber's PUBLISH
+ * included. So the subscriber cannot acknowledge before the pass that
+ * routed the message has committed, and by then the publisher's PUBACK has
+ * left: the rows must already be durable, since a kill -9 between that
+ * commit and the subscriber's PUBACK must still redeliver (with DUP). The
+ * pair could only be dropped if the subscriber's PUBLISH were let out
+ * before the commit while the publisher's PUBACK waited for either the
+ * commit or the subscriber's PUBACK (a crash before either: the publisher
+ * resends, at most a duplicate, allowed at QoS 1); that needs per-client
+ * output gating in the seam, not a store change. An ack in the same pass
+ * as the insert (a message too large for the client, expired, ACL-denied)
+ * runs the buffered INSERT then the DELETE, the same result as before. */
 
 static unsigned batch_size(unsigned n)
 {
@@ -174,7 +189,7 @@ static void flush_msgs(struct store_db *st)
 			sqlite3_bind_int(q, b + 6, m->retain);
 			sqlite3_bind_int64(q, b + 7, p->expires_at);
 		}
-		store_db_step_stmt(st, q);
+		store_db_step_stmt(st, q, false); /* every parameter is bound each time */
 		i += k;
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -200,7 +215,7 @@ static void flush_dlvs(struct store_db *st)
 			sqlite3_bind_int(q, b + 7, p->pid);
 			sqlite3_bind_null(q, b + 8); /* rows with sub_ids take the one-row path */
 		}
-		store_db_step_stmt(st, q);
+		store_db_step_stmt(st, q, false); /* every parameter is bound each time */
 		i += k;
 	}
 	st->n_pend_dlv = 0;
