@@ -667,6 +667,44 @@ START_TEST(restore_interface_contract)
 }
 END_TEST
 
+/* write.c buffers a pass's msgs/deliveries rows and INSERTs them up to 64
+ * per statement: 150 messages in one pass to a short-id and a long-id
+ * (one-row path) session give every row, and all come back after a restart
+ * (v311 MQTT-4.4.0-1: resent with DUP). */
+START_TEST(batched_rows_one_pass_restored_v311_MQTT_4_4_0_1)
+{
+	const char *lid = "a-session-id-longer-than-the-inline-buffer-of-write-c-0123456789";
+	struct net_conn *s1 = connect_client(MQTT_V311, "bs", false, 0, false);
+	subscribe(s1, MQTT_V311, "b/#", 1);
+	struct net_conn *s2 = connect_client(MQTT_V5, lid, false, 3600, false);
+	subscribe(s2, MQTT_V5, "b/#", 1);
+	struct net_conn *p = connect_client(MQTT_V311, "bp", true, 0, false);
+	uint64_t c0 = st->commits;
+	for (int i = 0; i < 150; i++) {
+		char t[16];
+		snprintf(t, sizeof(t), "b/%d", i);
+		publish(p, MQTT_V311, t, 1, (uint16_t)(i + 1), false, "payload");
+	}
+	store_commit(&b);
+	ck_assert_uint_eq(st->commits, c0 + 1);
+	ck_assert_int_eq(count("msgs"), 150);
+	ck_assert_int_eq(count("deliveries"), 300);
+	restart();
+	struct session *a = session_find(&b, "bs"), *l = session_find(&b, lid);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_uint_eq(a->inflight.count + a->queue.count, 150);
+	ck_assert_uint_eq(l->inflight.count + l->queue.count, 150);
+	s1 = connect_client(MQTT_V311, "bs", false, 0, true);
+	struct mqtt_frame f;
+	ck_assert(next_packet(s1, &f));
+	ck_assert_uint_eq(f.type, MQTT_PUBLISH);
+	ck_assert(f.flags & 0x08);
+	ck_assert_uint_eq(f.body[1], 3); /* the first one routed: topic "b/0" */
+	ck_assert_int_eq(memcmp(f.body + 2, "b/0", 3), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("store");
@@ -679,6 +717,7 @@ static Suite *suite(void)
 	tcase_add_test(t, restart_restores_everything_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, ack_deletes_rows);
 	tcase_add_test(t, acks_out_of_order_delete_exactly_v311_MQTT_4_4_0_1);
+	tcase_add_test(t, batched_rows_one_pass_restored_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, unwritable_store_withholds_acks_and_recovers);
 	tcase_add_test(t, garbage_file_refused);
 	tcase_add_test(t, newer_format_refused);
