@@ -141,9 +141,10 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 			(unsigned long long)e->inst);
 		break;
 	case CE_CLAIM_DONE:
+		nodes_claim_done(cl, e->inst);
 		break;
 	case CE_CLAIM_FAILED:
-		nodes_peer(cl, e->inst, true);
+		nodes_peer(cl, e->inst, true); /* judged again; its claim record stays (silent since the first time) */
 		break;
 	/* Answers about an instance we have since left (a P.dead notice came
 	 * first, or a second check) change nothing. */

@@ -43,7 +43,7 @@ enum cl_ev_kind {
 	CE_RECONNECTED,
 	CE_LOG,          /* text from the link thread */
 	CE_CLAIMED,      /* won inst: its wills follow as CE_MSG TAG_WILL, then CE_CLAIM_DONE */
-	CE_CLAIM_DONE,
+	CE_CLAIM_DONE,   /* the claim of inst is over (won or lost) */
 	CE_CLAIM_FAILED, /* NATS did not answer the claim: judge the node again */
 	CE_SELF_OK,      /* we claimed our own old instance: carry on as a new one */
 	CE_SELF_DEAD,    /* another node declared us dead: step down */
@@ -104,6 +104,25 @@ struct cl_pwill {
 	char id[];
 };
 
+/* A claim of a dead instance in progress: connects seen after silent_since
+ * (its last heartbeat) cancel its delayed wills, even those whose record
+ * has not arrived yet (v5 MQTT-3.1.3-9). */
+struct cl_claim {
+	UT_hash_handle hh; /* by inst */
+	uint64_t inst;
+	uint64_t silent_since;
+};
+
+/* A client id seen connecting (here or on another node) lately, oldest
+ * first in the list. */
+struct cl_recent {
+	UT_hash_handle hh; /* by id */
+	struct cl_recent *next;
+	uint64_t at;
+	uint64_t inst; /* the instance it connected to */
+	char id[];
+};
+
 struct cluster {
 	struct broker *b;
 	const struct cluster_conf *conf;
@@ -122,6 +141,8 @@ struct cluster {
 	struct cl_group *groups;
 	struct cl_peer *peers;
 	struct cl_pwill *pwills;
+	struct cl_claim *claims;
+	struct cl_recent *recent, *recent_head, **recent_tail;
 	struct wheel_entry hb_timer;
 	uint64_t hb_at;         /* when the heartbeat timer was due */
 	uint64_t down_since;    /* NATS lost at (0: connected) */
@@ -205,6 +226,7 @@ void nodes_will_gone(void *u, struct session *s);
  * unknown and create is set; NULL otherwise or without memory. */
 struct cl_peer *nodes_peer(struct cluster *cl, uint64_t inst, bool create);
 void nodes_bye(struct cluster *cl);
+void nodes_claim_done(struct cluster *cl, uint64_t inst); /* CE_CLAIM_DONE: claim over, won or lost */
 void nodes_free(struct cluster *cl);
 
 #endif

@@ -274,8 +274,10 @@ static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
 		cluster_postf(cl, s == NATS_OK ? CE_SELF_OK : CE_SELF_DEAD, c->inst);
 		return true;
 	}
-	if (s != NATS_OK)
-		return true; /* another node won it */
+	if (s != NATS_OK) {
+		cluster_postf(cl, CE_CLAIM_DONE, c->inst); /* another node won it */
+		return true;
+	}
 	cluster_postf(cl, CE_CLAIMED, c->inst);
 	char subj[160];
 	snprintf(subj, sizeof(subj), "%s.dead", cl->prefix);

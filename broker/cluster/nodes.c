@@ -17,7 +17,10 @@
  * A CONNECT is announced on P.conn; the node holding a connection with the
  * same client id closes it (v5 DISCONNECT 0x8E) and forgets its session.
  * A will with a delay waits on the winner's wheel and is dropped if the
- * client connects again anywhere before it is due.
+ * client connects again anywhere before it is due — also when that
+ * connect came before the will's record reached the winner: connects are
+ * remembered for a while (cl_recent) and a record of a client seen
+ * connecting after its node went silent is dropped.
  * Not here: sessions that move between nodes.
  * Invariant: a will is in the wills bucket under this node's current
  * instance exactly while a local session holds it (bucket permitting).
@@ -58,6 +61,7 @@ static void on_hb_timer(struct wheel_entry *e, uint64_t now)
 void nodes_start(struct cluster *cl)
 {
 	wheel_entry_init(&cl->hb_timer, on_hb_timer);
+	cl->recent_tail = &cl->recent_head;
 	cl->hb_at = broker_now(cl->b) + cl->hb_ms;
 	wheel_add(&cl->b->wheel, &cl->hb_timer, cl->hb_at);
 }
@@ -69,10 +73,100 @@ static void peer_free(struct cluster *cl, struct cl_peer *p)
 	free(p);
 }
 
+/* ---- claims and recent connects ---------------------------------------------------- */
+
+/* Forget connects older than any claim in progress can ask about: a peer
+ * still alive was heard within the timeout, so a future claim's
+ * silent_since is later than now - timeout. */
+static void recent_prune(struct cluster *cl, uint64_t now)
+{
+	uint64_t keep = now > 2ull * cl->timeout_ms + cl->hb_ms ? now - 2ull * cl->timeout_ms - cl->hb_ms : 0;
+	struct cl_claim *c, *ct;
+	HASH_ITER(hh, cl->claims, c, ct) {
+		if (c->silent_since < keep)
+			keep = c->silent_since;
+	}
+	while (cl->recent_head && cl->recent_head->at < keep) {
+		struct cl_recent *r = cl->recent_head;
+		cl->recent_head = r->next;
+		if (!cl->recent_head)
+			cl->recent_tail = &cl->recent_head;
+		HASH_DEL(cl->recent, r);
+		free(r);
+	}
+}
+
+/* Client id seen connecting now on instance inst (this node or another). */
+static void recent_add(struct cluster *cl, const char *id, uint64_t inst)
+{
+	uint64_t now = broker_now(cl->b);
+	recent_prune(cl, now);
+	struct cl_recent *r = NULL;
+	HASH_FIND_STR(cl->recent, id, r);
+	if (r) { /* move to the tail: the list stays oldest first */
+		struct cl_recent **pp = &cl->recent_head;
+		while (*pp != r)
+			pp = &(*pp)->next;
+		*pp = r->next;
+		if (cl->recent_tail == &r->next)
+			cl->recent_tail = pp;
+	} else {
+		size_t l = strlen(id);
+		r = malloc(sizeof(*r) + l + 1);
+		if (!r)
+			return;
+		memcpy(r->id, id, l + 1);
+		HASH_ADD_STR(cl->recent, id, r);
+	}
+	if (!cl->recent_tail)
+		cl->recent_tail = &cl->recent_head;
+	r->at = now;
+	r->inst = inst;
+	r->next = NULL;
+	*cl->recent_tail = r;
+	cl->recent_tail = &r->next;
+}
+
+/* Did client id connect on another node after instance inst went silent?
+ * (Its own connect on the dead node, before it died, does not count.) */
+static bool back_since_claim(struct cluster *cl, uint64_t inst, const char *id)
+{
+	struct cl_claim *c = NULL;
+	struct cl_recent *r = NULL;
+	HASH_FIND(hh, cl->claims, &inst, sizeof(inst), c);
+	HASH_FIND_STR(cl->recent, id, r);
+	return c && r && r->inst != inst && r->at >= c->silent_since;
+}
+
+void nodes_claim_done(struct cluster *cl, uint64_t inst)
+{
+	struct cl_claim *c = NULL;
+	HASH_FIND(hh, cl->claims, &inst, sizeof(inst), c);
+	if (c) {
+		HASH_DEL(cl->claims, c);
+		free(c);
+	}
+}
+
+static void claim_start(struct cluster *cl, uint64_t inst, uint64_t silent_since)
+{
+	struct cl_claim *c = NULL;
+	HASH_FIND(hh, cl->claims, &inst, sizeof(inst), c);
+	if (c) /* claimed again after a failed try: it has been silent since the first */
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return; /* then a reconnect before the will record arrives does not cancel it */
+	c->inst = inst;
+	c->silent_since = silent_since;
+	HASH_ADD(hh, cl->claims, inst, sizeof(c->inst), c);
+}
+
 static void declare_dead(struct cluster *cl, struct cl_peer *p, const char *why)
 {
 	log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s (instance %016" PRIx64 ") %s: dead.", p->node[0] ? p->node : "?",
 		p->inst, why);
+	claim_start(cl, p->inst, p->last_seen);
 	cluster_command(cl, CMD_CLAIM, p->inst);
 	peer_free(cl, p);
 }
@@ -234,6 +328,15 @@ void nodes_will_in(struct cluster *cl, natsMsg *msg)
 	if (!m)
 		return;
 	char *id = strndup((const char *)e.id.p, e.id.len);
+	if (id && e.delay && back_since_claim(cl, e.inst, id)) {
+		/* It connected again (here or elsewhere) after its node went
+		 * silent and before this record arrived: within its delay, so
+		 * dropped as pwill_cancel would have (v5 MQTT-3.1.3-9). */
+		log_msg(cl->b, LOG_F_INFORMATION, "Cluster: client %s is back within its will delay; will dropped.", id);
+		free(id);
+		message_unref(&m);
+		return;
+	}
 	if (id && e.delay) {
 		struct cl_pwill *pw = calloc(1, sizeof(*pw) + e.id.len + 1), *old = NULL;
 		if (pw) {
@@ -357,6 +460,7 @@ void nodes_hb_in(struct cluster *cl, natsMsg *msg)
 		log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s (instance %016" PRIx64 ") is up.", node, inst);
 	}
 	p->last_seen = now;
+	nodes_claim_done(cl, inst); /* alive after all (a claim that failed): nothing to wait for */
 	if (!wheel_armed(&p->timer))
 		wheel_add(&cl->b->wheel, &p->timer, p->last_seen + cl->timeout_ms);
 }
@@ -389,6 +493,7 @@ void nodes_attached(void *u, struct session *s)
 	if (s->bridge_owned)
 		return;
 	pwill_cancel(cl, s->id);
+	recent_add(cl, s->id, cl->inst);
 	if (!cl->joined)
 		return;
 	/* "<instance> <since> <client id>": of two connections with one id the
@@ -425,6 +530,7 @@ void nodes_conn_in(struct cluster *cl, natsMsg *msg)
 		return;
 	struct broker *b = cl->b;
 	pwill_cancel(cl, id);
+	recent_add(cl, id, inst);
 	struct session *s = session_find(b, id);
 	if (s && !s->bridge_owned) {
 		if (s->client) {
@@ -458,4 +564,16 @@ void nodes_free(struct cluster *cl)
 	struct cl_peer *p, *tmp;
 	HASH_ITER(hh, cl->peers, p, tmp)
 		peer_free(cl, p);
+	struct cl_claim *c, *ct;
+	HASH_ITER(hh, cl->claims, c, ct) {
+		HASH_DEL(cl->claims, c);
+		free(c);
+	}
+	while (cl->recent_head) {
+		struct cl_recent *r = cl->recent_head;
+		cl->recent_head = r->next;
+		HASH_DEL(cl->recent, r);
+		free(r);
+	}
+	cl->recent_tail = &cl->recent_head;
 }

@@ -270,13 +270,17 @@ def test_dead_node_will_delay(h):
     w = h.connect(b, "w", proto=5)
     w.subscribe([("wd/#", 0)])
     settle()
-    for cid in ("late", "back"):
+    for cid in ("late", "back", "early"):
         h.connect(a, cid, proto=5, properties=[(mt.SESSION_EXPIRY, 60)],
                   will={"topic": "wd/" + cid, "payload": cid.encode(), "properties": [(mt.WILL_DELAY, 2)]})
     time.sleep(0.3)
     t0 = time.monotonic()
     h.kill9(a)
-    h.wait_log(b, "publishes the wills of dead instance", timeout=4)
+    # "early" is back before b even notices a is dead: b gets its will record only later, and
+    # must still drop it. "back" reconnects just as b takes over a's wills: its CONNECT may be
+    # handled before or after its will record arrives (both orders must drop it).
+    h.connect(b, "early", proto=5, properties=[(mt.SESSION_EXPIRY, 60)])
+    h.wait_log(b, "publishes the wills of dead instance", timeout=2 + 4)
     h.connect(b, "back", proto=5, properties=[(mt.SESSION_EXPIRY, 60)])  # within its delay
     w.expect_no_packet(1.0)
     p = w.expect_type(mt.PUBLISH, timeout=3)
@@ -284,8 +288,9 @@ def test_dead_node_will_delay(h):
     mt.check_eq((p["topic"], p["payload"]), ("wd/late", b"late"), "the delayed will")
     mt.check(took >= 2.0, "delayed will after %.2f s: before its delay" % took)
     mt.check(took <= 2 + 2 + 1.0, "delayed will after %.2f s: later than timeout + delay + 1 s" % took)
-    w.expect_no_packet(0.5)  # "back" reconnected: its will is not published
-    print("  checked: delayed will after %.2f s (timeout 2 + delay 2), the reconnected one dropped" % took)
+    w.expect_no_packet(0.5)  # "back" and "early" reconnected: their wills are not published
+    mt.check_eq(b.log().count("is back within its will delay"), 2, "wills dropped on b")
+    print("  checked: delayed will after %.2f s (timeout 2 + delay 2), the 2 reconnected ones dropped" % took)
 
 
 def test_partitioned_node_steps_down(h):
