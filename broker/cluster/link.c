@@ -154,7 +154,13 @@ static int setup(struct cluster *cl, natsConnection *nc)
 {
 	char subj[160];
 	jsErrCode jerr = 0;
-	if (natsConnection_JetStream(&cl->js, nc, NULL) != NATS_OK)
+	/* A JetStream API request sent while the NATS cluster has no metadata
+	 * leader (elections after a server loss) gets no answer: time out
+	 * sooner than libnats' 5 s and try again (link_main retries each second). */
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 2000;
+	if (natsConnection_JetStream(&cl->js, nc, &jo) != NATS_OK)
 		return -1;
 	if (ensure_bucket(cl, cl->bucket[0], NULL) || ensure_bucket(cl, cl->bucket[1], NULL) ||
 	    ensure_bucket(cl, cl->bucket[2], &cl->kv_dead))

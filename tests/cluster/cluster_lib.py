@@ -75,6 +75,31 @@ class Nats:
         with urllib.request.urlopen("http://127.0.0.1:%d/connz?subs=1" % self.mport, timeout=2) as r:
             return json.loads(r.read())
 
+    def js_ready(self, gone=()):
+        """True when /healthz says this server's JetStream is current and /jsz names a metadata
+        leader that is not one of the servers named in gone (killed: an election must follow)."""
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.mport, timeout=1) as r:
+                if json.loads(r.read()).get("status") != "ok":
+                    return False
+            if not self.cluster_port:
+                return True
+            with urllib.request.urlopen("http://127.0.0.1:%d/jsz" % self.mport, timeout=1) as r:
+                leader = (json.loads(r.read()).get("meta_cluster") or {}).get("leader")
+            return bool(leader) and leader not in gone
+        except (OSError, ValueError):
+            return False
+
+    def wait_js(self, timeout, gone=()):
+        """Wait (bounded) until js_ready(gone); return the seconds it took, fail with the
+        server's log tail if it never is."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.js_ready(gone):
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        mt.fail("nats-server %s: JetStream not ready within %.1f s; log:\n%s" % (self.name, timeout, self.log()))
+
     def out_msgs(self, conn_name):
         """Messages the server has sent to the client connection named conn_name."""
         for c in self.connz().get("connections", []):
