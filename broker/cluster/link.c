@@ -120,9 +120,13 @@ static int ensure_bucket(struct cluster *cl, const char *name, kvStore **out)
 	kc.StorageType = js_FileStorage;
 	kc.Replicas = cl->conf->replicas ? (int)cl->conf->replicas : 1;
 	kvStore *kv = NULL;
-	natsStatus s = js_CreateKeyValue(&kv, cl->js, &kc);
+	/* Bind first: a stream info needs only the stream's leader, while a
+	 * create goes through the metadata leader, which a NATS cluster may be
+	 * electing (a server lost). An existing bucket with another
+	 * configuration is used as it is. */
+	natsStatus s = js_KeyValue(&kv, cl->js, name);
 	if (s != NATS_OK)
-		s = js_KeyValue(&kv, cl->js, name); /* exists with another configuration: use it */
+		s = js_CreateKeyValue(&kv, cl->js, &kc);
 	if (s != NATS_OK) {
 		cluster_logf(cl, LOG_F_ERROR, "JetStream key-value bucket %s unavailable (%s): is nats-server running with -js?",
 			     name, natsStatus_GetText(s));

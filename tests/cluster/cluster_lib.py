@@ -77,16 +77,20 @@ class Nats:
 
     def js_ready(self, gone=()):
         """True when /healthz says this server's JetStream is current and /jsz names a metadata
-        leader that is not one of the servers named in gone (killed: an election must follow)."""
+        leader and a leader for every stream, none of them a server named in gone (killed: an
+        election must follow)."""
         try:
             with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.mport, timeout=1) as r:
                 if json.loads(r.read()).get("status") != "ok":
                     return False
             if not self.cluster_port:
                 return True
-            with urllib.request.urlopen("http://127.0.0.1:%d/jsz" % self.mport, timeout=1) as r:
-                leader = (json.loads(r.read()).get("meta_cluster") or {}).get("leader")
-            return bool(leader) and leader not in gone
+            with urllib.request.urlopen("http://127.0.0.1:%d/jsz?streams=true" % self.mport, timeout=1) as r:
+                jsz = json.loads(r.read())
+            leaders = [(jsz.get("meta_cluster") or {}).get("leader")]
+            for acc in jsz.get("account_details") or []:
+                leaders += [(st.get("cluster") or {}).get("leader") for st in acc.get("stream_detail") or []]
+            return all(leaders) and not any(x in gone for x in leaders)
         except (OSError, ValueError):
             return False
 
