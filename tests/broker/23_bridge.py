@@ -649,12 +649,14 @@ def _primary_down_then_back(h, extra=""):
     return state_watch(h, prim), ws
 
 
-@timeout(30)
+@timeout(45)
 def test_round_robin_false_returns_to_the_primary(h):
     # round_robin false (the default): once the primary listens again the bridge leaves the
     # secondary (whose subscribers see the will, state 0) for it (a TCP probe every 5 s).
+    # mosquitto 2.0.11 returns too, but only after a reconnect cycle (seen 6-30 s on a loaded
+    # machine): a longer limit there, so the test checks the behaviour, not mosquitto's timing.
     wp, ws = _primary_down_then_back(h)
-    await_state(wp, "br1", "1", limit=12)
+    await_state(wp, "br1", "1", limit=35 if h.mosquitto else 12)
     await_state(ws, "br1", "0", limit=3)
 
 
