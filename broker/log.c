@@ -26,6 +26,7 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "api/jbuf.h"
 #include "broker.h"
 
 struct log {
@@ -204,131 +205,21 @@ static const char *level_name(unsigned type)
 	}
 }
 
-/* ---- JSON ------------------------------------------------------------------------ */
-
-/* A growing line buffer; on allocation failure it stays marked failed and
- * the line is dropped (never written half). */
-struct jbuf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-	char stack[2048];
-};
-
-static void jb_put(struct jbuf *j, const char *s, size_t n)
-{
-	if (j->failed)
-		return;
-	if (j->len + n + 1 > j->cap) {
-		size_t cap = j->cap * 2;
-		while (cap < j->len + n + 1)
-			cap *= 2;
-		char *np = j->p == j->stack ? malloc(cap) : realloc(j->p, cap);
-		if (!np) {
-			j->failed = true;
-			return;
-		}
-		if (j->p == j->stack)
-			memcpy(np, j->stack, j->len);
-		j->p = np;
-		j->cap = cap;
-	}
-	memcpy(j->p + j->len, s, n);
-	j->len += n;
-	j->p[j->len] = 0;
-}
-
-static void jb_lit(struct jbuf *j, const char *s)
-{
-	jb_put(j, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t k;
-	unsigned min;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		k = 2, min = 0x80;
-	else if (c >= 0xE0 && c <= 0xEF)
-		k = 3, min = 0x800;
-	else if (c >= 0xF0 && c <= 0xF4)
-		k = 4, min = 0x10000;
-	else
-		return 0;
-	if (k > n)
-		return 0;
-	unsigned cp = c & (0xFF >> (k + 1));
-	for (size_t i = 1; i < k; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return k;
-}
-
-/* A JSON string: quotes, escapes, invalid UTF-8 as U+FFFD. */
-static void jb_str(struct jbuf *j, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
-	jb_put(j, "\"", 1);
-	while (n) {
-		size_t run = 0; /* bytes copied as they are */
-		while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
-			run++;
-		if (run) {
-			jb_put(j, (const char *)p, run);
-			p += run, n -= run;
-			continue;
-		}
-		unsigned c = *p;
-		char esc[8];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\', esc[1] = (char)c;
-			jb_put(j, esc, 2);
-			p++, n--;
-		} else if (c < 0x20) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			jb_put(j, esc, 6);
-			p++, n--;
-		} else {
-			size_t k = utf8_len(p, n);
-			if (k) {
-				jb_put(j, (const char *)p, k);
-				p += k, n -= k;
-			} else {
-				jb_lit(j, "\\ufffd");
-				p++, n--;
-			}
-		}
-	}
-	jb_put(j, "\"", 1);
-}
+/* ---- JSON (written with the API room's jbuf: api/jbuf.h) ------------------------- */
 
 static void jb_field(struct jbuf *j, const char *name, const char *value)
 {
 	if (!value)
 		return;
-	jb_lit(j, ",\"");
-	jb_lit(j, name);
-	jb_lit(j, "\":");
-	jb_str(j, value);
+	jb_puts(j, ",\"");
+	jb_puts(j, name);
+	jb_puts(j, "\":");
+	jb_cstr(j, value);
 }
 
 static void jb_num(struct jbuf *j, const char *name, unsigned long long v)
 {
-	char num[32];
-	snprintf(num, sizeof(num), "%llu", v);
-	jb_lit(j, ",\"");
-	jb_lit(j, name);
-	jb_lit(j, "\":");
-	jb_lit(j, num);
+	jb_printf(j, ",\"%s\":%llu", name, v);
 }
 
 /* {"ts":...,"level":...,"msg":...,event fields}, no newline. */
@@ -341,12 +232,12 @@ static void json_line(struct jbuf *j, unsigned type, const struct log_ev *ev, co
 	gmtime_r(&now.tv_sec, &tm);
 	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
-	jb_lit(j, "{\"ts\":\"");
-	jb_lit(j, ts);
-	jb_lit(j, "\",\"level\":\"");
-	jb_lit(j, level_name(type));
-	jb_lit(j, "\",\"msg\":");
-	jb_str(j, msg);
+	jb_puts(j, "{\"ts\":\"");
+	jb_puts(j, ts);
+	jb_puts(j, "\",\"level\":\"");
+	jb_puts(j, level_name(type));
+	jb_puts(j, "\",\"msg\":");
+	jb_cstr(j, msg);
 	if (ev) {
 		jb_field(j, "event", ev->event);
 		jb_field(j, "client_id", ev->client_id);
@@ -361,7 +252,7 @@ static void json_line(struct jbuf *j, unsigned type, const struct log_ev *ev, co
 		if (ev->silent_ms)
 			jb_num(j, "silent_ms", ev->silent_ms);
 	}
-	jb_lit(j, "}");
+	jb_puts(j, "}");
 }
 
 /* ---- writing a line ---------------------------------------------------------------- */
@@ -399,18 +290,18 @@ static void vlog(struct broker *b, unsigned type, const struct log_ev *ev, const
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (l && l->json) {
-		struct jbuf j = {.cap = sizeof(j.stack)};
-		j.p = j.stack;
+		char stack[2048];
+		struct jbuf j;
+		jb_init_buf(&j, stack, sizeof(stack));
 		json_line(&j, type, ev, msg);
 		size_t body = j.len;
-		jb_lit(&j, "\n");
-		if (!j.failed) {
+		jb_puts(&j, "\n");
+		if (!j.oom) {
 			emit_line(l, j.p);
 			j.p[body] = 0; /* syslog and the topic: the object without the newline */
 			emit_msg(b, l, type, j.p);
 		}
-		if (j.p != j.stack)
-			free(j.p);
+		jb_free(&j);
 		return;
 	}
 	char line[1200];

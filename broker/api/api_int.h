@@ -11,25 +11,12 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "jbuf.h"
 #include "net.h"
 
 #define API_EVENTS 64 /* recent events kept for the status page */
 
-/* ---- a growable output buffer with a JSON string writer (jbuf.c) ---- */
-struct jbuf {
-	char *p;
-	size_t len, cap;
-	bool oom; /* an append failed: the content is incomplete */
-};
-void jb_free(struct jbuf *j);
-void jb_put(struct jbuf *j, const char *s, size_t n);
-void jb_puts(struct jbuf *j, const char *s);
-void jb_printf(struct jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A JSON string literal (quotes included): UTF-8 passed through, control
- * characters, '"', '\\' and invalid UTF-8 bytes escaped (invalid bytes as
- * U+FFFD), "</" as "<\/" so that it is safe inside HTML. NULL: null. */
-void jb_str(struct jbuf *j, const char *s, size_t n);
-void jb_cstr(struct jbuf *j, const char *s);
+/* struct jbuf and the JSON string writer: jbuf.h */
 
 /* ---- the read-only view of the broker (api_view.c) ---- */
 struct api_totals {

@@ -1,7 +1,8 @@
 /*
- * broker/api/jbuf.c — a growable output buffer and a JSON string writer for the API room.
+ * broker/api/jbuf.c — a growable output buffer and vigil's one JSON string writer, used by the HTTP
+ * API (broker/api/) and the JSON log lines (log.c, log_format json).
  *
- * Why not a JSON library: the API only writes JSON, a few flat objects; the one subtle part is string
+ * Why not a JSON library: vigil only writes JSON, a few flat objects; the one subtle part is string
  * escaping (client ids and $SYS values are arbitrary bytes), done here in one function with its own
  * unit suite (tests/unit/test_jbuf.c). Does not: parse JSON. Invariant: jb_str always produces a valid
  * JSON string in UTF-8 whatever bytes it is given; after a failed allocation j->oom is set and every
@@ -12,13 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_int.h"
+#include "jbuf.h"
+
+void jb_init_buf(struct jbuf *j, char *buf, size_t cap)
+{
+	*j = (struct jbuf){.p = buf, .cap = cap, .borrowed = true};
+	buf[0] = '\0';
+}
 
 void jb_free(struct jbuf *j)
 {
-	free(j->p);
-	j->p = NULL;
-	j->len = j->cap = 0;
+	if (!j->borrowed)
+		free(j->p);
+	*j = (struct jbuf){0};
 }
 
 static bool jb_room(struct jbuf *j, size_t n)
@@ -30,11 +37,14 @@ static bool jb_room(struct jbuf *j, size_t n)
 	size_t cap = j->cap ? j->cap : 1024;
 	while (cap < j->len + n + 1)
 		cap *= 2;
-	char *p = realloc(j->p, cap);
+	char *p = j->borrowed ? malloc(cap) : realloc(j->p, cap);
 	if (!p) {
 		j->oom = true;
 		return false;
 	}
+	if (j->borrowed)
+		memcpy(p, j->p, j->len + 1);
+	j->borrowed = false;
 	j->p = p;
 	j->cap = cap;
 	return true;
