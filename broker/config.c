@@ -606,6 +606,10 @@ int config_finish_warn(struct config *c, int cmdline_port, config_warn_fn warn, 
 		int port = cmdline_port > 0 ? cmdline_port : 1883;
 		if (add_local(c, "127.0.0.1", port, false) || add_local(c, "::1", port, true))
 			goto nomem;
+		for (size_t i = 0; i < c->n_more_ports; i++)
+			if (add_local(c, "127.0.0.1", c->more_ports[i], false) ||
+			    add_local(c, "::1", c->more_ports[i], true))
+				goto nomem;
 	}
 	int anonymous = c->local_only ? 1 : -1; /* local-only forces it on, as mosquitto */
 	if (finish_security(&c->security, anonymous))

@@ -144,6 +144,8 @@ struct bridge_conf {
 	char *bind_address;         /* bridge_bind_address: local address of the outbound socket */
 };
 
+#define CONFIG_CMD_PORTS 10 /* -p at most this many times (mosquitto CMD_PORT_LIMIT) */
+
 struct config {
 	/* listeners, in file order; config_finish appends mosquitto's default
 	 * listener (from "port", "bind_address" or listener options given before
@@ -207,6 +209,11 @@ struct config {
 	/* Set by config_finish: no listener was configured, so vigil listens on
 	 * 127.0.0.1 and ::1 only, with anonymous access (mosquitto 2.0). */
 	bool local_only;
+	/* -p given more than once (main.c): the ports after the first, which
+	 * local only mode also listens on (mosquitto: "may be specified multiple
+	 * times"; ignored when the file has listeners, as mosquitto ignores -p). */
+	uint16_t more_ports[CONFIG_CMD_PORTS - 1];
+	size_t n_more_ports;
 
 	/* bridges, in file order (config_bridge.h) */
 	struct bridge_conf *bridges;

@@ -31,7 +31,9 @@
 struct app {
 	struct broker b;
 	const char *conf_file;
-	int cmd_port;
+	int cmd_port;                  /* the first -p, 0 if none */
+	uint16_t more_ports[CONFIG_CMD_PORTS - 1]; /* the others */
+	size_t n_more_ports;
 	int sigfd;
 	struct notify *notify;
 	bool stop;
@@ -55,6 +57,17 @@ static void usage(FILE *f)
 		   " --check : health check: CONNECT/CONNACK on a listener of the config; exit 0 or 1.\n\n"
 		   "See https://mosquitto.org/ for the configuration file format.\n",
 		VIGIL_VERSION);
+}
+
+/* "1883" or "1883, 1884": the ports of local only mode (one IPv4 and one
+ * IPv6 listener each). */
+static const char *local_ports(const struct config *c, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < c->n_listeners && n < len; i += 2)
+		n += (size_t)snprintf(buf + n, len - n, "%s%d", i ? ", " : "", c->listeners[i].port);
+	return buf;
 }
 
 static void warn_cb(const char *msg, void *u)
@@ -90,6 +103,8 @@ static void reload(struct app *a)
 		struct config fresh;
 		char err[1024];
 		config_init(&fresh);
+		memcpy(fresh.more_ports, a->more_ports, sizeof(fresh.more_ports));
+		fresh.n_more_ports = a->n_more_ports;
 		fresh.verbose = b->cfg->verbose;
 		fresh.daemon = b->cfg->daemon;
 		if (config_parse_file(&fresh, a->conf_file, warn_cb, NULL, err, sizeof(err)) ||
@@ -195,7 +210,15 @@ int main(int argc, char **argv)
 				fprintf(stderr, "Error: Invalid port specified.\n");
 				goto out_cfg;
 			}
-			cmd_port = (int)p;
+			if (!cmd_port) {
+				cmd_port = (int)p;
+			} else if (cfg.n_more_ports == CONFIG_CMD_PORTS - 1) {
+				fprintf(stderr, "Error: Only %d ports can be specified on the command line.\n",
+					CONFIG_CMD_PORTS);
+				goto out_cfg;
+			} else {
+				cfg.more_ports[cfg.n_more_ports++] = (uint16_t)p;
+			}
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
 			cfg.verbose = true;
 		} else if (!strcmp(a, "-d") || !strcmp(a, "--daemon")) {
@@ -217,6 +240,8 @@ int main(int argc, char **argv)
 	bool verbose = cfg.verbose, daemon_mode = cfg.daemon;
 	app.conf_file = conf_file;
 	app.cmd_port = cmd_port;
+	memcpy(app.more_ports, cfg.more_ports, sizeof(app.more_ports));
+	app.n_more_ports = cfg.n_more_ports;
 	if (conf_file && config_parse_file(&cfg, conf_file, warn_cb, NULL, err, sizeof(err))) {
 		fprintf(stderr, "Error: %s\n", err);
 		goto out_cfg;
@@ -243,14 +268,15 @@ int main(int argc, char **argv)
 		goto out_loop;
 	}
 	struct broker *b = &app.b;
+	char ports[80];
 	log_msg(b, LOG_F_NOTICE, "vigil version %s starting", VIGIL_VERSION);
 	if (conf_file)
 		log_msg(b, LOG_F_NOTICE, "Config loaded from %s.", conf_file);
 	if (cfg.local_only)
 		log_msg(b, LOG_F_NOTICE,
-			"Starting in local only mode: listening on localhost port %d only, anonymous clients allowed "
+			"Starting in local only mode: listening on localhost port%s %s only, anonymous clients allowed "
 			"(configure a 'listener' with -c FILE to accept remote clients).",
-			cfg.n_listeners ? cfg.listeners[0].port : 1883);
+			cfg.n_more_ports ? "s" : "", local_ports(&cfg, ports, sizeof(ports)));
 	raise_nofile(b);
 	if (broker_listen(b, err, sizeof(err)) || api_start(b, err, sizeof(err))) {
 		log_msg(b, LOG_F_ERROR, "Error: %s", err);
