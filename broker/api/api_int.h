@@ -35,6 +35,11 @@ struct api_listener_row {
 	bool tls, open;
 	uint64_t connections;
 };
+struct api_bridge_row {
+	const char *name, *state, *address; /* address "host:port" in the caller's buffer */
+	bool up;
+	uint64_t connects, disconnects, remote_timeouts, sent, received, queued;
+};
 struct api_client_row {
 	const char *client_id, *address, *username; /* username NULL: none */
 	int protocol_version;
@@ -50,6 +55,9 @@ void api_view_totals(const struct broker *b, struct api_totals *t);
 uint64_t api_view_clients_connected(const struct broker *b); /* O(1) */
 /* Row i (0-based) of the listeners; false past the end. */
 bool api_view_listener(const struct broker *b, size_t i, struct api_listener_row *row);
+/* Row i (0-based) of the bridges; false past the end. addr (len bytes)
+ * receives the current remote address. */
+bool api_view_bridge(const struct broker *b, size_t i, struct api_bridge_row *row, char *addr, size_t len);
 /* Client list cursor: an opaque position in the core's list (newest first).
  * first/next return NULL at the end; row() fills row and returns false for
  * a connection that is not a connected MQTT client (pre-CONNECT, closing). */

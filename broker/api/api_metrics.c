@@ -37,6 +37,42 @@ static void label_value(struct jbuf *j, const char *s)
 	}
 }
 
+/* Per bridge, labelled bridge="NAME": one family at a time (the format
+ * wants a family's samples together), so the rows are read once per family. */
+static void bridge_families(const struct api *a, struct jbuf *j)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{"vigil_bridge_up", "gauge", "1 while the bridge's connection to its remote is up (CONNACK accepted), else 0."},
+		{"vigil_bridge_connects_total", "counter", "Connections of the bridge accepted by its remote."},
+		{"vigil_bridge_disconnects_total", "counter", "Connections of the bridge lost, for any reason."},
+		{"vigil_bridge_remote_timeouts_total", "counter", "Remote declared dead after 1.5 x keepalive_interval of silence."},
+		{"vigil_bridge_messages_sent_total", "counter", "PUBLISH packets the bridge sent to its remote."},
+		{"vigil_bridge_messages_received_total", "counter", "PUBLISH packets the bridge received from its remote."},
+		{"vigil_bridge_messages_queued", "gauge", "Messages waiting for the remote (in flight and queued)."},
+	};
+	struct api_bridge_row r;
+	char addr[300];
+	if (!api_view_bridge(a->b, 0, &r, addr, sizeof(addr)))
+		return;
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		family(j, fam[f].name, fam[f].type, fam[f].help);
+		for (size_t i = 0; api_view_bridge(a->b, i, &r, addr, sizeof(addr)); i++) {
+			uint64_t v[] = {r.up, r.connects, r.disconnects, r.remote_timeouts, r.sent, r.received, r.queued};
+			jb_printf(j, "%s{bridge=\"", fam[f].name);
+			label_value(j, r.name);
+			if (f == 0) {
+				jb_puts(j, "\",state=\"");
+				label_value(j, r.state);
+				jb_puts(j, "\",address=\"");
+				label_value(j, r.address);
+			}
+			jb_printf(j, "\"} %" PRIu64 "\n", v[f]);
+		}
+	}
+}
+
 void api_metrics_text(const struct api *a, struct jbuf *j)
 {
 	struct api_totals t;
@@ -76,6 +112,7 @@ void api_metrics_text(const struct api *a, struct jbuf *j)
 		sample(j, "vigil_store_writable", G, "1 while the persistence store commits, 0 while it cannot write.",
 		       t.store_writable);
 	sample(j, "vigil_bridges", G, "Configured bridge connections.", t.n_bridges);
+	bridge_families(a, j);
 	family(j, "vigil_listener_connections", G, "Connections open now, per listener.");
 	for (size_t i = 0;; i++) {
 		struct api_listener_row r;

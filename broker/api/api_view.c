@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "bridge/bridge.h"
 #include "api_int.h"
 
 void api_view_totals(const struct broker *b, struct api_totals *t)
@@ -56,6 +57,20 @@ void api_view_totals(const struct broker *b, struct api_totals *t)
 uint64_t api_view_clients_connected(const struct broker *b)
 {
 	return b->st.clients_connected;
+}
+
+bool api_view_bridge(const struct broker *b, size_t i, struct api_bridge_row *row, char *addr, size_t len)
+{
+	struct bridge_view v;
+	if (!bridge_view_get(b, i, &v))
+		return false;
+	snprintf(addr, len, "%s:%d", v.host ? v.host : "", v.port);
+	*row = (struct api_bridge_row){
+		.name = v.name, .state = v.state, .address = addr, .up = v.up,
+		.connects = v.connects, .disconnects = v.disconnects, .remote_timeouts = v.remote_timeouts,
+		.sent = v.sent, .received = v.received, .queued = v.queued,
+	};
+	return true;
 }
 
 bool api_view_listener(const struct broker *b, size_t i, struct api_listener_row *row)

@@ -61,4 +61,16 @@ bool bridge_session_queues(const struct broker *b, const struct session *s, uint
  * $SYS/broker/vigil/bridge/NAME/ (bridge_sys.c). */
 void bridge_sys_publish(struct broker *b);
 
+/* A read-only snapshot of bridge i (0-based, config order) for the HTTP
+ * API's /metrics: the figures $SYS/broker/vigil/bridge/NAME/ shows.
+ * Strings point into the configuration (valid until a reload frees it).
+ * False past the end. */
+struct bridge_view {
+	const char *name, *state, *host; /* state: connected | connecting | down | stopped */
+	int port;
+	bool up;
+	uint64_t connects, disconnects, remote_timeouts, sent, received, queued;
+};
+bool bridge_view_get(const struct broker *b, size_t i, struct bridge_view *v);
+
 #endif

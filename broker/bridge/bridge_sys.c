@@ -80,3 +80,25 @@ void bridge_sys_publish(struct broker *b)
 		pub_u64(b, base, "messages/queued", bridge_waiting(br));
 	}
 }
+
+bool bridge_view_get(const struct broker *b, size_t i, struct bridge_view *v)
+{
+	if (i >= b->n_bridges)
+		return false;
+	const struct bridge *br = &b->bridges[i];
+	const struct bridge_conf *bc = br->conf;
+	*v = (struct bridge_view){
+		.name = bc->name,
+		.state = state_name(br),
+		.host = bc->addrs[br->cur_addr].host,
+		.port = bc->addrs[br->cur_addr].port,
+		.up = br->state == BR_UP,
+		.connects = br->n_connects,
+		.disconnects = br->n_losses,
+		.remote_timeouts = br->n_timeouts,
+		.sent = br->n_out,
+		.received = br->n_in,
+		.queued = bridge_waiting(br),
+	};
+	return true;
+}

@@ -105,6 +105,49 @@ def t_metrics_move_with_traffic_timeouts_and_wills(h):
           "1 CONNECT timeout" % len(fams2))
 
 
+def t_bridge_metrics_per_bridge(h):
+    """Each bridge's state and counters in /metrics, labelled bridge="NAME" (the figures of
+    $SYS/broker/vigil/bridge/NAME/): up 1 with the remote there, messages sent count, up 0 and a
+    disconnect when the remote goes away, messages queued meanwhile."""
+    remote = h.broker("", name="remote")
+    b, hp = at.broker(h, "connection edge\naddress 127.0.0.1:%d\ntopic br/# out 1\n"
+                         "cleansession false\nrestart_timeout 30\nkeepalive_interval 5\n" % remote.port)
+
+    def fam(name):
+        _, fams = at.metrics(hp)
+        check(name in fams, "family %s missing" % name)
+        return fams[name]["samples"]
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and fam("vigil_bridge_up").get(
+            '{bridge="edge",state="connected",address="127.0.0.1:%d"}' % remote.port) != 1:
+        time.sleep(0.05)
+    up = fam("vigil_bridge_up")
+    check(up == {'{bridge="edge",state="connected",address="127.0.0.1:%d"}' % remote.port: 1.0},
+          "vigil_bridge_up once connected: %r" % up)
+    check(fam("vigil_bridge_connects_total") == {'{bridge="edge"}': 1.0}, "one connect")
+    rsub = h.connect(remote.port, "r-sub")
+    rsub.subscribe([("br/#", 1)])
+    pub = h.connect(b.port, "br-pub")
+    for i in range(3):
+        pub.publish("br/t", b"m%d" % i, qos=1)
+        rsub.expect_publish("br/t", b"m%d" % i, qos=1)
+    check(fam("vigil_bridge_messages_sent_total") == {'{bridge="edge"}': 3.0},
+          "sent: %r" % fam("vigil_bridge_messages_sent_total"))
+    remote.stop()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and fam("vigil_bridge_disconnects_total") != {'{bridge="edge"}': 1.0}:
+        time.sleep(0.05)
+    check(fam("vigil_bridge_disconnects_total") == {'{bridge="edge"}': 1.0}, "one disconnect")
+    up = fam("vigil_bridge_up")
+    check(len(up) == 1 and list(up.values()) == [0.0] and 'bridge="edge"' in list(up)[0]
+          and 'state="connected"' not in list(up)[0], "vigil_bridge_up after the remote left: %r" % up)
+    for i in range(2):
+        pub.publish("br/t", b"q%d" % i, qos=1)
+    check(fam("vigil_bridge_messages_queued") == {'{bridge="edge"}': 2.0},
+          "queued while down: %r" % fam("vigil_bridge_messages_queued"))
+
+
 def t_clients_countdowns_and_pagination(h):
     b, hp = at.broker(h)
     # known keepalives and protocol versions; one with a will, one with a user name, one clean=False
