@@ -515,6 +515,13 @@ static int bridge_local_init(struct bridge *br, char *err, size_t errlen)
 	struct broker *b = br->b;
 	const struct bridge_conf *bc = br->conf;
 	struct session *s = session_find(b, bc->local_clientid);
+	if (s && bc->local_cleansession > 0) {
+		/* compat: mosquitto's clean_start_local: a local session restored
+		 * from the store (written while local_cleansession was false) starts
+		 * clean, and this one is never written (below). */
+		session_destroy(s);
+		s = NULL;
+	}
 	if (!s)
 		s = session_new(b, bc->local_clientid);
 	if (!s) {
@@ -557,8 +564,10 @@ static int bridge_local_init(struct bridge *br, char *err, size_t errlen)
 		}
 	}
 	/* Durable from now (persistence true): what is queued while the remote
-	 * is down survives a restart; a restored session keeps its rows. */
-	store_session_saved(b, s);
+	 * is down survives a restart; a restored session keeps its rows. Not
+	 * with local_cleansession true: nothing of it outlives the process. */
+	if (bc->local_cleansession <= 0)
+		store_session_saved(b, s);
 	return 0;
 }
 
