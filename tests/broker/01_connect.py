@@ -328,7 +328,8 @@ def test_will_retain_without_will_flag_v311_MQTT_3_1_2_15(h):
 
 
 def test_auth_method_unsupported_v5_MQTT_3_1_4_2(h):
-    # v5 MQTT-3.1.4-2: enhanced authentication method not supported -> CONNACK 0x8C, close.
+    # v5 MQTT-3.1.4-2: enhanced authentication method not supported -> CONNACK 0x8C, close
+    # (v5 MQTT-4.12.0-4: a Server refusing the authentication sends a CONNACK 0x80+ and closes).
     b = h.broker()
     c = h.client(b, proto=5)
     c.send(connect("am", proto=5, properties=[(AUTH_METHOD, "SCRAM-SHA-1")]))

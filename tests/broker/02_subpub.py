@@ -200,7 +200,7 @@ def test_suback_multiple_codes_v311_MQTT_3_8_4_5_v311_MQTT_3_9_3_1(h):
 
 
 def test_suback_multiple_codes_v5_MQTT_3_9_3_1(h):
-    # v5 MQTT-3.8.4-5/-6, v5 MQTT-3.9.3-1, v5 MQTT-3.8.4-2, v5 MQTT-2.2.1-6, v5 MQTT-3.8.4-1;
+    # v5 MQTT-3.8.4-5/-6, v5 MQTT-3.9.3-1, v5 MQTT-3.9.3-2 (a defined reason code per filter), v5 MQTT-3.8.4-2, v5 MQTT-2.2.1-6, v5 MQTT-3.8.4-1;
     # v5 MQTT-2.2.2-1 (property length 0 present).
     b = h.broker()
     c = h.connect(b, "sm5", proto=5)

@@ -90,7 +90,7 @@ def _session_v311(h, how):
 
 def _session_v5(h, how, clean):
     # v5 MQTT-3.1.2-23: with Session Expiry 3600 the session survives (made with Clean Start
-    # 1 or 0); v5 MQTT-3.2.2-2 session present; the Subscription Identifier is kept (MQTT-3.3.4-3).
+    # 1 or 0); v5 MQTT-3.2.2-2 session present; the Subscription Identifier is kept (v5 MQTT-3.3.4-3).
     b = h.broker(PCONF)
     c = h.connect(b, "s5", proto=V5, clean=clean, properties=[(SESSION_EXPIRY, 3600)])
     c.subscribe([("s5/t", 2)], properties=[(SUBSCRIPTION_ID, 42)])
@@ -195,8 +195,8 @@ def _qos2_in(h, how):
 
 def _expiry_downtime(h, how):
     # v5 3.1.2.11.2 / MQTT-3.1.2-23: Session Expiry counts while the broker is down; v5
-    # MQTT-3.3.2-5: a queued message whose Message Expiry passed during the downtime is not
-    # delivered; MQTT-3.3.2-6: one still valid is sent with its remaining interval.
+    # v5 MQTT-3.3.2-5: a queued message whose Message Expiry passed during the downtime is not
+    # delivered; v5 MQTT-3.3.2-6: one still valid is sent with its remaining interval.
     b = h.broker(PCONF)
     short = h.connect(b, "exs", proto=V5, clean=False, properties=[(SESSION_EXPIRY, 2)])
     short.disconnect()

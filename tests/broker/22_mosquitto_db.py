@@ -77,7 +77,7 @@ def test_import_retained_v311_MQTT_3_3_1_6(h):
 
 
 @timeout(30)
-def test_import_retained_v5_properties_MQTT_3_3_2_6(h):
+def test_import_retained_properties_v5_MQTT_3_3_2_6(h):
     # v5 MQTT-3.3.2-6: the retained message keeps its properties and its Message Expiry Interval
     # keeps counting (3600 s when mosquitto stored it, a few seconds ago).
     b = h.broker(persist_conf(mosquitto_db(h)))
@@ -139,8 +139,8 @@ def test_import_inflight_resent_v311_MQTT_4_4_0_1(h):
 @timeout(30)
 def test_import_v5_session_options_MQTT_3_1_2_23(h):
     # v5 MQTT-3.1.2-23: the session with Session Expiry 3600 resumes with its queued QoS 2 message
-    # (Subscription Identifier 42, MQTT-3.3.4-3, and the publisher's user property) and its
-    # subscription options: No Local (MQTT-3.8.3-3), Retain As Published (MQTT-3.3.1-13).
+    # (Subscription Identifier 42, v5 MQTT-3.3.4-3, and the publisher's user property) and its
+    # subscription options: No Local (v5 MQTT-3.8.3-3), Retain As Published (v5 MQTT-3.3.1-13).
     b = h.broker(persist_conf(mosquitto_db(h)))
     c = h.connect(b, "sess5", proto=5, clean=False, properties=[(SESSION_EXPIRY, 3600)],
                   session_present=True)

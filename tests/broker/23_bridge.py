@@ -8,6 +8,9 @@ only: dead at 1.5 x keepalive_interval after its last packet, +100 ms at most).
 mqtt-spec: bridges are not in the MQTT specification; the remote side is an ordinary MQTT
 server, so the client rules apply to the bridge: v311 MQTT-3.1.2-23 / v5 MQTT-3.1.2-22 (the
 Keep Alive obligation), v5 MQTT-3.8.3-3 (No Local), v5 MQTT-3.3.1-12 (Retain As Published).
+v311 MQTT-7.0.0-1: a Server that also opens connections to other Servers conforms as a Client
+there; every test here has the bridge talk to a real, unmodified remote (vigil or mosquitto
+2.0.11) that holds it to the client rules.
 """
 import os
 import re
