@@ -19,7 +19,8 @@ def test_session_present_v311_MQTT_3_2_2_2(h):
 
 def test_clean_session_discards_v311_MQTT_3_1_2_6(h):
     # v311 MQTT-3.1.2-6: CleanSession 1 discards the previous session (subscriptions gone; a later
-    # CleanSession 0 connect finds no session).
+    # CleanSession 0 connect finds no session); v311 MQTT-3.1.4-3: this CleanSession handling is
+    # done for every valid CONNECT.
     b = h.broker()
     c = h.connect(b, "cd", clean=False)
     c.subscribe([("cd/t", 1)])

@@ -127,7 +127,7 @@ def test_unknown_ids_in_acks_v5_MQTT_4_3_3_4(h):
 
 
 def test_unknown_ids_in_acks_v311_MQTT_4_3_3_2(h):
-    # v311 4.3.2 / MQTT-4.3.3-2: PUBACK / PUBCOMP for unknown ids ignored, PUBREC answered.
+    # v311 4.3.2 / v311 MQTT-4.3.3-2: PUBACK / PUBCOMP for unknown ids ignored, PUBREC answered.
     b = h.broker()
     c = h.connect(b, "unk3")
     c.send(puback(11) + pubcomp(12) + pubrec(14))
@@ -148,7 +148,7 @@ def test_repeated_pubrec_gets_pubrel_again_v5_MQTT_4_3_3_4(h):
 
 
 # ---------------------------------------------------------------------------------------------
-# DUP on QoS 0 (MQTT-3.3.1-2)
+# DUP on QoS 0 (v311 MQTT-3.3.1-2)
 
 def _qos0_dup(h, proto):
     b = h.broker()
@@ -174,7 +174,7 @@ def test_qos0_dup_closes_v5_MQTT_3_3_1_2(h):
 
 
 def test_qos0_dup_accepted_v31(h):
-    # MQTT 3.1 has no DUP rule for QoS 0 (MQTT-3.3.1-2 is 3.1.1's): delivered, DUP cleared
+    # MQTT 3.1 has no DUP rule for QoS 0 (v311 MQTT-3.3.1-2 is 3.1.1's): delivered, DUP cleared
     # (v311 MQTT-3.3.1-3 applied to the outgoing copy).
     b = h.broker()
     w = h.connect(b, "dup31-w")
@@ -740,7 +740,7 @@ def test_sighup_revoked_read_queued_not_delivered_v311(h):
 
 def test_sighup_revoked_read_inflight_not_resent_v311_MQTT_4_4_0_1(h):
     # A QoS 1 PUBLISH in flight whose topic the client may no longer read is not resent on
-    # reconnect (as mosquitto: the ACL wins over the MQTT-4.4.0-1 redelivery).
+    # reconnect (as mosquitto: the ACL wins over the v311 MQTT-4.4.0-1 redelivery).
     b = _acl_broker(h)
     s = h.connect(b, "ai-s", clean=False, username="u")
     s.subscribe([("acl/#", 1)])

@@ -61,7 +61,7 @@ def test_v31_connect_flags_leniency(h):
     c = h.client(b, proto=3)
     c.send(connect("l3", proto=3, flags=0x1A))
     c.expect_closed()
-    for flags in (0x03, 0x0A, 0x22):  # v311 MQTT-3.1.2-3, MQTT-3.1.2-13, MQTT-3.1.2-15
+    for flags in (0x03, 0x0A, 0x22):  # v311 MQTT-3.1.2-3, v311 MQTT-3.1.2-13, v311 MQTT-3.1.2-15
         c = h.client(b)
         c.send(connect("l4", flags=flags))
         c.expect_closed()
@@ -69,7 +69,7 @@ def test_v31_connect_flags_leniency(h):
 
 def test_v31_empty_subscribe_and_unsubscribe(h):
     # MQTT 3.1 does not require a topic in SUBSCRIBE / UNSUBSCRIBE: an empty one is answered with
-    # an empty SUBACK / UNSUBACK, as mosquitto; 3.1.1 closes (v311 MQTT-3.8.3-3, MQTT-3.10.3-2).
+    # an empty SUBACK / UNSUBACK, as mosquitto; 3.1.1 closes (v311 MQTT-3.8.3-3, v311 MQTT-3.10.3-2).
     b = h.broker()
     c = h.connect(b, "e31", proto=3)
     c.send(subscribe(3, []))
@@ -89,7 +89,7 @@ def test_v31_empty_subscribe_and_unsubscribe(h):
 
 def test_connect_check_order_v311(h):
     # v311 MQTT-3.1.3-8 (empty id needs CleanSession 1) is decided before the password
-    # (MQTT-3.1.4-2 order as mosquitto: 0x02, not 0x05); will QoS above max_qos closes before the
+    # (v311 MQTT-3.1.4-2 order as mosquitto: 0x02, not 0x05); will QoS above max_qos closes before the
     # client id rules (v311 MQTT-3.2.2-? has no code for it: close, as mosquitto).
     b = h.broker("allow_anonymous false\nmax_qos 1\nmessage_size_limit 10\n"
                  "allow_zero_length_clientid false\n", anon=False)
@@ -204,7 +204,7 @@ def test_will_connect_above_max_packet_size(h):
 @timeout(12)
 def test_will_discarded_reconnect_clean_start_during_delay_v5_MQTT_3_1_2_8(h):
     # v5 MQTT-3.1.2-8 ("unless ... a new Network Connection for the ClientID is opened before the
-    # Will Delay Interval has elapsed"), MQTT-3.1.3-9: the pending will is discarded whether the
+    # Will Delay Interval has elapsed", v5 MQTT-3.1.3-9: the pending will is discarded whether the
     # new connection uses Clean Start 1 or 0, as mosquitto.
     b = h.broker()
     w = _watch(h, b)
@@ -223,8 +223,8 @@ def test_will_discarded_reconnect_clean_start_during_delay_v5_MQTT_3_1_2_8(h):
 @timeout(12)
 def test_will_discarded_takeover_during_delay_v5_MQTT_3_1_3_9(h):
     # v5 MQTT-3.1.3-9: a takeover (old connection still open) with Clean Start 1 does not publish
-    # a will that has a delay; with delay 0 the old connection's will goes out at once (v5
-    # MQTT-3.1.2-8, the network connection closed without DISCONNECT), on both brokers.
+    # a will that has a delay; with delay 0 the old connection's will goes out at once (
+    # v5 MQTT-3.1.2-8, the network connection closed without DISCONNECT), on both brokers.
     b = h.broker()
     w = _watch(h, b)
     h.connect(b, "td", proto=5, clean=False, properties=[(SESSION_EXPIRY, 30)],
@@ -354,7 +354,7 @@ def test_acl_hash_subscription_filtered_at_delivery(h):
 
 
 def test_invalid_filters_close_v311_MQTT_4_7_1_2(h):
-    # v311 MQTT-4.7.1-2 / MQTT-4.7.3-1 and MQTT-4.8.0-1: a filter with a misplaced wildcard or an
+    # v311 MQTT-4.7.1-2 / v311 MQTT-4.7.3-1 and MQTT-4.8.0-1: a filter with a misplaced wildcard or an
     # empty one (in SUBSCRIBE or UNSUBSCRIBE) is a protocol violation: the connection is closed
     # without SUBACK, as mosquitto; also for MQTT 3.1.
     b = h.broker()
@@ -368,7 +368,7 @@ def test_invalid_filters_close_v311_MQTT_4_7_1_2(h):
 
 
 def test_invalid_filters_disconnect_0x81_v5_MQTT_4_7_1_1(h):
-    # v5 MQTT-4.7.1-1/-2, MQTT-4.7.3-1: DISCONNECT 0x81 (Malformed Packet) then close, as mosquitto,
+    # v5 MQTT-4.7.1-1/-2, v5 MQTT-4.7.3-1: DISCONNECT 0x81 (Malformed Packet) then close, as mosquitto,
     # for SUBSCRIBE and UNSUBSCRIBE; a '$share' name with '+' too (v5 MQTT-4.8.2-2).
     b = h.broker()
     for i, pkt in enumerate([subscribe(1, [("a/#/b", 0)], proto=5), subscribe(1, [("", 0)], proto=5),
@@ -383,8 +383,8 @@ def test_invalid_filters_disconnect_0x81_v5_MQTT_4_7_1_1(h):
 
 
 def test_subscribe_protocol_errors_close_v311_MQTT_2_3_1_1(h):
-    # v311 MQTT-2.3.1-1 (packet id 0), MQTT-3.8.3-3 / MQTT-3.10.3-2 (no topics), MQTT-3.8.3-4
-    # (reserved option bits), MQTT-3.8.1-1 (fixed-header flags): closed, as mosquitto.
+    # v311 MQTT-2.3.1-1 (packet id 0), v311 MQTT-3.8.3-3 / v311 MQTT-3.10.3-2 (no topics), v311 MQTT-3.8.3-4
+    # (reserved option bits), v311 MQTT-3.8.1-1 (fixed-header flags): closed, as mosquitto.
     b = h.broker()
     for i, pkt in enumerate([subscribe(0, [("a", 0)]), unsubscribe(0, ["a"]), subscribe(1, []),
                              unsubscribe(1, []), subscribe(1, [("a", 4)]),
@@ -397,8 +397,8 @@ def test_subscribe_protocol_errors_close_v311_MQTT_2_3_1_1(h):
 @mosquitto_differs("mosquitto 2.0.11 answers these protocol errors with DISCONNECT 0x81 "
                    "(Malformed Packet); vigil sends 0x82 (Protocol Error), the spec's class")
 def test_subscribe_protocol_errors_v5_0x82(h):
-    # v5 MQTT-2.2.1-3 (packet id 0), MQTT-3.8.3-2 ("A SUBSCRIBE packet with no Payload is a
-    # Protocol Error"), MQTT-3.10.3-2, 3.8.3.1 (Retain Handling 3 is a Protocol Error),
+    # v5 MQTT-2.2.1-3 (packet id 0), v5 MQTT-3.8.3-2 ("A SUBSCRIBE packet with no Payload is a
+    # Protocol Error"), v5 MQTT-3.10.3-2, 3.8.3.1 (Retain Handling 3 is a Protocol Error),
     # 3.8.2.1.2 (Subscription Identifier 0 is a Protocol Error): DISCONNECT 0x82 then close.
     b = h.broker()
     for i, pkt in enumerate([subscribe(0, [("a", 0)], proto=5), unsubscribe(0, ["a"], proto=5),
@@ -414,8 +414,8 @@ def test_subscribe_protocol_errors_v5_0x82(h):
 # ---- other CONNECT rules -------------------------------------------------------------------------
 
 
-def test_second_connect_and_packets_before_connect_v311_MQTT_3_1_0_1_MQTT_3_1_0_2(h):
-    # v311 MQTT-3.1.0-1: the first packet must be CONNECT; MQTT-3.1.0-2: a second CONNECT is a
+def test_second_connect_and_packets_before_connect_v311_MQTT_3_1_0_1_v311_MQTT_3_1_0_2(h):
+    # v311 MQTT-3.1.0-1: the first packet must be CONNECT; v311 MQTT-3.1.0-2: a second CONNECT is a
     # protocol violation: closed, nothing sent (both brokers, 3.1 and 3.1.1).
     b = h.broker()
     for proto in (3, 4):
@@ -435,7 +435,7 @@ def test_connect_errors_v5_answered_with_reason(h):
     # v5 MQTT-3.1.0-2 (second CONNECT: DISCONNECT 0x82); v5 CONNECT with a property error
     # (duplicate Session Expiry, Receive Maximum 0, Maximum Packet Size 0, Request Problem
     # Information 2, Authentication Data without Authentication Method 3.1.2.11.10): CONNACK 0x82;
-    # malformed (reserved flag MQTT-3.1.2-3, will QoS 3): CONNACK 0x81 (v5 MQTT-3.1.4-1).
+    # malformed (reserved flag v5 MQTT-3.1.2-3, will QoS 3): CONNACK 0x81 (v5 MQTT-3.1.4-1).
     b = h.broker()
     c = h.connect(b, "sc5", proto=5)
     c.send(connect("sc5", proto=5))

@@ -191,7 +191,7 @@ def test_retain_flag_kept_on_live_delivery(h):
     got = parse(rs.recv("PUBLISH"), 5)
     check_eq(got.get("topic"), "r/live", "topic")
     # A v5 subscriber without Retain As Published sees RETAIN 0 on live delivery (v5
-    # MQTT-3.3.1-12); the remote keeps it retained, which the late subscriber proves.
+    # v5 MQTT-3.3.1-12); the remote keeps it retained, which the late subscriber proves.
     check_eq(got.get("retain"), False, "retain on live delivery to a non-RAP v5 subscriber")
     late = h.connect(r, "late2")
     late.subscribe([("r/#", 0)])

@@ -195,7 +195,7 @@ def test_escaping_and_interest(h):
 
 
 def test_no_local_and_retain_flag(h):
-    """no-local and retain-as-published across nodes (v5 MQTT-3.8.3-3, MQTT-3.3.1-12/13)"""
+    """no-local and retain-as-published across nodes (v5 MQTT-3.8.3-3, v5 MQTT-3.3.1-12/13)"""
     n, a, b = two_nodes(h)
     me_a = h.connect(a, "me", proto=5)
     me_a.subscribe([("nl/#", mt.subopts(1, nl=True))])

@@ -260,7 +260,7 @@ CONNECT_V311 = bytes([0x10, 0x0E, 0x00, 0x04]) + b"MQTT" + bytes([0x04, 0x02, 0x
 def t_raw_split_and_packed(h):
     # v5 MQTT-6.0.0-2 / v311 MQTT-6.0.0-2: frames are not packet boundaries
     w = RawWS(h.broker.port)
-    check("sec-websocket-protocol: mqtt" in w.head.lower(), "subprotocol not mqtt")  # MQTT-6.0.0-4
+    check("sec-websocket-protocol: mqtt" in w.head.lower(), "subprotocol not mqtt")  # v311 MQTT-6.0.0-4 / v5 MQTT-6.0.0-4
     w.send(CONNECT_V311[:5])
     time.sleep(0.05)
     w.send(CONNECT_V311[5:11])
@@ -269,7 +269,7 @@ def t_raw_split_and_packed(h):
     while len(stream) < 6:
         f = w.recv_frame()
         check(f is not None, "closed; got %r" % stream)
-        check(f[0] in (0, 2), "non-binary frame %r" % (f,))  # MQTT-6.0.0-1 (server side)
+        check(f[0] in (0, 2), "non-binary frame %r" % (f,))  # v311 MQTT-6.0.0-1 / v5 MQTT-6.0.0-1 (server side)
         stream += f[1]
     check(stream[:4] == bytes([0x20, 0x02, 0x00, 0x00]), "CONNACK %r" % stream[:4])
     check(stream[4:6] == bytes([0xD0, 0x00]), "PINGRESP %r" % stream[4:6])

@@ -7,7 +7,7 @@
  * builds masked frames byte by byte; the loop is pumped between client
  * operations and every wait is bounded. The server side echoes or collects
  * what the conn delivers. MQTT over WebSockets: v5 / v311 chapter 6
- * (MQTT-6.0.0-1 binary frames only, -2 frames are not packet boundaries,
+ * (v5 MQTT-6.0.0-1 binary frames only, -2 frames are not packet boundaries,
  * -3/-4 subprotocol "mqtt").
  */
 #include "net.h"
