@@ -11,14 +11,10 @@
  * flushed when it does.
  *
  * Name resolution: numeric addresses are parsed directly (AI_NUMERICHOST,
- * never blocks). A host name is resolved with getaddrinfo(3) at connect
- * time, which blocks the loop for as long as the resolver takes (a local
- * /etc/hosts or cached answer: microseconds; an unreachable DNS server: up
- * to the resolver's timeout, 5 s by default). Trade-off taken knowingly: a
- * bridge connects rarely (start-up and reconnects, spaced by
- * restart_timeout); configure numeric addresses where a stalled DNS server
- * must not pause the broker. A resolver thread meeting the loop through an
- * eventfd would remove the stall; it is not here.
+ * never blocks). A host name (or a bind address that is a name) goes to
+ * resolve.c: getaddrinfo(3) on a thread of its own, the answer through an
+ * eventfd, so a stalled DNS server never pauses the loop (keepalive
+ * deadlines of every other client stay exact meanwhile).
  *
  * net_connect_from binds the socket to a local address first (mosquitto's
  * bridge_bind_address): only remote addresses of that family are tried.
@@ -110,7 +106,30 @@ static void cx_err(char *err, size_t errlen, const char *host, int port, const c
 		snprintf(err, errlen, "%s:%d: %s", host, port, why);
 }
 
-/* The local address to bind to (port 0): 0, or -1 with err filled. */
+int net_connect_tls_state(struct net_tls *tls, const char *host, void **state)
+{
+	struct cx_tls *x = malloc(sizeof(*x) + strlen(host) + 1);
+	if (!x)
+		return -1;
+	x->tls = tls;
+	strcpy(x->host, host);
+	*state = x;
+	return 0;
+}
+
+static bool numeric(const char *host)
+{
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, "0", &hints, &res))
+		return false;
+	freeaddrinfo(res);
+	return true;
+}
+
+/* The local address to bind to (port 0, numeric): 0, or -1 with err filled. */
 static int resolve_bind(const char *bind_address, int family, struct sockaddr_storage *ss, socklen_t *len,
 			char *err, size_t errlen)
 {
@@ -118,8 +137,8 @@ static int resolve_bind(const char *bind_address, int family, struct sockaddr_st
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = family;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	int r = getaddrinfo(bind_address, "0", &hints, &res); /* names block: see the top of the file */
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	int r = getaddrinfo(bind_address, "0", &hints, &res);
 	if (r || !res) {
 		cx_err(err, errlen, bind_address, 0, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 		if (res)
@@ -145,6 +164,9 @@ struct net_conn *net_connect_from(struct net_loop *loop, const char *host, int p
 	char portstr[16];
 	struct sockaddr_storage local;
 	socklen_t local_len = 0;
+	if (!numeric(host) || (bind_address && bind_address[0] && !numeric(bind_address)))
+		return net_resolve_connect(loop, host, port, family, tls,
+					   bind_address && bind_address[0] ? bind_address : NULL, err, errlen);
 	if (bind_address && bind_address[0]) {
 		if (resolve_bind(bind_address, family, &local, &local_len, err, errlen))
 			return NULL;
@@ -156,10 +178,6 @@ struct net_conn *net_connect_from(struct net_loop *loop, const char *host, int p
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
 	snprintf(portstr, sizeof portstr, "%d", port);
 	int r = getaddrinfo(host, portstr, &hints, &res);
-	if (r == EAI_NONAME) {
-		hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-		r = getaddrinfo(host, portstr, &hints, &res); /* blocks: see the top of the file */
-	}
 	if (r) {
 		cx_err(err, errlen, host, port, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 		return NULL;
@@ -189,17 +207,11 @@ struct net_conn *net_connect_from(struct net_loop *loop, const char *host, int p
 		snprintf(peer, sizeof peer, "%s:%d", ip, port);
 		/* The host name rides in tp_state until the TCP connect is done. */
 		c = net_conn_new(loop, fd, NULL, &net_tcp_connect_transport, peer);
-		if (c && tls) {
-			struct cx_tls *x = malloc(sizeof(*x) + strlen(host) + 1);
-			if (!x) {
-				net_conn_destroy(c); /* closes fd */
-				c = NULL;
-				last = ENOMEM;
-				continue;
-			}
-			x->tls = tls;
-			strcpy(x->host, host);
-			c->tp_state = x;
+		if (c && tls && net_connect_tls_state(tls, host, &c->tp_state) < 0) {
+			net_conn_destroy(c); /* closes fd */
+			c = NULL;
+			last = ENOMEM;
+			continue;
 		}
 		if (!c) {
 			last = ENOMEM;

@@ -153,7 +153,9 @@ void *net_conn_user(const struct net_conn *c);
 
 /* Start a nonblocking TCP connect to host:port (a numeric IPv4/IPv6 address
  * or a name; family AF_UNSPEC, AF_INET or AF_INET6). Names are resolved
- * with a blocking getaddrinfo (see connect.c). Returns a conn that is not
+ * on a thread, never blocking the loop (resolve.c); a failed lookup
+ * reaches on_close as NET_CLOSED_ERROR with err = NET_EAI_BASE + |EAI
+ * code| (net_strerror names it). Returns a conn that is not
  * ready yet: set its callbacks at once; writes are queued and flushed once
  * connected; a failed connect reaches on_close (NET_CLOSED_ERROR / RESET,
  * err = errno; a failed TLS handshake: NET_CLOSED_TLS). tls (a client
@@ -162,6 +164,9 @@ void *net_conn_user(const struct net_conn *c);
  * socket, an immediate connect error). net_conn_listener() is NULL. */
 struct net_conn *net_connect(struct net_loop *loop, const char *host, int port, int family, struct net_tls *tls,
 			     char *err, size_t errlen);
+#define NET_EAI_BASE 100000 /* on_close err values from name resolution: NET_EAI_BASE + |EAI_*| */
+/* strerror(3) for an on_close err, resolution failures included. */
+const char *net_strerror(int err);
 /* net_connect from a given local address (bind(2) before connect; a
  * numeric address or a name, port 0; NULL = any). Only the remote's
  * addresses of the bound address's family are tried. */

@@ -203,6 +203,13 @@ struct net_transport {
 extern const struct net_transport net_tcp_transport;
 extern const struct net_transport net_tls_transport;
 extern const struct net_transport net_tcp_connect_transport; /* connect.c */
+/* connect.c: the tcp-connect transport's state for a TLS client conn
+ * (certificate checked against host); 0, or -1 out of memory. */
+int net_connect_tls_state(struct net_tls *tls, const char *host, void **state);
+/* resolve.c: net_connect_from for a host (or bind address) that is a name:
+ * resolved on a thread, the conn returned at once (see resolve.c). */
+struct net_conn *net_resolve_connect(struct net_loop *loop, const char *host, int port, int family,
+				     struct net_tls *tls, const char *bind_name, char *err, size_t errlen);
 
 /* ---- connections ------------------------------------------------------------------ */
 

@@ -431,7 +431,7 @@ static const char *close_reason(enum net_close_reason why, int err, char *buf, s
 		return "closed";
 	if (why == NET_CLOSED_TLS)
 		return "TLS handshake or record failed (certificate not trusted, wrong name, or not TLS)";
-	snprintf(buf, cap, "%s", err ? strerror(err) : "socket error");
+	snprintf(buf, cap, "%s", err ? net_strerror(err) : "socket error");
 	return buf;
 }
 
