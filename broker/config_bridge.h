@@ -440,7 +440,7 @@ static int bridge_conf_finish(struct config *c, char *err, size_t errlen)
 			return -1;
 		}
 		if (b->remote_password && !b->remote_username && b->protocol != 5) {
-			snprintf(err, errlen, "%s:%d: bridge '%s': remote_password needs remote_username (MQTT 3.1.1 "
+			snprintf(err, errlen, "%s:%d: bridge '%s': remote_password needs remote_username (v3.1.1 "
 					      "MQTT-3.1.2-22)", b->file, b->line, b->name);
 			return -1;
 		}

@@ -219,7 +219,7 @@ static const struct {
 	{"connection a\nbridge_tls_version sslv3\n",
 	 "t.conf:2: bridge_tls_version: invalid value 'sslv3' (expected tlsv1.3, tlsv1.2 or tlsv1.1)"},
 	{"connection a\naddress h\ntopic x\nremote_password p\n",
-	 "t.conf:1: bridge 'a': remote_password needs remote_username (v311 MQTT-3.1.2-22)"},
+	 "t.conf:1: bridge 'a': remote_password needs remote_username (v3.1.1 MQTT-3.1.2-22)"},
 };
 
 START_TEST(bridge_bad_values)
