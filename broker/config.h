@@ -140,6 +140,7 @@ struct bridge_conf {
 	/* TLS: on when cafile or capath is set (as mosquitto) */
 	char *cafile, *capath, *certfile, *keyfile, *tls_version, *alpn;
 	bool insecure;              /* bridge_insecure: no check of the server's name */
+	bool require_ocsp;          /* bridge_require_ocsp: a stapled OCSP "good" is required */
 	char *psk_identity, *psk;   /* bridge_identity / bridge_psk (hex): TLS-PSK, no CA */
 	char *bind_address;         /* bridge_bind_address: local address of the outbound socket */
 };

@@ -456,7 +456,7 @@ static int bridge_conf_finish(struct config *c, char *err, size_t errlen)
 		}
 		/* Certificate options need a CA; the version and ALPN need TLS (a CA or a PSK). */
 		const char *cert_only = b->certfile ? "bridge_certfile" : b->keyfile ? "bridge_keyfile"
-				      : b->insecure ? "bridge_insecure" : NULL;
+				      : b->insecure ? "bridge_insecure" : b->require_ocsp ? "bridge_require_ocsp" : NULL;
 		const char *tls_only = b->tls_version ? "bridge_tls_version" : b->alpn ? "bridge_alpn" : NULL;
 		bool has_ca = b->cafile || b->capath;
 		if ((cert_only && !has_ca) || (tls_only && !has_ca && !b->psk)) {

@@ -407,9 +407,6 @@ static int h_cluster_token(struct pfile *f, const struct kw *k, char *args)
 #define WARN(n) {n, T_WARN, S_GLOBAL, 0, 0, 0, 0, 0, NULL, NULL}
 #define ERR(n, fl, why) {n, T_ERR, S_GLOBAL, fl, 0, 0, 0, 0, NULL, why}
 
-static const char BRIDGE_TLS[] = "configures a bridge option (OCSP, ...) that vigil does not "
-				 "support yet; ignoring it would connect differently from what the file asks, so "
-				 "vigil refuses to start (see mosquitto-compat.md)";
 static const char PLUGIN[] = "loads a mosquitto plugin, which vigil does not support; ignoring it would "
 			     "change who may connect and what they may access (see mosquitto-compat.md)";
 
@@ -551,12 +548,12 @@ static const struct kw KW[] = {
 	FNF("bridge_certfile", S_BRIDGE, BF(certfile), h_bridge_str, 0, 0, F_STRF),
 	FNF("bridge_keyfile", S_BRIDGE, BF(keyfile), h_bridge_str, 0, 0, F_STRF),
 	FNF("bridge_insecure", S_BRIDGE, BF(insecure), h_bridge_bool, 0, 1, 0),
+	FNF("bridge_require_ocsp", S_BRIDGE, BF(require_ocsp), h_bridge_bool, 0, 1, 0),
 	FNF("bridge_tls_version", S_BRIDGE, BF(tls_version), h_bridge_tls_version, 0, 0, F_STRF),
 	FNF("bridge_alpn", S_BRIDGE, BF(alpn), h_bridge_str, 0, 0, F_STRF),
 	FNF("bridge_identity", S_BRIDGE, BF(psk_identity), h_bridge_str, 0, 0, F_STRF),
 	FNF("bridge_psk", S_BRIDGE, BF(psk), h_bridge_psk, 0, 0, F_STRF),
 	FNF("bridge_bind_address", S_BRIDGE, BF(bind_address), h_bridge_str, 0, 0, F_STRF),
-	ERR("bridge_", F_PREFIX, BRIDGE_TLS), /* bridge_require_ocsp, ... */
 };
 #define N_KW (sizeof(KW) / sizeof(KW[0]))
 

@@ -282,6 +282,11 @@ struct net_tls_client_opts {
 	 * (mosquitto's bridge_identity / bridge_psk); TLS 1.2 offers the PSK
 	 * cipher suites only, TLS 1.3 the external PSK (SHA-256 suites). */
 	const char *psk_identity, *psk_hex;
+	/* Require a stapled OCSP response that says "good" for the server's
+	 * certificate, signed by a CA we trust and current (mosquitto's
+	 * bridge_require_ocsp); no response, or any other status, fails the
+	 * handshake (tls_ocsp.c). */
+	bool require_ocsp;
 };
 struct net_tls *net_tls_client_new(const struct net_tls_client_opts *o, char *err, size_t errlen);
 

@@ -206,6 +206,10 @@ extern const struct net_transport net_tcp_connect_transport; /* connect.c */
 /* connect.c: the tcp-connect transport's state for a TLS client conn
  * (certificate checked against host); 0, or -1 out of memory. */
 int net_connect_tls_state(struct net_tls *tls, const char *host, void **state);
+/* tls_ocsp.c: make ctx (a client context) ask for a stapled OCSP response
+ * and fail the handshake unless it says "good" (see tls_ocsp.c). 0 or -1. */
+struct ssl_ctx_st;
+int net_tls_ocsp_require(struct ssl_ctx_st *ctx);
 /* resolve.c: net_connect_from for a host (or bind address) that is a name:
  * resolved on a thread, the conn returned at once (see resolve.c). */
 struct net_conn *net_resolve_connect(struct net_loop *loop, const char *host, int port, int family,

@@ -21,7 +21,8 @@
  * server's certificate against cafile/capath and, unless insecure, its
  * name (SSL_set1_host / the IP address); sends SNI for host names. With
  * TLS-PSK (psk_identity / psk_hex) the key replaces the certificates.
- * Not here: server-side SNI, OCSP, certificate-based ACLs.
+ * With require_ocsp the server must staple a good OCSP response (tls_ocsp.c).
+ * Not here: server-side SNI, stapling OCSP as a server, certificate-based ACLs.
  * Invariant: OpenSSL's error queue is empty whenever control returns to
  * the loop, so one conn's failure never shows up as another's.
  */
@@ -552,6 +553,10 @@ struct net_tls *net_tls_client_new(const struct net_tls_client_opts *o, char *er
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (o->require_ocsp && net_tls_ocsp_require(ctx) < 0) {
+		tls_err(err, errlen, "cannot ask for OCSP stapling", NULL);
+		goto fail;
+	}
 	if ((o->cafile || o->capath) && SSL_CTX_load_verify_locations(ctx, o->cafile, o->capath) != 1) {
 		tls_err(err, errlen, "cannot load CA", o->cafile ? o->cafile : o->capath);
 		goto fail;

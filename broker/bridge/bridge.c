@@ -423,14 +423,16 @@ static void on_data(struct net_conn *conn, void *user)
 	}
 }
 
-static const char *close_reason(enum net_close_reason why, int err, char *buf, size_t cap)
+static const char *close_reason(const struct bridge *br, enum net_close_reason why, int err, char *buf, size_t cap)
 {
 	if (why == NET_CLOSED_EOF)
 		return "the remote closed the connection";
 	if (why == NET_CLOSED_LOCAL)
 		return "closed";
 	if (why == NET_CLOSED_TLS)
-		return "TLS handshake or record failed (certificate not trusted, wrong name, or not TLS)";
+		return br->conf->require_ocsp ? "TLS handshake or record failed (certificate not trusted, wrong name, not "
+						"TLS, or no good OCSP response stapled: bridge_require_ocsp)"
+					      : "TLS handshake or record failed (certificate not trusted, wrong name, or not TLS)";
 	snprintf(buf, cap, "%s", err ? net_strerror(err) : "socket error");
 	return buf;
 }
@@ -443,7 +445,7 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 	bool was_up = br->state == BR_UP;
 	char ebuf[128];
 	if (c->state != CS_GONE) {
-		const char *r = close_reason(why, err, ebuf, sizeof(ebuf));
+		const char *r = close_reason(br, why, err, ebuf, sizeof(ebuf));
 		if (was_up)
 			log_msg(b, LOG_F_NOTICE, "Bridge %s: connection to %s lost: %s.", br->conf->name,
 				net_conn_peer(conn), r);
@@ -598,7 +600,8 @@ int bridge_start_all(struct broker *b, char *err, size_t errlen)
 		const struct bridge_conf *bc = br->conf;
 		if (bc->cafile || bc->capath || bc->psk) {
 			struct net_tls_client_opts o = {bc->cafile, bc->capath, bc->certfile, bc->keyfile,
-							bc->tls_version, bc->alpn, bc->insecure, bc->psk_identity, bc->psk};
+							bc->tls_version, bc->alpn, bc->insecure, bc->psk_identity, bc->psk,
+							bc->require_ocsp};
 			char terr[256];
 			if (!(br->tls = net_tls_client_new(&o, terr, sizeof(terr)))) {
 				snprintf(err, errlen, "%s:%d: bridge %s: %s", bc->file, bc->line, bc->name, terr);

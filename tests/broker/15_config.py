@@ -258,16 +258,16 @@ def test_local_only_forces_anonymous(h):
 # vigil's start-up refusals and warnings (mosquitto-compat.md)
 
 
-@vigil_only("mosquitto checks OCSP; vigil refuses bridge_require_ocsp rather than connecting without it")
-def test_bridge_ocsp_option_is_an_error(h):
-    # Bridges work (23_bridge.py, PSK and bind address too); the bridge option vigil does not
-    # implement yet (OCSP) stops start-up with file and line.
+@vigil_only("mosquitto 2.0.11 accepts bridge_require_ocsp on a plain-TCP bridge and checks nothing")
+def test_bridge_ocsp_without_ca_is_an_error(h):
+    # bridge_require_ocsp works on TLS bridges (tests/ops/test_bridge_ocsp.py); on a bridge
+    # without TLS there is nothing to check, so the line stops start-up instead of being ignored.
     port = mqtt_test.free_port()
     path, out = _start_fails(h, "bridge.conf", "listener %d 127.0.0.1\nallow_anonymous true\n"
                              "connection upstream\naddress 127.0.0.1:1\ntopic # both 0\n"
                              "bridge_require_ocsp true\n" % port)
-    check(re.search(r"%s:6: .*bridge_require_ocsp.*bridge" % re.escape(path), out),
-          "no 'FILE:6: ... bridge_require_ocsp ... bridge' message:\n" + out)
+    check(re.search(r"%s:3: bridge 'upstream': bridge_require_ocsp needs bridge_cafile" % re.escape(path), out),
+          "no 'FILE:3: bridge ... bridge_require_ocsp needs bridge_cafile' message:\n" + out)
 
 
 @vigil_only("mosquitto 2.0.11 silently listens in plain text when certfile/keyfile are missing")

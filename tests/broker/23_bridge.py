@@ -1018,7 +1018,7 @@ def test_config_errors_name_file_and_line(h):
     _refused(h, "connection a\naddress h\ntopic x\nbridge_psk 0g\n", r"FILE:6: bridge_psk: invalid value")
     _refused(h, "connection a\naddress h\ntopic x\nbridge_psk 00\n", r"FILE:3: bridge 'a': bridge_psk without")
     _refused(h, "connection a\naddress h\ntopic x\nbridge_require_ocsp true\n",
-             r"FILE:6: option 'bridge_require_ocsp'")
+             r"FILE:3: bridge 'a': bridge_require_ocsp needs bridge_cafile")
     _refused(h, "connection a\naddress h\ntopic x\nkeepalive_interval 0\n", r"FILE:6: keepalive_interval: invalid")
     _refused(h, "connection a\naddress h\ntopic x\nrestart_timeout 10 5\n", r"FILE:6: restart_timeout: the cap")
     _refused(h, "connection a\naddress h\ntopic x\nbridge_protocol_version mqttv6\n",
