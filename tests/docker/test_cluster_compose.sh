@@ -8,12 +8,12 @@
 #   4. the NATS server node 1 uses is stopped (docker-compose stop): node 1 -> node 3 traffic
 #      flows again within 5 s, node 1 now on a surviving server;
 #   5. with that server still down, a retained message replaced on node 2 is read from node 1
-#      (JetStream R3 on the two servers left);
+#      (JetStream R3 on the two servers left; within 60 s, usually at once, see below);
 # then `docker-compose down -v` (containers and volumes). Images: docker/Dockerfile and
 # docker/Dockerfile.nats, built --network host (base images from docker/base-images.sh when
 # missing). Starts dockerd when none runs, as test_docker.sh. Skips, loudly, only where no
 # Docker engine or no docker-compose is available, and under the sanitizer run. Every wait is
-# bounded; after the image builds the test takes ~30 s.
+# bounded; after the image builds the test takes ~10 s (~35 s when step 5 is slow), 90 s at most.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -214,18 +214,25 @@ done
 [ -n "$moved" ] || fail "node1's NATS connection is on no surviving server"
 say "stopped $victim (node 1's NATS server, ${stopped} s): node 1 -> node 3 traffic back after $took s (node 1 now on $moved)"
 
-# 5. JetStream (cluster_replicas 3) on the two servers left: a retained message set on node 2
-#    now is read from node 1 (a stream leader on the stopped server means an election first).
+# 5. JetStream (cluster_replicas 3) on the two servers left: a retained message replaced on
+#    node 2 now reaches node 1 (a stream leader on the stopped server means an election first).
+#    Usually at once; but when node 1's key-value watch (an ordered JetStream consumer) lived on
+#    the stopped server, libnats only recreates it after missed heartbeats: ~20 s were measured
+#    (about 3 runs in 10). The bound is 60 s; more than 5 s is reported as such.
 msg2="after-$$-$RANDOM"
 t_r=$(now)
 mosquitto_pub -h 127.0.0.1 -p "$VIGIL2_PORT" -q 1 -r -t ctest/retained -m "$msg2" || fail "mosquitto_pub -r on node 2 after the stop"
 got=""
-for _ in $(seq 40); do
+end=$(($(date +%s) + 60))
+while [ "$(date +%s)" -lt "$end" ]; do
 	got=$(mosquitto_sub -h 127.0.0.1 -p "$VIGIL1_PORT" -t ctest/retained -C 1 -W 1 2>/dev/null) && [ "$got" = "$msg2" ] && break
 	sleep 0.2
 done
-[ "$got" = "$msg2" ] || fail "with $victim stopped, node 1 gives retained '$got', want '$msg2' (set on node 2)"
-say "with $victim stopped: retained message replaced on node 2 read from node 1 after $(secs "$t_r" "$(now)") s"
+[ "$got" = "$msg2" ] || fail "with $victim stopped, node 1 gives retained '$got' 60 s later, want '$msg2' (set on node 2)"
+took=$(secs "$t_r" "$(now)")
+note=""
+awk -v s="$took" 'BEGIN { exit !(s > 5) }' && note=" (slow: node 1's retained watch was on $victim and had to be recreated)"
+say "with $victim stopped: retained message replaced on node 2 read from node 1 after $took s$note"
 
 kill "$subpid" 2>/dev/null
 wait "$subpid" 2>/dev/null
