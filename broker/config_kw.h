@@ -358,7 +358,7 @@ static int h_include_dir(struct pfile *f, const struct kw *k, char *args)
 		names[n++] = path;
 	}
 	closedir(d);
-	if (!rc)
+	if (!rc && n) /* no .conf file: names is NULL, which qsort's argument must not be */
 		qsort(names, n, sizeof(*names), include_cmp);
 	for (size_t i = 0; i < n && !rc; i++) {
 		FILE *fp = fopen(names[i], "r");

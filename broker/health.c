@@ -8,9 +8,14 @@
  * listener's cafile/capath verify the chain; the name is not checked, since
  * we connect to a loopback or bind address; with require_certificate the
  * listener's own certfile/keyfile are presented), then WebSockets (plain,
- * then TLS). A PSK-only listener is skipped (we have no identity). A TCP
- * listener on all addresses is reached on 127.0.0.1 (::1 for an IPv6-only
- * one), one with bind_interface on that interface's first address.
+ * then TLS), then `protocol http_api` listeners (plain, then HTTPS), which
+ * get `GET /api/v1/health` instead of an MQTT CONNECT: 200 is healthy, 401
+ * (Basic auth required) proves the broker serves as a CONNACK refusal does,
+ * 5xx fails, another answer lets the next listener be tried, no answer on an
+ * accepted connection is a frozen broker. A PSK-only listener is skipped
+ * (we have no identity). A TCP listener on all addresses is reached on
+ * 127.0.0.1 (::1 for an IPv6-only one), one with bind_interface on that
+ * interface's first address.
  *
  * Verdict: any CONNACK proves the broker is serving, including a refusal
  * for credentials (bad user name or password, not authorized), a rejected
@@ -341,6 +346,49 @@ static const char *connack_text(uint8_t rc)
 	return rc < 6 ? t[rc] : "unknown return code";
 }
 
+/* An http_api listener: GET /api/v1/health on an open transport; the status
+ * line decides (see the header comment). */
+static int http_probe(struct chk *k, const char *host, int port, char *why, size_t whylen)
+{
+	char req[384];
+	bool v6 = strchr(host, ':') != NULL;
+	int n = snprintf(req, sizeof req,
+			 "GET /api/v1/health HTTP/1.1\r\nHost: %s%s%s:%d\r\nConnection: close\r\n\r\n", v6 ? "[" : "",
+			 host, v6 ? "]" : "", port);
+	int r = tr_send(k, (const uint8_t *)req, (size_t)n);
+	while (r >= 0 && !memmem(k->in, k->in_len, "\r\n", 2)) {
+		r = tr_recv(k);
+		if (r == 0) {
+			snprintf(why, whylen, "closed the connection without an HTTP answer");
+			return CK_NEXT;
+		}
+	}
+	if (r == -ETIMEDOUT) {
+		bool up = k->fd >= 0 || (k->conn && net_conn_ready(k->conn));
+		snprintf(why, whylen, "%s within the timeout: the broker did not answer (frozen or overloaded)",
+			 up ? "no HTTP answer" : "TLS handshake not complete");
+		return CK_FAIL;
+	}
+	if (r < 0 && k->fd < 0 && !k->was_ready) {
+		snprintf(why, whylen, "%s", k->close_why == NET_CLOSED_TLS ? "TLS handshake failed" : strerror(-r));
+		return CK_NEXT;
+	}
+	if (r < 0) {
+		snprintf(why, whylen, "%s before an HTTP answer", strerror(-r));
+		return CK_FAIL;
+	}
+	const uint8_t *d = k->in + 9; /* "HTTP/1.x NNN" */
+	if (k->in_len < 12 || memcmp(k->in, "HTTP/1.", 7) || k->in[8] != ' ' || d[0] < '1' || d[0] > '5' ||
+	    d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9') {
+		snprintf(why, whylen, "not an HTTP answer to GET /api/v1/health");
+		return CK_NEXT;
+	}
+	int status = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+	snprintf(why, whylen, "GET /api/v1/health: HTTP %d%s", status,
+		 status == 401 ? " (the broker is serving; the check sends no credentials)" : "");
+	return status == 200 || status == 401 ? CK_OK : status >= 500 ? CK_FAIL : CK_NEXT;
+}
+
 /* The CONNECT / CONNACK exchange on an open transport. */
 static int exchange(struct chk *k, char *why, size_t whylen)
 {
@@ -436,7 +484,9 @@ static int attempt(struct chk *k, const struct listener_conf *l, char *why, size
 	int r;
 	k->fd = -1;
 	k->ws = l->websockets;
-	const char *kind = l->websockets ? (is_tls(l) ? "wss" : "ws") : (is_tls(l) ? "mqtts" : "mqtt");
+	const char *kind = l->http_api	   ? (is_tls(l) ? "https" : "http")
+			   : l->websockets ? (is_tls(l) ? "wss" : "ws")
+					   : (is_tls(l) ? "mqtts" : "mqtt");
 	if (l->unix_path) {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 		snprintf(k->where, sizeof k->where, "unix:%s (%s)", l->unix_path, kind);
@@ -489,7 +539,7 @@ static int attempt(struct chk *k, const struct listener_conf *l, char *why, size
 			return CK_FAIL;
 	}
 	if (r == 0)
-		return exchange(k, why, whylen);
+		return l->http_api ? http_probe(k, host, l->port, why, whylen) : exchange(k, why, whylen);
 	if (r == -ETIMEDOUT) {
 		snprintf(why, whylen, "%s timed out", k->ws ? "WebSocket upgrade" : "connect");
 		return CK_FAIL;
@@ -498,12 +548,14 @@ static int attempt(struct chk *k, const struct listener_conf *l, char *why, size
 	return CK_NEXT;
 }
 
-/* Preference rank of a listener, 0..7 (lower first): TCP before Unix, plain
- * before TLS, MQTT before WebSockets; -1 for one we cannot use. */
+/* Preference rank of a listener, 0..9 (lower first): TCP before Unix, plain
+ * before TLS, MQTT before WebSockets before http_api; -1 for one we cannot use. */
 static int rank(const struct listener_conf *l)
 {
 	if (!is_tls(l) && l->psk_hint)
 		return -1;
+	if (l->http_api)
+		return 8 + is_tls(l);
 	return (l->websockets ? 4 : 0) + (is_tls(l) ? 2 : l->unix_path ? 1 : 0);
 }
 
@@ -554,7 +606,7 @@ int health_main(int argc, char **argv)
 	char why[512] = "no listener this check can use (TLS-PSK listeners are skipped)", tried[1500] = "";
 	size_t tl = 0;
 	int outcome = CK_NEXT;
-	for (int want = 0; want <= 7 && outcome == CK_NEXT; want++) {
+	for (int want = 0; want <= 9 && outcome == CK_NEXT; want++) {
 		for (size_t i = 0; i < cfg.n_listeners && outcome == CK_NEXT; i++) {
 			if (rank(&cfg.listeners[i]) != want)
 				continue;

@@ -76,6 +76,20 @@ static void warn_cb(const char *msg, void *u)
 	fprintf(stderr, "Warning: %s\n", msg);
 }
 
+/* SIGUSR2: mosquitto 2.0.11 prints its subscription tree to stdout (a
+ * debugging aid). vigil prints every session's subscriptions to stdout, one
+ * "client_id filter qos" line each, and logs the totals. Nothing changes. */
+static void dump_subscriptions(struct broker *b)
+{
+	for (uint32_t i = 0; i < b->stab_size; i++)
+		for (const struct session *s = b->stab[i]; s; s = s->hnext)
+			for (uint32_t k = 0; k < s->n_subs; k++)
+				printf("%s %s %u\n", s->id, s->subs[k].filter, s->subs[k].options & 3u);
+	fflush(stdout);
+	log_msg(b, LOG_F_NOTICE, "SIGUSR2: %zu subscriptions (%zu shared), %u sessions, %zu retained messages.",
+		subtree_count(b->subs), subtree_shared_count(b->subs), b->n_sessions, retain_count(b->retained));
+}
+
 static void on_signal(struct net_loop *loop, int fd, unsigned events, void *user)
 {
 	struct app *a = user;
@@ -89,6 +103,8 @@ static void on_signal(struct net_loop *loop, int fd, unsigned events, void *user
 			a->reload = true;
 		else if (si.ssi_signo == SIGUSR1)
 			sys_publish(&a->b);
+		else if (si.ssi_signo == SIGUSR2)
+			dump_subscriptions(&a->b);
 	}
 }
 
@@ -260,6 +276,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	struct net_loop *loop = net_loop_new();

@@ -3,13 +3,14 @@
  * broker's read-only API. Knows nothing of MQTT: it hands each request head to the owner's callback
  * (net_http_cb) and sends the owner's answer, whole or streamed.
  *
- * The lws integration is ws.c's (Debian's lws is built without LWS_WITH_EXTERNAL_POLL): listen.c accepts
- * as for TCP (bind, IPv4+IPv6, EMFILE pause, peer string), net_http_attach adopts the fd into this
- * listener's lws context; we register every adopted fd with net_fd_add and serve it with lws_service_fd,
- * computing its interest after each entry into lws (READ always; WRITE while an answer is being written,
- * lws holds a partial write or OpenSSL wants to write). lws's own timers (handshake, keep-alive idle,
- * request-head timeouts) run from one timerfd per listener that ticks every HTTP_TICK_MS only while a
- * connection is open, and is kicked when lws reports pending work: no connection, no cost.
+ * The lws integration is lws.c's, shared with ws.c (Debian's lws is built without LWS_WITH_EXTERNAL_POLL):
+ * listen.c accepts as for TCP (bind, IPv4+IPv6, EMFILE pause, peer string), net_http_attach adopts the fd
+ * into this listener's lws context; we register every adopted fd with net_fd_add and serve it with
+ * net_lws_service_fd, computing its interest after each entry into lws (READ always; WRITE while an
+ * answer is being written, lws holds a partial write or OpenSSL wants to write). lws's own timers
+ * (handshake, keep-alive idle, request-head timeouts) run from lws.c's timerfd, which ticks every
+ * HTTP_TICK_MS only while a connection is open (lw.busy counts them) and is kicked when lws reports
+ * pending work: no connection, no cost.
  *
  * lws parses the request (method, URI, headers; oversized heads are refused by lws, 431 or a close),
  * decodes and sanitises the path and splits the query. An answer is written one slice per
@@ -25,20 +26,16 @@
  * Invariant: a session lives while its wsi lives; the owner's stream state is released exactly once
  * (answer finished, or the connection gone), after which net never calls the owner for it again.
  */
-#include "net_internal.h"
+#include "lws.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
-#include <libwebsockets.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #define HTTP_SLICE 16384          /* body bytes written per writeable callback */
 #define HTTP_HEAD_MAX 2048        /* response head */
@@ -53,19 +50,12 @@
 #define HTTP_MAX_CONNS_DEFAULT 256 /* open HTTP connections per listener (max_connections overrides) */
 
 struct net_http {
-	struct net_loop *loop;
-	struct lws_context *ctx;
-	struct lws_vhost *vh;
+	struct net_lws lw; /* context, timer; lw.touched: requests to re-sync; lw.busy: open connections */
 	net_http_cb cb;
 	void *user;
 	unsigned max_conns;
-	int tfd;
-	int timer; /* 0 off, 1 tick, 2 kick */
-	unsigned nsess;
-	bool tls;
 	struct net_http_req *adopting; /* being adopted: lws may destroy it before adopt returns */
-	const struct net_tls_opts *init_tls; /* only while the vhost is being created */
-	struct net_link touched, all;
+	struct net_link all;
 };
 
 struct net_http_req {
@@ -95,23 +85,6 @@ static const char *const http_methods[] = {"GET", "POST", "OPTIONS", "PUT", "PAT
 
 /* ---- session bookkeeping ------------------------------------------------------------------ */
 
-static void timer_set(struct net_http *h, int want)
-{
-	if (want == h->timer || (h->timer == 2 && want == 1))
-		return;
-	struct itimerspec its;
-	memset(&its, 0, sizeof its);
-	struct timespec tick = {.tv_sec = HTTP_TICK_MS / 1000, .tv_nsec = (HTTP_TICK_MS % 1000) * 1000000L};
-	if (want == 2)
-		its.it_value.tv_nsec = 1;
-	else if (want == 1)
-		its.it_value = tick;
-	if (want)
-		its.it_interval = tick;
-	if (timerfd_settime(h->tfd, 0, &its, NULL) == 0)
-		h->timer = want;
-}
-
 static void answer_reset(struct net_http_req *r)
 {
 	if (r->release && r->state)
@@ -131,18 +104,18 @@ static void answer_reset(struct net_http_req *r)
 static void sess_free(struct net_http_req *r)
 {
 	if (r->registered)
-		net_fd_del(r->h->loop, r->fd);
+		net_fd_del(r->h->lw.loop, r->fd);
 	answer_reset(r);
 	net_list_del(&r->touch);
 	net_list_del(&r->all);
-	r->h->nsess--;
+	r->h->lw.busy--;
 	free(r);
 }
 
 static void sess_touch(struct net_http_req *r)
 {
 	if (!net_link_linked(&r->touch))
-		net_list_add_tail(&r->h->touched, &r->touch);
+		net_list_add_tail(&r->h->lw.touched, &r->touch);
 }
 
 static void sess_sync(struct net_http_req *r)
@@ -153,18 +126,14 @@ static void sess_sync(struct net_http_req *r)
 	unsigned want = NET_READ;
 	if ((r->answered && !r->done) || lws_partial_buffered(r->wsi) || (ssl && SSL_want_write(ssl)))
 		want |= NET_WRITE;
-	if (want != r->mask && net_fd_mod(r->h->loop, r->fd, want) == 0)
+	if (want != r->mask && net_fd_mod(r->h->lw.loop, r->fd, want) == 0)
 		r->mask = want;
 }
 
-static void http_after(struct net_http *h)
+/* lw.sync: a touched request's turn. */
+static void http_sync(struct net_link *touch)
 {
-	while (!net_list_empty(&h->touched)) {
-		struct net_http_req *r = net_container_of(h->touched.next, struct net_http_req, touch);
-		net_list_del(&r->touch);
-		sess_sync(r);
-	}
-	timer_set(h, !lws_service_adjust_timeout(h->ctx, 1, 0) ? 2 : h->nsess ? 1 : 0);
+	sess_sync(net_container_of(touch, struct net_http_req, touch));
 }
 
 /* ---- the owner's side ------------------------------------------------------------------- */
@@ -381,34 +350,6 @@ static int cb_http(struct net_http_req *r, struct lws *wsi, const char *uri)
 	return 0;
 }
 
-/* What lws has no option for, on the vhost's SSL_CTX: as ws.c (tls_version is the minimum, capath,
- * crlfile). */
-static int cb_tls_extra(struct lws *wsi, SSL_CTX *ctx)
-{
-	struct lws_context *lc = wsi ? lws_get_context(wsi) : NULL;
-	struct net_http *h = lc ? lws_context_user(lc) : NULL;
-	const struct net_tls_opts *o = h ? h->init_tls : NULL;
-	if (!o || !ctx)
-		return 0;
-	int v = TLS1_2_VERSION;
-	if (o->tls_version && !strcmp(o->tls_version, "tlsv1.3"))
-		v = TLS1_3_VERSION;
-	else if (o->tls_version && !strcmp(o->tls_version, "tlsv1.1"))
-		v = TLS1_1_VERSION;
-	SSL_CTX_set_min_proto_version(ctx, v);
-	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-	if (o->capath && SSL_CTX_load_verify_locations(ctx, NULL, o->capath) != 1)
-		return 1;
-	if (o->crlfile) {
-		X509_STORE *st = SSL_CTX_get_cert_store(ctx);
-		X509_LOOKUP *lk = st ? X509_STORE_add_lookup(st, X509_LOOKUP_file()) : NULL;
-		if (!lk || X509_load_crl_file(lk, o->crlfile, X509_FILETYPE_PEM) < 1)
-			return 1;
-		X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
-	}
-	return 0;
-}
-
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	struct net_http_req *r = wsi ? lws_get_opaque_user_data(wsi) : NULL;
@@ -431,13 +372,13 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
 		return len ? 0 : 1; /* keep OpenSSL's verdict */
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-		return cb_tls_extra(wsi, user);
+		return net_lws_tls_extra(wsi, user); /* what lws has no option for (lws.c) */
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (r && !r->gone) {
 			r->gone = true;
 			r->wsi = NULL;
 			if (r->registered) {
-				net_fd_del(r->h->loop, r->fd); /* lws has closed it */
+				net_fd_del(r->h->lw.loop, r->fd); /* lws has closed it */
 				r->registered = false;
 			}
 			if (r->h->adopting != r)
@@ -456,62 +397,24 @@ static const struct lws_protocols http_protocols[] = {
 
 /* ---- loop callbacks ---------------------------------------------------------------------- */
 
-static void http_fd_cb(struct net_loop *loop, int fd, unsigned ev, void *user);
-
-static bool sess_alive(struct net_loop *loop, int fd, const struct net_http_req *r)
-{
-	return fd < loop->nfds && loop->fds[fd] && loop->fds[fd]->cb == http_fd_cb && loop->fds[fd]->user == r;
-}
-
 static void http_fd_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
 {
 	struct net_http_req *r = user;
 	struct net_http *h = r->h;
-	struct lws_pollfd p;
-	p.fd = fd;
-	p.events = (short)(((r->mask & NET_READ) ? POLLIN : 0) | ((r->mask & NET_WRITE) ? POLLOUT : 0));
-	p.revents = 0;
-	if (ev & NET_READ)
-		p.revents |= (r->mask & NET_READ) ? POLLIN : POLLHUP;
-	if (ev & NET_WRITE)
-		p.revents |= (r->mask & NET_WRITE) ? POLLOUT : POLLHUP;
-	bool offered_out = (p.revents & POLLOUT) != 0;
-	lws_service_fd(h->ctx, &p);
+	bool offered_out = net_lws_service_fd(&h->lw, fd, r->mask, ev);
 	/* lws may have written on its own while reading (an error answer it
 	 * generates): offer POLLOUT once so that it can finish. */
-	if (!offered_out && sess_alive(loop, fd, r) && !(r->mask & NET_WRITE)) {
-		p.events = POLLIN | POLLOUT;
-		p.revents = POLLOUT;
-		lws_service_fd(h->ctx, &p);
-	}
-	http_after(h);
-}
-
-static void http_timer_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
-{
-	struct net_http *h = user;
-	uint64_t n;
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		return;
-	h->timer = 1;
-	lws_service(h->ctx, -1); /* ripe timers + forced service; never blocks */
-	http_after(h);
+	if (!offered_out && net_lws_fd_is(loop, fd, http_fd_cb, r) && !(r->mask & NET_WRITE))
+		net_lws_offer_write(&h->lw, fd);
+	net_lws_after(&h->lw);
 }
 
 /* ---- listener ------------------------------------------------------------------------------ */
 
-/* lws's log level and emit function are process-wide (no user pointer), as in ws.c. */
-static struct { void (*fn)(void *user, const char *line); void *user; } http_log_sink;
-static void http_log_emit(int level, const char *line)
-{
-	if (http_log_sink.fn)
-		http_log_sink.fn(http_log_sink.user, line);
-}
-
 int net_http_attach(struct net_listener *l, int fd, const char *peer)
 {
 	struct net_http *h = l->http;
-	if (h->nsess >= h->max_conns) { /* an fd spent on HTTP is not available to MQTT: bounded */
+	if (h->lw.busy >= h->max_conns) { /* an fd spent on HTTP is not available to MQTT: bounded */
 		close(fd);
 		return -EMFILE;
 	}
@@ -528,7 +431,7 @@ int net_http_attach(struct net_listener *l, int fd, const char *peer)
 	r->fd = fd;
 	r->method = -1;
 	net_list_init(&r->touch);
-	int e = net_fd_add(h->loop, fd, NET_READ, http_fd_cb, r);
+	int e = net_fd_add(h->lw.loop, fd, NET_READ, http_fd_cb, r);
 	if (e < 0) {
 		free(r);
 		close(fd);
@@ -537,26 +440,20 @@ int net_http_attach(struct net_listener *l, int fd, const char *peer)
 	r->registered = true;
 	r->mask = NET_READ;
 	net_list_add_tail(&h->all, &r->all);
-	h->nsess++;
-	lws_adopt_desc_t ad;
-	memset(&ad, 0, sizeof ad);
-	ad.vh = h->vh;
-	ad.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (h->tls ? LWS_ADOPT_ALLOW_SSL : 0);
-	ad.fd.sockfd = fd;
-	ad.opaque = r;
+	h->lw.busy++;
 	h->adopting = r;
-	struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+	struct lws *wsi = net_lws_adopt(&h->lw, fd, r);
 	h->adopting = NULL;
 	if (!wsi || r->gone) { /* lws closed the fd */
 		if (r->registered)
-			net_fd_del(h->loop, fd);
+			net_fd_del(h->lw.loop, fd);
 		r->registered = false;
 		sess_free(r);
-		http_after(h);
+		net_lws_after(&h->lw);
 		return -EIO;
 	}
 	r->wsi = wsi;
-	http_after(h);
+	net_lws_after(&h->lw);
 	return 0;
 }
 
@@ -567,15 +464,11 @@ int net_http_listener_init(struct net_listener *l, const struct net_listen_opts 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	h->loop = l->loop;
 	h->cb = o->http_cb;
 	h->user = o->http_user;
 	h->max_conns = o->http_max_conns > 0 ? (unsigned)o->http_max_conns : HTTP_MAX_CONNS_DEFAULT;
-	h->tfd = -1;
-	net_list_init(&h->touched);
 	net_list_init(&h->all);
 	const struct net_tls_opts *t = l->tls ? net_tls_opts_of(l->tls) : NULL;
-	h->tls = t != NULL;
 	if (!h->cb) {
 		snprintf(err, errlen, "HTTP listener without a request handler");
 		goto fail;
@@ -584,73 +477,31 @@ int net_http_listener_init(struct net_listener *l, const struct net_listen_opts 
 		snprintf(err, errlen, "HTTPS needs certfile and keyfile (no PSK with http_api)");
 		goto fail;
 	}
-	h->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (h->tfd < 0 || net_fd_add(h->loop, h->tfd, NET_READ, http_timer_cb, h) < 0) {
-		snprintf(err, errlen, "timerfd: %s", strerror(errno));
-		if (h->tfd >= 0)
-			close(h->tfd);
-		h->tfd = -1;
+	const struct net_lws_conf lc = {
+		.what = "HTTP",
+		.protocols = http_protocols,
+		.vhost_name = "vigil-http",
+		.server_string = "vigil",
+		.alpn = "http/1.1", /* no h2: every request is one wsi here, h2 streams would be child wsis */
+		.max_http_header_data = (unsigned short)(o->ws_headers_size ? o->ws_headers_size : 4096),
+		.timeout_secs = HTTP_TIMEOUT_SECS,
+		.keepalive_timeout = HTTP_KEEPALIVE_SECS,
+		.tick_ms = HTTP_TICK_MS,
+		.tls = t,
+	};
+	h->lw.sync = http_sync;
+	if (net_lws_init(&h->lw, l->loop, &lc, o, err, errlen) < 0)
 		goto fail;
-	}
-	http_log_sink.fn = o->ws_log, http_log_sink.user = o->ws_log_user; /* websockets_log_level */
-	lws_set_log_level(o->ws_log_level, o->ws_log ? http_log_emit : NULL);
-	struct lws_context_creation_info ci;
-	memset(&ci, 0, sizeof ci);
-	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | (t ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
-	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	ci.gid = -1;
-	ci.uid = -1;
-	ci.user = h;
-	ci.max_http_header_data = (unsigned short)(o->ws_headers_size ? o->ws_headers_size : 4096);
-	ci.timeout_secs = HTTP_TIMEOUT_SECS;
-	h->ctx = lws_create_context(&ci);
-	if (!h->ctx) {
-		snprintf(err, errlen, "cannot create the libwebsockets context");
-		goto fail;
-	}
-	struct lws_context_creation_info vi;
-	memset(&vi, 0, sizeof vi);
-	vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	vi.protocols = http_protocols;
-	vi.vhost_name = "vigil-http";
-	vi.timeout_secs = HTTP_TIMEOUT_SECS;
-	vi.keepalive_timeout = HTTP_KEEPALIVE_SECS;
-	vi.server_string = "vigil";
-	vi.alpn = "http/1.1"; /* no h2: every request is one wsi here, h2 streams would be child wsis */
-	if (t) {
-		vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		if (t->require_certificate)
-			vi.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
-		vi.ssl_cert_filepath = t->certfile;
-		vi.ssl_private_key_filepath = t->keyfile ? t->keyfile : t->certfile;
-		vi.ssl_ca_filepath = t->cafile;
-		vi.ssl_cipher_list = t->ciphers;
-		vi.tls1_3_plus_cipher_list = t->ciphers_tls13;
-		h->init_tls = t;
-	}
-	h->vh = lws_create_vhost(h->ctx, &vi);
-	h->init_tls = NULL;
-	if (!h->vh) {
-		snprintf(err, errlen, "cannot create the HTTP vhost (TLS files?)%s%s", t ? ": " : "",
-			 t ? t->certfile : "");
-		goto fail;
-	}
 	l->http = h;
 	return 0;
 fail:
-	if (h->ctx)
-		lws_context_destroy(h->ctx);
-	if (h->tfd >= 0) {
-		net_fd_del(h->loop, h->tfd);
-		close(h->tfd);
-	}
 	free(h);
 	return -1;
 }
 
 size_t net_http_connections(const struct net_listener *l)
 {
-	return l && l->http ? l->http->nsess : 0;
+	return l && l->http ? l->http->lw.busy : 0;
 }
 
 void net_http_listener_free(struct net_listener *l)
@@ -659,10 +510,8 @@ void net_http_listener_free(struct net_listener *l)
 	l->http = NULL;
 	if (!h)
 		return;
-	lws_context_destroy(h->ctx); /* WSI_DESTROY frees every session and releases its stream */
+	net_lws_fini(&h->lw); /* WSI_DESTROY frees every session and releases its stream */
 	while (!net_list_empty(&h->all))
 		sess_free(net_container_of(h->all.next, struct net_http_req, all));
-	net_fd_del(h->loop, h->tfd);
-	close(h->tfd);
 	free(h);
 }

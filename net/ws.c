@@ -1,6 +1,6 @@
 /*
  * net/ws.c — WebSocket listeners (MQTT over WebSockets, plain or TLS) with libwebsockets 4.1, driven by
- * our epoll loop. The only file that includes <libwebsockets.h>.
+ * our epoll loop through lws.c (context, vhost, fd service, timer, TLS extras: shared with http.c).
  *
  * listen.c binds and accepts as for TCP (bind address honoured, IPv4+IPv6, SO_REUSEADDR, EMFILE pause,
  * peer string); net_ws_attach adopts the fd into lws (opaque = our session). lws does TLS (with the
@@ -10,19 +10,15 @@
  * Output: up to WS_FRAME_MAX of the conn's queue is copied into an LWS_PRE-headed buffer, written as a
  * binary frame in SERVER_WRITEABLE, which pulls the next.
  *
- * Polling without LWS_WITH_EXTERNAL_POLL: Debian's lws 4.1 is built without it, so the
- * ADD/DEL/CHANGE_MODE_POLL_FD callbacks never come. We know every fd lws serves (we adopted it), so each
- * is registered here with net_fd_add and serviced with lws_service_fd; the interest mask is ours to
- * compute after every entry into lws for each session lws called back about: READ unless rx is
- * flow-controlled; WRITE while we hold an unsent frame or a close request, lws holds a partial write
- * (lws_partial_buffered) or OpenSSL wants to write. Writes lws decides on its own (pong, close reply) are
- * caught by offering an established session one POLLOUT right after each read service. Forced service and
- * timers: lws_service(ctx, -1) never blocks: it runs lws's ripe timers (its sul list: close-ack, shutdown
- * and handshake timeouts, our own drain bound), polls lws's fds with timeout 0 at their true interest and
- * services buffered rx/TLS data. We call it from one timerfd per listener that is (a) kicked to fire at
- * once when lws_service_adjust_timeout reports pending work or rx was resumed, and (b) ticks every
- * WS_TICK_MS only while some session is "unsettled" (handshaking, closing, holding output or overflow
- * input): an idle broker or idle established sessions cost nothing.
+ * Polling without LWS_WITH_EXTERNAL_POLL (lws.c): each adopted fd is registered here with net_fd_add and
+ * served with net_lws_service_fd; the interest mask is ours to compute after every entry into lws for
+ * each session lws called back about: READ unless rx is flow-controlled; WRITE while we hold an unsent
+ * frame or a close request, lws holds a partial write (lws_partial_buffered) or OpenSSL wants to write.
+ * Writes lws decides on its own (pong, close reply) are caught by offering an established session one
+ * POLLOUT right after each read service. lws's timers (close-ack, shutdown and handshake timeouts, our
+ * own drain bound) run from lws.c's timerfd, kicked when lws reports pending work or rx was resumed and
+ * ticking every WS_TICK_MS only while some session is "unsettled" (handshaking, closing, holding output
+ * or overflow input; counted in lw.busy): an idle broker or idle established sessions cost nothing.
  *
  * Options: lws's header buffer size and log level (and a sink for its lines) come in net_listen_opts. Not
  * here: accepting (listen.c), conn buffers and reaping (conn*.c), PSK over WebSockets (config refuses it),
@@ -31,10 +27,9 @@
  * Invariant: a session lives while its wsi lives or its conn names it; the conn never sees lws, and lws never
  * sees a conn after tp->close (the session is detached and lws finishes the close on its own, bounded in time).
  */
-#include "net_internal.h"
+#include "lws.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +38,8 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
-#include <libwebsockets.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #define WS_FRAME_MAX ((size_t)128 * 1024) /* payload bytes per binary frame we send */
 #define WS_RX_BUFFER 4096                 /* lws per-session rx chunk (allocated per session) */
@@ -57,18 +48,9 @@
 #define WS_CLOSE_SECS 3                   /* bound on drain + close once the conn is gone */
 #define WS_LWS_TIMEOUT_SECS 10            /* lws's own handshake / shutdown timeouts */
 
-enum { WS_TIMER_OFF = 0, WS_TIMER_TICK = 1, WS_TIMER_KICK = 2 };
-
 struct net_ws {
-	struct net_loop *loop;
-	struct lws_context *ctx;
-	struct lws_vhost *vh;
-	int tfd;          /* timerfd: kick (fire now) and tick */
-	int timer;        /* WS_TIMER_* as armed */
-	unsigned unsettled; /* sessions for which lws may have timers running */
-	bool tls;
-	const struct net_tls_opts *init_tls; /* only while the vhost is being created */
-	struct net_link touched; /* sessions lws called back about since the last sync */
+	struct net_lws lw;       /* context, timer; lw.touched: sessions lws called back about since the
+				  * last sync; lw.busy: sessions for which lws may have timers running */
 	struct net_link pend;    /* sessions with overflow input waiting for room */
 	struct net_link all;     /* every session */
 	char *http_dir;
@@ -89,7 +71,7 @@ struct ws_sess {
 	bool rx_off;         /* lws rx flow control applied by us */
 	bool c_paused;       /* the conn does not want input now */
 	bool http_busy;      /* plain HTTP request (ws_http_dir) being answered */
-	bool counted;        /* counted in ws->unsettled */
+	bool counted;        /* counted in ws->lw.busy */
 	uint8_t *out;        /* LWS_PRE headroom + payload [out_off, out_len) */
 	size_t out_off, out_len;
 	uint8_t *ovf;        /* received payload that did not fit the conn's input */
@@ -138,44 +120,9 @@ static void sess_account(struct ws_sess *s, bool dying)
 	bool u = !dying && !s->gone &&
 		 (!s->established || !s->c || s->lws_closing || s->out_len > s->out_off || s->ovf_len);
 	if (u != s->counted) {
-		s->ws->unsettled += u ? 1u : -1u;
+		s->ws->lw.busy += u ? 1u : -1u;
 		s->counted = u;
 	}
-}
-
-/* ---- the timerfd: kick and tick -------------------------------------------------------- */
-
-static void ws_timer_set(struct net_ws *ws, int want)
-{
-	if (want == ws->timer || (ws->timer == WS_TIMER_KICK && want == WS_TIMER_TICK))
-		return; /* a pending kick fires first and re-evaluates */
-	struct itimerspec its;
-	memset(&its, 0, sizeof its);
-	struct timespec tick = {.tv_sec = WS_TICK_MS / 1000, .tv_nsec = (WS_TICK_MS % 1000) * 1000000L};
-	if (want == WS_TIMER_KICK)
-		its.it_value.tv_nsec = 1;
-	else if (want == WS_TIMER_TICK)
-		its.it_value = tick;
-	if (want != WS_TIMER_OFF)
-		its.it_interval = tick;
-	if (timerfd_settime(ws->tfd, 0, &its, NULL) == 0)
-		ws->timer = want;
-}
-
-static void sess_sync(struct ws_sess *s);
-
-/* After every entry into lws: re-sync the epoll interest of the sessions lws
- * called back about, then decide whether lws needs service soon. */
-static void ws_after(struct net_ws *ws)
-{
-	while (!net_list_empty(&ws->touched)) {
-		struct ws_sess *s = net_container_of(ws->touched.next, struct ws_sess, touch);
-		net_list_del(&s->touch);
-		sess_sync(s);
-	}
-	ws_timer_set(ws, !lws_service_adjust_timeout(ws->ctx, 1, 0) ? WS_TIMER_KICK
-				   : ws->unsettled ? WS_TIMER_TICK
-						   : WS_TIMER_OFF);
 }
 
 /* ---- session state ----------------------------------------------------------------------- */
@@ -183,7 +130,7 @@ static void ws_after(struct net_ws *ws)
 static void sess_touch(struct ws_sess *s)
 {
 	if (!net_link_linked(&s->touch))
-		net_list_add_tail(&s->ws->touched, &s->touch);
+		net_list_add_tail(&s->ws->lw.touched, &s->touch);
 }
 
 static void sess_out_free(struct ws_sess *s)
@@ -196,7 +143,7 @@ static void sess_out_free(struct ws_sess *s)
 static void sess_free(struct ws_sess *s)
 {
 	if (s->registered)
-		net_fd_del(s->ws->loop, s->fd);
+		net_fd_del(s->ws->lw.loop, s->fd);
 	sess_account(s, true);
 	net_list_del(&s->touch);
 	net_list_del(&s->pend);
@@ -218,8 +165,14 @@ static void sess_sync(struct ws_sess *s)
 	if (s->out_len > s->out_off || (s->close_req && !s->lws_closing) || lws_partial_buffered(s->wsi) ||
 	    ssl_wants_write(s->wsi) || s->http_busy)
 		want |= NET_WRITE;
-	if (want != s->mask && net_fd_mod(s->ws->loop, s->fd, want) == 0)
+	if (want != s->mask && net_fd_mod(s->ws->lw.loop, s->fd, want) == 0)
 		s->mask = want;
+}
+
+/* lw.sync: a touched session's turn. */
+static void ws_sync(struct net_link *touch)
+{
+	sess_sync(net_container_of(touch, struct ws_sess, touch));
 }
 
 /* Apply lws rx flow control: off while the conn is paused or overflow input
@@ -234,7 +187,7 @@ static void sess_rx_apply(struct ws_sess *s)
 	s->rx_off = off;
 	lws_rx_flow_control(s->wsi, (off ? 0 : 1) | LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
 	if (!off)
-		ws_timer_set(s->ws, WS_TIMER_KICK); /* lws may hold buffered rx: serve it without waiting for epoll */
+		net_lws_timer_set(&s->ws->lw, NET_LWS_TIMER_KICK); /* lws may hold buffered rx: serve it without waiting for epoll */
 	sess_touch(s);
 }
 
@@ -370,7 +323,7 @@ static void cb_wsi_destroy(struct ws_sess *s)
 	s->gone = true;
 	s->wsi = NULL;
 	if (s->registered) {
-		net_fd_del(ws->loop, s->fd); /* lws has closed it already */
+		net_fd_del(ws->lw.loop, s->fd); /* lws has closed it already */
 		s->registered = false;
 	}
 	sess_account(s, false);
@@ -381,34 +334,6 @@ static void cb_wsi_destroy(struct ws_sess *s)
 	}
 	s->c->fd = -1;
 	net_conn_fail(s->c, NET_CLOSED_EOF, 0); /* no-op if already closing */
-}
-
-/* lws leaves the vhost's SSL_CTX to us for what it has no option for. */
-static int cb_tls_extra(struct lws *wsi, SSL_CTX *ctx)
-{
-	struct lws_context *lc = wsi ? lws_get_context(wsi) : NULL;
-	struct net_ws *ws = lc ? lws_context_user(lc) : NULL;
-	const struct net_tls_opts *o = ws ? ws->init_tls : NULL;
-	if (!o || !ctx)
-		return 0;
-	/* compat: tls_version sets the minimum version, as in tls.c. */
-	int v = TLS1_2_VERSION;
-	if (o->tls_version && !strcmp(o->tls_version, "tlsv1.3"))
-		v = TLS1_3_VERSION;
-	else if (o->tls_version && !strcmp(o->tls_version, "tlsv1.1"))
-		v = TLS1_1_VERSION;
-	SSL_CTX_set_min_proto_version(ctx, v);
-	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-	if (o->capath && SSL_CTX_load_verify_locations(ctx, NULL, o->capath) != 1)
-		return 1;
-	if (o->crlfile) {
-		X509_STORE *st = SSL_CTX_get_cert_store(ctx);
-		X509_LOOKUP *lk = st ? X509_STORE_add_lookup(st, X509_LOOKUP_file()) : NULL;
-		if (!lk || X509_load_crl_file(lk, o->crlfile, X509_FILETYPE_PEM) < 1)
-			return 1;
-		X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
-	}
-	return 0;
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -425,7 +350,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		 * the default would accept any certificate. */
 		return len ? 0 : 1;
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-		return cb_tls_extra(wsi, user);
+		return net_lws_tls_extra(wsi, user); /* lws leaves these SSL_CTX settings to us */
 	case LWS_CALLBACK_ESTABLISHED:
 		return cb_established(s);
 	case LWS_CALLBACK_RECEIVE:
@@ -466,30 +391,14 @@ static const struct lws_protocols ws_protocols[] = {
 
 /* ---- loop callbacks ---------------------------------------------------------------------- */
 
-static void ws_fd_cb(struct net_loop *loop, int fd, unsigned ev, void *user);
-
-static bool sess_alive(struct net_loop *loop, int fd, const struct ws_sess *s)
-{
-	return fd < loop->nfds && loop->fds[fd] && loop->fds[fd]->cb == ws_fd_cb && loop->fds[fd]->user == s;
-}
-
 static void ws_fd_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
 {
 	struct ws_sess *s = user;
 	struct net_ws *ws = s->ws;
-	struct lws_pollfd p;
-	p.fd = fd;
-	p.events = (short)(((s->mask & NET_READ) ? POLLIN : 0) | ((s->mask & NET_WRITE) ? POLLOUT : 0));
-	p.revents = 0;
-	/* An event we did not ask for is EPOLLERR/HUP folded in by the loop. */
-	if (ev & NET_READ)
-		p.revents |= (s->mask & NET_READ) ? POLLIN : POLLHUP;
-	if (ev & NET_WRITE)
-		p.revents |= (s->mask & NET_WRITE) ? POLLOUT : POLLHUP;
-	bool offered_out = (p.revents & POLLOUT) != 0;
-	long long mark = offered_out && s->http_busy ? sent_mark(fd) : -1; /* see below */
-	lws_service_fd(ws->ctx, &p);
-	if (mark >= 0 && sess_alive(loop, fd, s)) {
+	bool writing = (ev & NET_WRITE) && (s->mask & NET_WRITE);
+	long long mark = writing && s->http_busy ? sent_mark(fd) : -1; /* see below */
+	bool offered_out = net_lws_service_fd(&ws->lw, fd, s->mask, ev);
+	if (mark >= 0 && net_lws_fd_is(loop, fd, ws_fd_cb, s)) {
 		/* Static files go out one chunk per POLLOUT, asked for inside
 		 * lws where we cannot see it: keep POLLOUT while a request is
 		 * being answered and lws keeps writing; a POLLOUT that wrote
@@ -500,27 +409,19 @@ static void ws_fd_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
 	}
 	/* lws may have decided to write by itself while reading (a pong, the
 	 * close reply): offer POLLOUT once; a no-op when it has nothing. */
-	if (!offered_out && sess_alive(loop, fd, s) && s->established && !(s->mask & NET_WRITE)) {
-		p.events = POLLIN | POLLOUT;
-		p.revents = POLLOUT;
-		lws_service_fd(ws->ctx, &p);
-	}
-	ws_after(ws);
+	if (!offered_out && net_lws_fd_is(loop, fd, ws_fd_cb, s) && s->established && !(s->mask & NET_WRITE))
+		net_lws_offer_write(&ws->lw, fd);
+	net_lws_after(&ws->lw);
 }
 
-static void ws_timer_cb(struct net_loop *loop, int fd, unsigned ev, void *user)
+/* lw.on_timer: overflow input the conns have room for now. */
+static void ws_on_timer(struct net_lws *lw)
 {
-	struct net_ws *ws = user;
-	uint64_t n;
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		return;
-	ws->timer = WS_TIMER_TICK; /* armed with an interval; ws_after re-decides */
+	struct net_ws *ws = net_container_of(lw, struct net_ws, lw);
 	for (struct net_link *k = ws->pend.next, *nx; k != &ws->pend; k = nx) {
 		nx = k->next; /* feeding unlinks k only */
 		sess_feed_overflow(net_container_of(k, struct ws_sess, pend));
 	}
-	lws_service(ws->ctx, -1); /* ripe timers + forced service; never blocks */
-	ws_after(ws);
 }
 
 /* ---- transport ------------------------------------------------------------------------- */
@@ -559,7 +460,7 @@ static ssize_t ws_writev(struct net_conn *c, const struct iovec *iov, int iovcnt
 	}
 	lws_callback_on_writable(s->wsi);
 	sess_touch(s);
-	ws_after(s->ws);
+	net_lws_after(&s->ws->lw);
 	return (ssize_t)take;
 }
 
@@ -572,11 +473,11 @@ static void ws_update(struct net_conn *c, bool want_read, bool want_write)
 	if (want_read && s->ovf_len) {
 		if (!net_link_linked(&s->pend))
 			net_list_add_tail(&s->ws->pend, &s->pend);
-		ws_timer_set(s->ws, WS_TIMER_KICK); /* feed it from the timer callback, not from inside the owner's */
+		net_lws_timer_set(&s->ws->lw, NET_LWS_TIMER_KICK); /* feed it from the timer callback, not from inside the owner's */
 	}
 	sess_rx_apply(s);
 	sess_touch(s);
-	ws_after(s->ws);
+	net_lws_after(&s->ws->lw);
 }
 
 /* The conn is being freed (after on_close): detach. Abort or unfinished
@@ -601,7 +502,7 @@ static void ws_close(struct net_conn *c, bool abort_)
 	}
 	if (!s->wsi) {
 		/* adopted but lws never called back: nothing to close through lws */
-		ws_after(ws);
+		net_lws_after(&ws->lw);
 		return;
 	}
 	if (!s->lws_closing && (abort_ || !s->established)) {
@@ -610,7 +511,7 @@ static void ws_close(struct net_conn *c, bool abort_)
 			setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 		}
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC); /* frees s */
-		ws_after(ws);
+		net_lws_after(&ws->lw);
 		return;
 	}
 	sess_rx_apply(s);
@@ -620,7 +521,7 @@ static void ws_close(struct net_conn *c, bool abort_)
 		lws_callback_on_writable(s->wsi);
 	}
 	sess_touch(s);
-	ws_after(ws);
+	net_lws_after(&ws->lw);
 }
 
 static const struct net_transport ws_transport = {
@@ -644,7 +545,7 @@ int net_ws_attach(struct net_listener *l, struct net_conn *c)
 	s->fd = c->fd;
 	net_list_init(&s->touch);
 	net_list_init(&s->pend);
-	int r = net_fd_add(ws->loop, s->fd, NET_READ, ws_fd_cb, s);
+	int r = net_fd_add(ws->lw.loop, s->fd, NET_READ, ws_fd_cb, s);
 	if (r < 0) {
 		free(s);
 		return r;
@@ -656,13 +557,7 @@ int net_ws_attach(struct net_listener *l, struct net_conn *c)
 	c->tp_state = s;
 	c->flags = (c->flags | NET_CF_TP_OWNS_IO) & ~NET_CF_READY;
 
-	lws_adopt_desc_t ad;
-	memset(&ad, 0, sizeof ad);
-	ad.vh = ws->vh;
-	ad.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (ws->tls ? LWS_ADOPT_ALLOW_SSL : 0);
-	ad.fd.sockfd = s->fd;
-	ad.opaque = s;
-	struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+	struct lws *wsi = net_lws_adopt(&ws->lw, s->fd, s);
 	if (!wsi) {
 		/* lws closed the fd. Undo so that destroying c touches nothing. */
 		c->tp = &net_tcp_transport;
@@ -670,21 +565,13 @@ int net_ws_attach(struct net_listener *l, struct net_conn *c)
 		c->flags &= ~NET_CF_TP_OWNS_IO;
 		c->fd = -1;
 		sess_free(s);
-		ws_after(ws);
+		net_lws_after(&ws->lw);
 		return -EIO;
 	}
 	if (!s->gone)
 		s->wsi = wsi;
-	ws_after(ws);
+	net_lws_after(&ws->lw);
 	return 0;
-}
-
-/* lws's log level and emit function are process-wide (no user pointer): so is our sink. */
-static struct { void (*fn)(void *user, const char *line); void *user; } ws_log_sink;
-static void ws_log_emit(int level, const char *line)
-{
-	if (ws_log_sink.fn)
-		ws_log_sink.fn(ws_log_sink.user, line);
 }
 
 int net_ws_listener_init(struct net_listener *l, const struct net_listen_opts *o, char *err, size_t errlen)
@@ -694,13 +581,9 @@ int net_ws_listener_init(struct net_listener *l, const struct net_listen_opts *o
 		set_err(err, errlen, "out of memory", NULL);
 		return -1;
 	}
-	ws->loop = l->loop;
-	ws->tfd = -1;
-	net_list_init(&ws->touched);
 	net_list_init(&ws->pend);
 	net_list_init(&ws->all);
 	const struct net_tls_opts *t = l->tls ? net_tls_opts_of(l->tls) : NULL;
-	ws->tls = t != NULL;
 	if (t && !t->certfile) {
 		set_err(err, errlen, "WebSockets over TLS needs certfile and keyfile (no PSK with websockets)", NULL);
 		goto fail;
@@ -717,65 +600,24 @@ int net_ws_listener_init(struct net_listener *l, const struct net_listen_opts *o
 		ws->mount.def = "index.html";
 		ws->mount.origin_protocol = LWSMPRO_FILE;
 	}
-	ws->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (ws->tfd < 0 || net_fd_add(ws->loop, ws->tfd, NET_READ, ws_timer_cb, ws) < 0) {
-		set_err(err, errlen, "timerfd", strerror(errno));
-		if (ws->tfd >= 0)
-			close(ws->tfd);
-		ws->tfd = -1;
+	const struct net_lws_conf lc = {
+		.what = "WebSockets",
+		.protocols = ws_protocols,
+		.vhost_name = "vigil",
+		.mounts = ws->http_dir ? &ws->mount : NULL,
+		.max_http_header_data = (unsigned short)o->ws_headers_size, /* 0: lws's default */
+		.pt_serv_buf_size = WS_SERV_BUF,
+		.timeout_secs = WS_LWS_TIMEOUT_SECS,
+		.tick_ms = WS_TICK_MS,
+		.tls = t,
+	};
+	ws->lw.sync = ws_sync;
+	ws->lw.on_timer = ws_on_timer;
+	if (net_lws_init(&ws->lw, l->loop, &lc, o, err, errlen) < 0)
 		goto fail;
-	}
-	ws_log_sink.fn = o->ws_log, ws_log_sink.user = o->ws_log_user; /* websockets_log_level */
-	lws_set_log_level(o->ws_log_level, o->ws_log ? ws_log_emit : NULL);
-
-	struct lws_context_creation_info ci;
-	memset(&ci, 0, sizeof ci);
-	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | (t ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
-	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	ci.gid = -1;
-	ci.uid = -1;
-	ci.user = ws;
-	ci.pt_serv_buf_size = WS_SERV_BUF;
-	ci.max_http_header_data = (unsigned short)o->ws_headers_size; /* 0: lws's default */
-	ci.timeout_secs = WS_LWS_TIMEOUT_SECS;
-	ws->ctx = lws_create_context(&ci);
-	if (!ws->ctx) {
-		set_err(err, errlen, "cannot create the libwebsockets context", NULL);
-		goto fail;
-	}
-	struct lws_context_creation_info vi;
-	memset(&vi, 0, sizeof vi);
-	vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	vi.protocols = ws_protocols;
-	vi.vhost_name = "vigil";
-	vi.mounts = ws->http_dir ? &ws->mount : NULL;
-	vi.timeout_secs = WS_LWS_TIMEOUT_SECS;
-	if (t) {
-		vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		if (t->require_certificate)
-			vi.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
-		vi.ssl_cert_filepath = t->certfile;
-		vi.ssl_private_key_filepath = t->keyfile ? t->keyfile : t->certfile;
-		vi.ssl_ca_filepath = t->cafile;
-		vi.ssl_cipher_list = t->ciphers;
-		vi.tls1_3_plus_cipher_list = t->ciphers_tls13;
-		ws->init_tls = t;
-	}
-	ws->vh = lws_create_vhost(ws->ctx, &vi);
-	ws->init_tls = NULL;
-	if (!ws->vh) {
-		set_err(err, errlen, "cannot create the WebSockets vhost (TLS files?)", t ? t->certfile : NULL);
-		goto fail;
-	}
 	l->ws = ws;
 	return 0;
 fail:
-	if (ws->ctx)
-		lws_context_destroy(ws->ctx);
-	if (ws->tfd >= 0) {
-		net_fd_del(ws->loop, ws->tfd);
-		close(ws->tfd);
-	}
 	free(ws->http_dir);
 	free(ws);
 	return -1;
@@ -789,11 +631,9 @@ void net_ws_listener_free(struct net_listener *l)
 		return;
 	/* Sessions left are detached ones still closing: lws drops them and
 	 * WSI_DESTROY frees them. */
-	lws_context_destroy(ws->ctx);
+	net_lws_fini(&ws->lw);
 	while (!net_list_empty(&ws->all)) /* defensive: lws did not say WSI_DESTROY */
 		sess_free(net_container_of(ws->all.next, struct ws_sess, all));
-	net_fd_del(ws->loop, ws->tfd);
-	close(ws->tfd);
 	free(ws->http_dir);
 	free(ws);
 }

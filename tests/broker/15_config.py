@@ -329,3 +329,31 @@ def test_check_retain_source_false(h):
     bob = _retain_source_case(h, "check_retain_source false\n")
     bob.subscribe("r/#")
     bob.expect_publish("r/alice/x", "kept", retain=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# SIGUSR1 / SIGUSR2
+
+
+def test_sigusr1_sigusr2_keep_serving(h):
+    # mosquitto 2.0.11 (signals.c): SIGUSR1 saves the persistence file (nothing without
+    # persistence), SIGUSR2 prints the subscription tree on stdout; neither ends the broker nor
+    # touches a connection, a subscription or a retained message. (vigil: SIGUSR1 publishes $SYS,
+    # SIGUSR2 prints the subscriptions; mosquitto-compat.md "Signals".)
+    b = h.broker()
+    sub = h.connect(b, "sig-sub", clean=False)
+    sub.subscribe([("sig/#", 1)])
+    pub = h.connect(b, "sig-pub")
+    pub.publish("sig/r", "kept", retain=True)
+    sub.expect_publish("sig/r", "kept")
+    for sig in (signal.SIGUSR2, signal.SIGUSR1, signal.SIGUSR2, signal.SIGUSR1):
+        b.proc.send_signal(sig)
+        time.sleep(0.05)
+    time.sleep(0.2)
+    check(b.alive(), "the broker exited on SIGUSR1/SIGUSR2 (rc=%s)" % b.proc.poll())
+    check(_alive(sub) and _alive(pub), "a connection was lost on SIGUSR1/SIGUSR2")
+    pub.publish("sig/after", "x", qos=1)
+    sub.expect_publish("sig/after", "x", qos=1)
+    late = h.connect(b, "sig-late")
+    late.subscribe([("sig/r", 0)])
+    late.expect_publish("sig/r", "kept", retain=True)
