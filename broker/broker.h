@@ -70,6 +70,9 @@ struct message {
 	struct mem *mem;         /* the accounting it was allocated from (NULL: none) */
 	uint64_t store_id;       /* the store's bookkeeping: row id, 0 = not stored */
 	uint32_t store_refs;     /* stored deliveries that refer to it */
+	uint64_t cl_inst, cl_seq; /* cluster/'s bookkeeping: origin node instance and its sequence
+				   * number once routed between nodes (0: never), to merge a session's
+				   * queues without duplicates when it moves to another node */
 	uint8_t data[];
 };
 
@@ -173,6 +176,7 @@ struct session {
 	struct will *will;
 	bool bridge_owned;         /* the local side of a bridge (bridge/): no client may take it */
 	uint64_t cluster_since;    /* cluster/'s bookkeeping: wall ms its connection attached (takeover order) */
+	bool cluster_rec;          /* cluster/'s bookkeeping: its record is in the cluster's session bucket */
 };
 
 /* ---- clients (connections) ------------------------------------------------------ */
@@ -205,6 +209,7 @@ struct client {
 	char **aliases;            /* [alias_max_in + 1] inbound topic aliases */
 	struct bridge *bridge;     /* set: our outbound connection to a remote broker (bridge/) */
 	bool bridge_peer;          /* a remote mosquitto-style bridge (CONNECT level bit 7) */
+	bool cluster_held;         /* CONNECT held while the cluster fetches its session: no dispatch */
 	struct client *next_all, *prev_all;
 };
 
@@ -495,6 +500,18 @@ struct cluster_ops {
 	void (*attached)(void *u, struct session *s);
 	/* s's will is gone: cleared, published, or its session ends. */
 	void (*will_gone)(void *u, struct session *s);
+	/* Cluster-wide sessions (cluster/csession.c). A CONNECT for id, decided
+	 * but not acted on yet: true when the cluster holds it (f copied) while
+	 * it fetches the session from the node that has it (Clean Start 0, no
+	 * session here); it then runs connect_handle again itself, with
+	 * c->cluster_held set meanwhile. */
+	bool (*connect_hold)(void *u, struct client *c, const char *id, bool clean_start, const struct mqtt_frame *f);
+	/* A held client's connection ended (client.c on_close). */
+	void (*client_gone)(void *u, struct client *c);
+	/* s's subscriptions, expiry or connection changed. */
+	void (*session_changed)(void *u, struct session *s);
+	/* s ends (session_destroy). */
+	void (*session_end)(void *u, struct session *s);
 };
 static inline size_t cluster_route_out(struct broker *b, const struct message *m)
 {
@@ -514,6 +531,26 @@ static inline void cluster_will_gone(struct broker *b, struct session *s)
 {
 	if (b->cluster)
 		b->cluster->will_gone(b->cluster_user, s);
+}
+static inline bool cluster_connect_hold(struct broker *b, struct client *c, const char *id, bool clean_start,
+					const struct mqtt_frame *f)
+{
+	return b->cluster && b->cluster->connect_hold(b->cluster_user, c, id, clean_start, f);
+}
+static inline void cluster_client_gone(struct broker *b, struct client *c)
+{
+	if (b->cluster && c->cluster_held)
+		b->cluster->client_gone(b->cluster_user, c);
+}
+static inline void cluster_session_changed(struct broker *b, struct session *s)
+{
+	if (b->cluster)
+		b->cluster->session_changed(b->cluster_user, s);
+}
+static inline void cluster_session_end(struct broker *b, struct session *s)
+{
+	if (b->cluster && s->cluster_rec)
+		b->cluster->session_end(b->cluster_user, s);
 }
 
 /* log.c */

@@ -320,7 +320,7 @@ static void on_data(struct net_conn *conn, void *user)
 	struct broker *b = c->b;
 	uint32_t max = b->cfg->max_packet_size;
 
-	while (c->state != CS_GONE) {
+	while (c->state != CS_GONE && !c->cluster_held) { /* held: the cluster re-runs the CONNECT */
 		size_t avail;
 		const uint8_t *buf = net_conn_input(conn, &avail);
 		struct mqtt_frame f;
@@ -362,6 +362,7 @@ static void on_close(struct net_conn *conn, enum net_close_reason why, int err, 
 	struct client *c = user;
 	struct broker *b = c->b;
 	store_client_gone(b, c); /* before net flushes a lingering close */
+	cluster_client_gone(b, c); /* a CONNECT the cluster held */
 	if (c->state != CS_GONE) {
 		if (c->state == CS_CONNECTED && b->cfg->connection_messages) {
 			struct log_ev ev = {.event = "disconnect", .client_id = c->id,

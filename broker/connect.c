@@ -306,6 +306,13 @@ int connect_handle(struct client *c, const struct mqtt_frame *f)
 		goto out;
 	}
 
+	/* ---- a persistent session may live on another cluster node (cluster/csession.c):
+	 * the CONNECT waits, and runs again once the session is here (or is known not to be) ---- */
+	if (cluster_connect_hold(b, c, id, k.clean_start, f)) {
+		rc = 0;
+		goto out;
+	}
+
 	/* ---- keepalive (v5 MQTT-3.2.2-21/22) ---- */
 	bool server_ka = false;
 	c->keepalive = k.keepalive;

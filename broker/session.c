@@ -131,6 +131,7 @@ static void will_free(struct broker *b, struct will **wp)
 void session_destroy(struct session *s)
 {
 	struct broker *b = s->b;
+	cluster_session_end(b, s); /* its record in the cluster */
 	store_session_end(b, s); /* first: the store forgets its deliveries */
 	wheel_cancel(&b->wheel, &s->expiry_timer);
 	subscribe_remove_all(s);
@@ -236,6 +237,7 @@ void session_detach(struct session *s, bool abnormal)
 	if (s->expiry != UINT32_MAX)
 		wheel_add(&b->wheel, &s->expiry_timer, broker_now(b) + (uint64_t)s->expiry * 1000u);
 	store_session_saved(b, s); /* detached: the deadlines are persisted */
+	cluster_session_changed(b, s);
 }
 
 void session_restore_timers(struct session *s, uint64_t will_at, uint64_t expiry_at)

@@ -203,6 +203,8 @@ int subscribe_handle(struct client *c, const struct mqtt_frame *f)
 	if (rcs != stack_rcs)
 		free(rcs);
 	free(send_ret);
+	if (rc == 0)
+		cluster_session_changed(b, s);
 	return rc;
 }
 
@@ -255,6 +257,7 @@ int unsubscribe_handle(struct client *c, const struct mqtt_frame *f)
 	}
 	if (rcs != stack_rcs)
 		free(rcs);
+	cluster_session_changed(b, s);
 	return 0;
 }
 

@@ -21,10 +21,14 @@
 #include "cluster_int.h"
 
 static const struct cluster_ops OPS = {
-	.route_out = xroute_route_out,
+	.route_out = csession_route_out, /* xroute_route_out, and the message's identity */
 	.retain_out = xroute_retain_out,
-	.attached = nodes_attached,
+	.attached = csession_attached,   /* nodes_attached, and the session's record */
 	.will_gone = nodes_will_gone,
+	.connect_hold = csession_hold,
+	.client_gone = csession_client_gone,
+	.session_changed = csrecord_changed,
+	.session_end = csrecord_end,
 };
 
 void cluster_post(struct cluster *cl, struct cl_event *e)
@@ -97,6 +101,10 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 		case TAG_DEAD: nodes_dead_in(cl, e->msg); break;
 		case TAG_WILL: nodes_will_in(cl, e->msg); break;
 		case TAG_GROUP: xroute_group_in(cl, e->msg, (int64_t)e->inst); break;
+		case TAG_SGET: csession_get_in(cl, e->msg); break;
+		case TAG_SDIRECT: csession_direct_in(cl, e->msg); break;
+		case TAG_SADOPT: csession_adopt_in(cl, e->msg); break;
+		case TAG_SREC: csrecord_adopt(cl, e->msg); break;
 		default: break;
 		}
 		break;
@@ -107,6 +115,7 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 		if (!cl->joined) {
 			cl->joined = true;
 			xroute_subscribe_all(cl);
+			csession_joined(cl);
 		}
 		nodes_joined(cl);
 		char url[256] = "?";
@@ -139,9 +148,11 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 	case CE_CLAIMED:
 		log_msg(b, LOG_F_NOTICE, "Cluster: this node publishes the wills of dead instance %016llx.",
 			(unsigned long long)e->inst);
+		csession_claimed(cl, e->inst);
 		break;
 	case CE_CLAIM_DONE:
 		nodes_claim_done(cl, e->inst);
+		csession_claim_done(cl, e->inst);
 		break;
 	case CE_CLAIM_FAILED:
 		nodes_peer(cl, e->inst, true); /* judged again; its claim record stays (silent since the first time) */
@@ -204,8 +215,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	cl->efd = -1;
 	snprintf(cl->name, sizeof(cl->name), "%s", cc->name ? cc->name : "vigil");
 	snprintf(cl->prefix, sizeof(cl->prefix), "vigil.%s", cl->name);
-	static const char *const what[3] = {"retain", "wills", "dead"};
-	for (int i = 0; i < 3; i++)
+	static const char *const what[4] = {"retain", "wills", "dead", "sess"};
+	for (int i = 0; i < 4; i++)
 		snprintf(cl->bucket[i], sizeof(cl->bucket[i]), "vigil_%s_%s", cl->name, what[i]);
 	cl->timeout_ms = cc->node_timeout * 1000u;
 	cl->hb_ms = cl->timeout_ms / 4 < 1000 ? cl->timeout_ms / 4 : 1000;
@@ -228,6 +239,10 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	b->cluster_user = cl;
 	subtree_set_watch(b->subs, xroute_watch, cl);
 	nodes_start(cl);
+	if (csession_start(cl)) {
+		snprintf(err, errlen, "cluster: out of memory");
+		goto fail;
+	}
 	if (link_start(cl, err, errlen))
 		goto fail;
 	log_msg(b, LOG_F_NOTICE, "Cluster: node %s (instance %016llx) of cluster %s, NATS %s, node timeout %u s.",
@@ -250,6 +265,7 @@ void cluster_stop(struct broker *b)
 	if (cl->joined && cl->connected)
 		nodes_bye(cl); /* and the command to purge our wills, run before the link closes */
 	xroute_free(cl);
+	csession_free(cl);
 	link_stop(cl); /* closes NATS, joins the thread */
 	b->cluster_user = NULL;
 	cl->stopping = true;

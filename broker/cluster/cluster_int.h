@@ -19,6 +19,12 @@
  *   KV vigil_<name>_retain  retained messages, key = topic tokens
  *   KV vigil_<name>_wills   wills, key = <instance>.<client id token>
  *   KV vigil_<name>_dead    one key per dead instance: who publishes its wills
+ *   KV vigil_<name>_sess    persistent sessions, key = <instance>.<client id token>:
+ *                    what a dead node's sessions resume from (csrecord.c)
+ *   P.sget           "who has the session of this client id?" (every node)
+ *   P.s.<token>      one node's direct subject: the answers and the hand-over
+ *                    of a session (csession.c)
+ *   P.sadopt         a dead instance's sessions have been adopted by the sender
  */
 #ifndef VIGIL_CLUSTER_INT_H
 #define VIGIL_CLUSTER_INT_H
@@ -34,7 +40,11 @@
 
 #define CL_SUBJ_MAX 3000 /* below nats-server's 4 KiB control line */
 
-enum cl_tag { TAG_ROUTE = 0, TAG_HB, TAG_CONN, TAG_DEAD, TAG_RETAIN, TAG_WILL, TAG_GROUP, N_TAGS };
+enum cl_tag {
+	TAG_ROUTE = 0, TAG_HB, TAG_CONN, TAG_DEAD, TAG_RETAIN, TAG_WILL, TAG_GROUP,
+	TAG_SGET, TAG_SDIRECT, TAG_SADOPT, TAG_SREC, /* csession.c, csrecord.c */
+	N_TAGS
+};
 
 enum cl_ev_kind {
 	CE_MSG = 0,      /* msg on subscription tag */
@@ -128,7 +138,7 @@ struct cluster {
 	const struct cluster_conf *conf;
 	char name[65];
 	char prefix[80];        /* "vigil.<name>" */
-	char bucket[3][96];     /* retain, wills, dead */
+	char bucket[4][96];     /* retain, wills, dead, sess */
 	uint64_t inst;          /* this node's incarnation, random */
 	uint64_t seq;           /* routed messages sent */
 	unsigned timeout_ms, hb_ms;
@@ -148,6 +158,7 @@ struct cluster {
 	uint64_t down_since;    /* NATS lost at (0: connected) */
 	int efd;
 	unsigned drops;         /* messages not sent (too large, buffer full) */
+	struct cl_sess *cs;     /* csession.c: sessions on their way between nodes */
 
 	/* shared, under mu */
 	pthread_mutex_t mu;
@@ -228,5 +239,66 @@ struct cl_peer *nodes_peer(struct cluster *cl, uint64_t inst, bool create);
 void nodes_bye(struct cluster *cl);
 void nodes_claim_done(struct cluster *cl, uint64_t inst); /* CE_CLAIM_DONE: claim over, won or lost */
 void nodes_free(struct cluster *cl);
+
+/* csession.c: a persistent session moves to the node its client connects to */
+int csession_start(struct cluster *cl);  /* 0 or -1 (no memory) */
+void csession_joined(struct cluster *cl); /* first CE_JOINED: subscribe */
+void csession_free(struct cluster *cl);
+size_t csession_route_out(void *u, const struct message *m); /* xroute_route_out + message identity */
+void csession_attached(void *u, struct session *s);
+bool csession_hold(void *u, struct client *c, const char *id, bool clean_start, const struct mqtt_frame *f);
+void csession_left(struct cluster *cl, uint64_t inst); /* a peer said goodbye: it answers no more */
+void csession_client_gone(void *u, struct client *c);
+void csession_get_in(struct cluster *cl, natsMsg *msg);    /* P.sget */
+void csession_direct_in(struct cluster *cl, natsMsg *msg); /* P.s.<token> */
+void csession_adopt_in(struct cluster *cl, natsMsg *msg);  /* P.sadopt */
+void csession_claimed(struct cluster *cl, uint64_t inst);  /* CE_CLAIMED */
+void csession_claim_done(struct cluster *cl, uint64_t inst); /* CE_CLAIM_DONE */
+void csession_step_down(struct cluster *cl);
+/* Is a session for id on its way here? (nodes.c must not drop it then) */
+bool csession_busy(struct cluster *cl, const char *id);
+
+/* csrecord.c: session records in the sess bucket, and their encoding */
+struct cl_wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	bool err;
+};
+struct cl_rbuf {
+	const uint8_t *p;
+	size_t len, off;
+	bool err;
+};
+void csrecord_put(struct cl_wbuf *w, const void *d, size_t n);
+void csrecord_le(struct cl_wbuf *w, uint64_t v, int bytes);
+void csrecord_str(struct cl_wbuf *w, const char *s, size_t n); /* s NULL: absent */
+uint64_t csrecord_get(struct cl_rbuf *r, int bytes);
+const uint8_t *csrecord_bytes(struct cl_rbuf *r, size_t n);
+char *csrecord_getstr(struct cl_rbuf *r, bool *absent); /* malloc'd; NULL: absent or error */
+/* A session as a record: version, expiry, the wall time it expires (0:
+ * counted from now), user, listener, subscriptions. */
+void csrecord_encode(struct cluster *cl, struct session *s, struct cl_wbuf *w);
+struct cl_meta {
+	uint8_t version;
+	uint32_t expiry;
+	uint64_t expires_wall;
+	char *id, *username;
+	int listener;
+	uint32_t n_subs;
+	struct cl_msub {
+		char *filter;
+		uint8_t options;
+		uint32_t sub_id;
+	} *subs;
+};
+int csrecord_decode(struct cl_rbuf *r, struct cl_meta *m); /* 0 or -1; csrecord_meta_free either way */
+void csrecord_meta_free(struct cl_meta *m);
+/* A detached session built from m, its subscriptions in the tree (and so
+ * on NATS); not yet saved. NULL: no memory, bad record, id in use. */
+struct session *csrecord_build(struct cluster *cl, const struct cl_meta *m);
+void csrecord_changed(void *u, struct session *s); /* session_changed hook: put or delete */
+void csrecord_end(void *u, struct session *s);     /* session_end hook: delete */
+void csrecord_put_all(struct cluster *cl);         /* joined, new instance */
+void csrecord_adopt(struct cluster *cl, natsMsg *msg); /* a dead instance's record (claim won) */
 
 #endif

@@ -167,7 +167,7 @@ static int setup(struct cluster *cl, natsConnection *nc)
 	if (natsConnection_JetStream(&cl->js, nc, &jo) != NATS_OK)
 		return -1;
 	if (ensure_bucket(cl, cl->bucket[0], NULL) || ensure_bucket(cl, cl->bucket[1], NULL) ||
-	    ensure_bucket(cl, cl->bucket[2], &cl->kv_dead))
+	    ensure_bucket(cl, cl->bucket[2], &cl->kv_dead) || ensure_bucket(cl, cl->bucket[3], NULL))
 		return -1;
 	static const char *const fixed[4] = {"hb", "conn", "dead", "long"};
 	static const enum cl_tag ftag[4] = {TAG_HB, TAG_CONN, TAG_DEAD, TAG_ROUTE};
@@ -195,14 +195,15 @@ static int setup(struct cluster *cl, natsConnection *nc)
 	return natsConnection_Flush(nc) == NATS_OK ? 0 : -1;
 }
 
-/* The wills of instance inst, last value per client, to the loop thread;
- * then purge them. */
-static void take_wills(struct cluster *cl, uint64_t inst)
+/* The wills (bucket 1, TAG_WILL) or session records (bucket 3, TAG_SREC)
+ * of instance inst, last value per client, to the loop thread; then purge
+ * them. */
+static void take_records(struct cluster *cl, uint64_t inst, int bucket, enum cl_tag tag)
 {
 	char subj[160], stream[128];
 	jsErrCode jerr = 0;
-	snprintf(subj, sizeof(subj), "$KV.%s.%016llx.>", cl->bucket[1], (unsigned long long)inst);
-	snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[1]);
+	snprintf(subj, sizeof(subj), "$KV.%s.%016llx.>", cl->bucket[bucket], (unsigned long long)inst);
+	snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[bucket]);
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Ordered = true;
@@ -234,7 +235,7 @@ static void take_wills(struct cluster *cl, uint64_t inst)
 			continue;
 		}
 		e->kind = CE_MSG;
-		e->tag = TAG_WILL;
+		e->tag = tag;
 		e->msg = m;
 		e->inst = inst;
 		cluster_post(cl, e);
@@ -245,7 +246,8 @@ static void take_wills(struct cluster *cl, uint64_t inst)
 	jsOptions_Init(&jo);
 	jo.Stream.Purge.Subject = subj;
 	js_PurgeStream(cl->js, stream, &jo, &jerr);
-	cluster_logf(cl, LOG_F_INFORMATION, "took %u will record(s) of instance %016llx", n, (unsigned long long)inst);
+	cluster_logf(cl, LOG_F_INFORMATION, "took %u %s record(s) of instance %016llx", n, tag == TAG_WILL ? "will" : "session",
+		     (unsigned long long)inst);
 }
 
 static bool transient(natsStatus s)
@@ -259,16 +261,19 @@ static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
 {
 	char key[32], val[96];
 	snprintf(key, sizeof(key), "%016llx", (unsigned long long)c->inst);
-	if (c->kind == CMD_PURGE) {
-		char subj[160], stream[128];
-		jsErrCode jerr = 0;
-		jsOptions jo;
-		snprintf(subj, sizeof(subj), "$KV.%s.%s.>", cl->bucket[1], key);
-		snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[1]);
-		jsOptions_Init(&jo);
-		jo.Stream.Purge.Subject = subj;
-		jo.Wait = 1500; /* also run at shutdown, which must stay within its budget */
-		natsStatus s = js_PurgeStream(cl->js, stream, &jo, &jerr);
+	if (c->kind == CMD_PURGE) { /* the instance's wills and session records */
+		natsStatus s = NATS_OK;
+		for (int bk = 1; bk <= 3 && !transient(s); bk += 2) {
+			char subj[160], stream[128];
+			jsErrCode jerr = 0;
+			jsOptions jo;
+			snprintf(subj, sizeof(subj), "$KV.%s.%s.>", cl->bucket[bk], key);
+			snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[bk]);
+			jsOptions_Init(&jo);
+			jo.Stream.Purge.Subject = subj;
+			jo.Wait = 1000; /* also run at shutdown, which must stay within its budget */
+			s = js_PurgeStream(cl->js, stream, &jo, &jerr);
+		}
 		return !transient(s);
 	}
 	snprintf(val, sizeof(val), "%s", cl->conf->node_id);
@@ -292,7 +297,8 @@ static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
 	char subj[160];
 	snprintf(subj, sizeof(subj), "%s.dead", cl->prefix);
 	natsConnection_Publish(nc, subj, key, (int)strlen(key));
-	take_wills(cl, c->inst);
+	take_records(cl, c->inst, 1, TAG_WILL);
+	take_records(cl, c->inst, 3, TAG_SREC); /* its persistent sessions resume here (csrecord.c) */
 	cluster_postf(cl, CE_CLAIM_DONE, c->inst);
 	return true;
 }

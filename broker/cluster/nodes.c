@@ -21,7 +21,8 @@
  * connect came before the will's record reached the winner: connects are
  * remembered for a while (cl_recent) and a record of a client seen
  * connecting after its node went silent is dropped.
- * Not here: sessions that move between nodes.
+ * Not here: sessions that move between nodes (csession.c; a step-down
+ * and a new instance tell it and csrecord.c).
  * Invariant: a will is in the wills bucket under this node's current
  * instance exactly while a local session holds it (bucket permitting).
  */
@@ -370,6 +371,7 @@ void nodes_joined(struct cluster *cl)
 		wheel_add(&cl->b->wheel, &p->timer, now + cl->timeout_ms);
 	}
 	put_all_wills(cl);
+	csrecord_put_all(cl);
 	send_hb(cl, cl->inst, false);
 }
 
@@ -382,6 +384,7 @@ void nodes_new_instance(struct cluster *cl)
 	cl->inst = inst;
 	log_msg(cl->b, LOG_F_NOTICE, "Cluster: still the owner of this node's clients; now instance %016" PRIx64 ".", inst);
 	put_all_wills(cl);
+	csrecord_put_all(cl);
 	cluster_command(cl, CMD_PURGE, old);
 	send_hb(cl, cl->inst, false);
 }
@@ -407,6 +410,7 @@ void nodes_step_down(struct cluster *cl)
 	if (getrandom(&inst, sizeof(inst), 0) != (ssize_t)sizeof(inst) || !inst)
 		inst = old * 6364136223846793005ull + 1442695040888963407ull;
 	cl->inst = inst;
+	csession_step_down(cl); /* its persistent sessions were adopted by the claimer */
 	send_hb(cl, cl->inst, false);
 }
 
@@ -429,6 +433,7 @@ void nodes_hb_in(struct cluster *cl, natsMsg *msg)
 			log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s left.", node);
 			peer_free(cl, p);
 		}
+		csession_left(cl, inst);
 		return;
 	}
 	uint64_t now = broker_now(cl->b);
@@ -543,7 +548,7 @@ void nodes_conn_in(struct cluster *cl, natsMsg *msg)
 			client_close(s->client, 0x8E, true, false, "Session taken over");
 			s = session_find(b, id);
 		}
-		if (s && !s->client)
+		if (s && !s->client && !csession_busy(cl, id))
 			session_destroy(s); /* the client lives on the other node now */
 	}
 	free(id);

@@ -126,6 +126,10 @@ struct message *xroute_message(struct cluster *cl, const struct cl_env *e, bool 
 		free(id);
 	if (user && user != ub)
 		free(user);
+	if (m) { /* its identity, for sessions that move between nodes (csession.c) */
+		m->cl_inst = e->inst;
+		m->cl_seq = e->seq;
+	}
 	if (m && (e->flags & ENV_EXPIRY)) {
 		uint64_t now = broker_now(cl->b);
 		m->has_expiry = true;
