@@ -257,6 +257,18 @@ void csession_claim_done(struct cluster *cl, uint64_t inst); /* CE_CLAIM_DONE */
 void csession_step_down(struct cluster *cl);
 /* Is a session for id on its way here? (nodes.c must not drop it then) */
 bool csession_busy(struct cluster *cl, const char *id);
+bool csession_pending(struct cluster *cl, const char *id); /* a hand-over for id in progress (asking or taking) */
+const char *csession_direct(const struct cluster *cl);    /* this node's direct subject (replies) */
+struct cl_wbuf;
+/* the hand-over's messages: kind, sender instance, request number, client id, then per kind */
+enum { K_GET = 1, K_NONE, K_SUBS, K_TAKE, K_DATA, K_END, K_GONE };
+enum { IT_OUT = 1, IT_QOS2 = 2 }; /* K_DATA items */
+void cs_hdr(struct cluster *cl, struct cl_wbuf *w, int kind, uint64_t req, const char *id);
+/* Publish w (freed) to subj, with reply; a failure is logged (the hand-over times out). */
+void cs_send_to(struct cluster *cl, const char *subj, const char *reply, struct cl_wbuf *w);
+void cs_answer(struct cluster *cl, const char *to, int kind, uint64_t req, const char *id);
+/* csowner.c: the owner's side */
+void csession_take_in(struct cluster *cl, uint64_t from, uint64_t req, const char *id, const char *reply);
 
 /* csrecord.c: session records in the sess bucket, and their encoding */
 struct cl_wbuf {

@@ -36,8 +36,8 @@
  * The will needs nothing here: nodes.c keeps it cluster-wide, and a
  * delayed will still waiting at A is dropped with A's copy (the client is
  * back within its delay, v5 MQTT-3.1.3-9).
- * Deliberately not here: records (csrecord.c), takeover of a connected
- * client on P.conn (nodes.c).
+ * Deliberately not here: records (csrecord.c), the owner's side of a
+ * hand-over (csowner.c), takeover of a connected client on P.conn (nodes.c).
  * Trade-offs: a hand-over costs two round trips through NATS plus the
  * transfer; the merge is exact while NATS delivers in order between two
  * connections (one server, or a cluster without a route change in the
@@ -57,9 +57,7 @@
 
 #include "cluster_int.h"
 
-enum { K_GET = 1, K_NONE, K_SUBS, K_TAKE, K_DATA, K_END, K_GONE };
 enum { PEND_ASK = 0, PEND_TAKE };
-enum { IT_OUT = 1, IT_QOS2 = 2 };
 #define TICK_MS 100
 
 struct cl_pend {
@@ -127,7 +125,7 @@ static bool ids_add(uint64_t **v, uint32_t *n, uint64_t x)
 	return true;
 }
 
-static void hdr(struct cluster *cl, struct cl_wbuf *w, int kind, uint64_t req, const char *id)
+void cs_hdr(struct cluster *cl, struct cl_wbuf *w, int kind, uint64_t req, const char *id)
 {
 	csrecord_le(w, (uint64_t)kind, 1);
 	csrecord_le(w, cl->inst, 8);
@@ -135,7 +133,7 @@ static void hdr(struct cluster *cl, struct cl_wbuf *w, int kind, uint64_t req, c
 	csrecord_str(w, id, strlen(id));
 }
 
-static void send_to(struct cluster *cl, const char *subj, const char *reply, struct cl_wbuf *w)
+void cs_send_to(struct cluster *cl, const char *subj, const char *reply, struct cl_wbuf *w)
 {
 	natsStatus st = NATS_OK;
 	if (w->err || !subj || !*subj)
@@ -151,11 +149,11 @@ static void send_to(struct cluster *cl, const char *subj, const char *reply, str
 	memset(w, 0, sizeof(*w));
 }
 
-static void answer(struct cluster *cl, const char *to, int kind, uint64_t req, const char *id)
+void cs_answer(struct cluster *cl, const char *to, int kind, uint64_t req, const char *id)
 {
 	struct cl_wbuf w = {0};
-	hdr(cl, &w, kind, req, id);
-	send_to(cl, to, NULL, &w);
+	cs_hdr(cl, &w, kind, req, id);
+	cs_send_to(cl, to, NULL, &w);
 }
 
 static struct session *half_built(struct cl_pend *p)
@@ -233,8 +231,8 @@ static void ask(struct cl_pend *p)
 	struct cl_wbuf w = {0};
 	char subj[96];
 	snprintf(subj, sizeof(subj), "%s.sget", cl->prefix);
-	hdr(cl, &w, K_GET, p->req, p->id);
-	send_to(cl, subj, cl->cs->direct, &w);
+	cs_hdr(cl, &w, K_GET, p->req, p->id);
+	cs_send_to(cl, subj, cl->cs->direct, &w);
 }
 
 static void on_tick(struct wheel_entry *e, uint64_t now)
@@ -341,6 +339,19 @@ void csession_client_gone(void *u, struct client *c)
 	}
 }
 
+bool csession_pending(struct cluster *cl, const char *id)
+{
+	struct cl_pend *p = NULL;
+	if (cl->cs)
+		HASH_FIND_STR(cl->cs->pends, id, p);
+	return p != NULL;
+}
+
+const char *csession_direct(const struct cluster *cl)
+{
+	return cl->cs->direct;
+}
+
 bool csession_busy(struct cluster *cl, const char *id)
 {
 	struct cl_pend *p = NULL;
@@ -376,8 +387,8 @@ static void got_subs(struct cl_pend *p, uint64_t from, struct cl_rbuf *r, const 
 	p->deadline = broker_now(cl->b) + cl->timeout_ms + 5000;
 	/* After the SUBs its filters just sent, on the same connection. */
 	struct cl_wbuf w = {0};
-	hdr(cl, &w, K_TAKE, p->req, p->id);
-	send_to(cl, reply, cl->cs->direct, &w);
+	cs_hdr(cl, &w, K_TAKE, p->req, p->id);
+	cs_send_to(cl, reply, cl->cs->direct, &w);
 }
 
 static struct message *env_message(struct cluster *cl, struct cl_rbuf *r, size_t n)
@@ -480,7 +491,6 @@ static void got_end(struct cl_pend *p, struct cl_rbuf *r)
 }
 
 /* Something on our direct subject: answers to our asks and takes, or a take. */
-static void take_in(struct cluster *cl, uint64_t from, uint64_t req, const char *id, const char *reply);
 
 void csession_direct_in(struct cluster *cl, natsMsg *msg)
 {
@@ -494,7 +504,7 @@ void csession_direct_in(struct cluster *cl, natsMsg *msg)
 		return;
 	}
 	if (kind == K_TAKE) {
-		take_in(cl, from, req, id, natsMsg_GetReply(msg));
+		csession_take_in(cl, from, req, id, natsMsg_GetReply(msg));
 		free(id);
 		return;
 	}
@@ -601,157 +611,6 @@ void csession_claim_done(struct cluster *cl, uint64_t inst)
 	int n = snprintf(buf, sizeof(buf), "%016" PRIx64, inst);
 	natsConnection_Publish(cl->nc, subj, buf, n);
 	adopted(cl, inst);
-}
-
-/* ---- the owning side ------------------------------------------------------------ */
-
-void csession_get_in(struct cluster *cl, natsMsg *msg)
-{
-	struct broker *b = cl->b;
-	struct cl_rbuf r = {(const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, false};
-	bool absent;
-	const char *reply = natsMsg_GetReply(msg);
-	int kind = (int)csrecord_get(&r, 1);
-	uint64_t from = csrecord_get(&r, 8), req = csrecord_get(&r, 8);
-	char *id = csrecord_getstr(&r, &absent);
-	if (!id || r.err || kind != K_GET || !reply || from == cl->inst) {
-		free(id);
-		return;
-	}
-	struct session *s = session_find(b, id);
-	struct cl_pend *p = NULL;
-	HASH_FIND_STR(cl->cs->pends, id, p);
-	if (s && !p && !s->bridge_owned && s->client) {
-		log_msg(b, LOG_F_NOTICE, "Client %s connected to another cluster node, closing old connection.", id);
-		/* as a takeover on one node: v5 DISCONNECT 0x8E (MQTT-3.1.4-3), the will follows its rules */
-		client_close(s->client, 0x8E, true, false, "Session taken over");
-		s = session_find(b, id); /* a session with expiry 0 ended with it */
-	}
-	if (!s || p || s->bridge_owned || s->client || s->expiry == 0) {
-		answer(cl, reply, K_NONE, req, id);
-		free(id);
-		return;
-	}
-	struct cl_wbuf w = {0};
-	hdr(cl, &w, K_SUBS, req, id);
-	csrecord_encode(cl, s, &w);
-	send_to(cl, reply, cl->cs->direct, &w);
-	free(id);
-}
-
-static void put_env(struct cluster *cl, struct cl_wbuf *w, const struct message *m)
-{
-	struct cl_env e = {
-		.flags = (uint8_t)((m->qos & ENV_QOS) | (m->retain ? ENV_RETAIN : 0)),
-		.inst = m->cl_inst,
-		.seq = m->cl_seq,
-		.topic = m->topic,
-		.props = m->props,
-		.payload = m->payload,
-		.id = m->origin_id ? mqtt_cstr(m->origin_id) : (struct mqtt_str){0},
-		.user = m->origin_user ? mqtt_cstr(m->origin_user) : (struct mqtt_str){0},
-	};
-	if (m->has_expiry) {
-		uint64_t now = broker_now(cl->b);
-		e.flags |= ENV_EXPIRY;
-		e.expiry_wall = store_wall_now() + (m->expiry_at > now ? m->expiry_at - now : 0);
-	}
-	size_t len = 0;
-	uint8_t *buf = env_encode(&e, &len);
-	if (!buf) {
-		w->err = true;
-		return;
-	}
-	csrecord_put(w, buf, len);
-	free(buf);
-}
-
-struct sender {
-	struct cluster *cl;
-	const char *to, *id;
-	uint64_t req;
-	size_t limit;
-	struct cl_wbuf chunk, item;
-	uint32_t chunks, items, skipped;
-};
-
-static void flush_chunk(struct sender *sd)
-{
-	struct cl_wbuf w = {0};
-	hdr(sd->cl, &w, K_DATA, sd->req, sd->id);
-	csrecord_le(&w, sd->chunks++, 4);
-	csrecord_put(&w, sd->chunk.p, sd->chunk.len);
-	send_to(sd->cl, sd->to, NULL, &w);
-	sd->chunk.len = 0;
-}
-
-static void add_item(struct sender *sd, uint8_t type)
-{
-	if (sd->item.err || sd->item.len + 64 > sd->limit) {
-		sd->skipped++; /* larger than NATS carries */
-	} else {
-		if (sd->chunk.len + sd->item.len + 5 > sd->limit)
-			flush_chunk(sd);
-		csrecord_le(&sd->chunk, type, 1);
-		csrecord_le(&sd->chunk, sd->item.len, 4);
-		csrecord_put(&sd->chunk, sd->item.p, sd->item.len);
-		sd->items++;
-	}
-	sd->item.len = 0;
-	sd->item.err = false;
-}
-
-static void send_list(struct sender *sd, const struct out_list *l)
-{
-	for (const struct outmsg *o = l->head; o; o = o->next) {
-		struct cl_wbuf *w = &sd->item;
-		csrecord_le(w, o->state, 1);
-		csrecord_le(w, o->qos, 1);
-		csrecord_le(w, o->retain, 1);
-		csrecord_le(w, o->sent, 1);
-		csrecord_le(w, o->pid, 2);
-		csrecord_le(w, o->n_sub_ids, 1);
-		for (unsigned i = 0; i < o->n_sub_ids; i++)
-			csrecord_le(w, o->sub_ids[i], 4);
-		put_env(sd->cl, w, o->msg);
-		add_item(sd, IT_OUT);
-	}
-}
-
-static void take_in(struct cluster *cl, uint64_t from, uint64_t req, const char *id, const char *reply)
-{
-	struct broker *b = cl->b;
-	struct session *s = session_find(b, id);
-	if (!reply)
-		return;
-	if (!s || s->client || s->bridge_owned || s->expiry == 0 || csession_busy(cl, id)) {
-		answer(cl, reply, K_GONE, req, id); /* reconnected here meanwhile, or ended */
-		return;
-	}
-	int64_t maxp = natsConnection_GetMaxPayload(cl->nc);
-	struct sender sd = {.cl = cl, .to = reply, .id = id, .req = req,
-			    .limit = (size_t)(maxp > 8192 ? (maxp - 4096 < 512 * 1024 ? maxp - 4096 : 512 * 1024) : 4096)};
-	send_list(&sd, &s->inflight); /* in send order: resent first */
-	send_list(&sd, &s->queue);
-	for (uint32_t i = 0; i < s->n_in_qos2; i++) {
-		csrecord_le(&sd.item, s->in_qos2[i].pid, 2);
-		if (s->in_qos2[i].msg)
-			put_env(cl, &sd.item, s->in_qos2[i].msg);
-		add_item(&sd, IT_QOS2);
-	}
-	if (sd.chunk.len)
-		flush_chunk(&sd);
-	struct cl_wbuf w = {0};
-	hdr(cl, &w, K_END, req, id);
-	csrecord_le(&w, sd.chunks, 4);
-	csrecord_le(&w, s->next_pid, 2);
-	send_to(cl, reply, NULL, &w);
-	struct cl_peer *q = nodes_peer(cl, from, false);
-	log_msg(b, LOG_F_NOTICE, "Cluster: session of client %s moved to node %s with %u message(s)%s.", id,
-		q && q->node[0] ? q->node : "?", sd.items, sd.skipped ? " (some too large for NATS were dropped)" : "");
-	free(sd.chunk.p);
-	free(sd.item.p);
-	session_destroy(s); /* with its delayed will, if any: its client is back (v5 MQTT-3.1.3-9) */
 }
 
 /* ---- start, stop, hooks ----------------------------------------------------------- */
