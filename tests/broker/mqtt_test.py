@@ -11,6 +11,7 @@ Invariant: no read blocks longer than its timeout, every broker started is stopp
 """
 
 import os
+import random
 import signal
 import socket
 import struct
@@ -492,7 +493,37 @@ def _pid_has_socket(pid, inode):
     return False
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_port_rng = random.SystemRandom()
+
+
 def free_port():
+    """A free loopback port outside the kernel's ephemeral range.
+
+    A port the kernel hands out for bind(0) is an ephemeral port: after a broker is killed and
+    restarted on it, an outbound connection of a parallel test may have been given that same port as
+    its source port in the meantime, and the restart fails with EADDRINUSE (seen in CI:
+    21_persist kill -9 restart). Ports below the ephemeral range are never used as source ports."""
+    lo, _hi = _ephemeral_range()
+    if lo > 12000:
+        for _ in range(200):
+            port = _port_rng.randrange(10000, lo)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            finally:
+                s.close()
+            return port
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
