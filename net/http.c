@@ -208,7 +208,7 @@ static int answer_begin(struct net_http_req *r, int status, const char *ctype, c
 	}
 	r->status = status;
 	r->answered = true;
-	if (status >= 400 || r->method != LWSHUMETH_GET)
+	if (status >= 400 || (r->method != LWSHUMETH_GET && r->method != LWSHUMETH_HEAD))
 		r->close_after = true; /* a body may follow a refused request: do not parse it as the next */
 	if (r->wsi)
 		lws_callback_on_writable(r->wsi);
@@ -235,10 +235,10 @@ int net_http_stream(struct net_http_req *r, int status, const char *ctype, const
 {
 	if (r->answered)
 		return -EALREADY;
+	r->length = -1;
 	int e = answer_begin(r, status, ctype, extra);
 	if (e < 0)
 		return e; /* the caller still owns state */
-	r->length = -1;
 	r->fill = fill;
 	r->state = state;
 	r->release = release;
@@ -294,7 +294,9 @@ static int cb_writeable(struct net_http_req *r, struct lws *wsi)
 	uint8_t *p = buf + LWS_PRE;
 	size_t n = 0;
 	bool fin;
-	if (r->fill) {
+	if (r->method == LWSHUMETH_HEAD) {
+		fin = true; /* RFC 9110 9.3.2: the head of the GET answer, no content */
+	} else if (r->fill) {
 		fin = false;
 		n = r->fill(r->state, p, HTTP_SLICE, &fin);
 		if (n > HTTP_SLICE)
@@ -307,7 +309,8 @@ static int cb_writeable(struct net_http_req *r, struct lws *wsi)
 		r->body_off += n;
 		fin = r->body_off == r->body_len;
 	}
-	if ((n || fin) && lws_write(wsi, p, n, fin ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
+	if (r->method != LWSHUMETH_HEAD && (n || fin) &&
+	    lws_write(wsi, p, n, fin ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
 		return -1;
 	if (!fin) {
 		lws_callback_on_writable(wsi);

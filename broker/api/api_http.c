@@ -2,7 +2,7 @@
  * broker/api/api_http.c — the HTTP API's request handler: authentication, routing, and the streamed
  * client listing.
  *
- * Routes (GET only; a known path with another method is 405, anything else 404):
+ * Routes (GET and HEAD; a known path with another method is 405, anything else 404):
  *   /                 the status page (api_page.c)
  *   /api/v1/health    {"status": "ok", ...}
  *   /metrics          Prometheus text format 0.0.4 (api_metrics.c)
@@ -216,8 +216,9 @@ void api_http_request(struct net_http_req *r, void *user)
 		net_http_respond(r, 404, "text/plain", NULL, "not found\n", 10);
 		return;
 	}
-	if (strcmp(net_http_method(r), "GET") != 0) {
-		net_http_respond(r, 405, "text/plain", "Allow: GET\r\n", "method not allowed\n", 19);
+	const char *m = net_http_method(r);
+	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) { /* HEAD: the GET answer's head (net/http.c) */
+		net_http_respond(r, 405, "text/plain", "Allow: GET, HEAD\r\n", "method not allowed\n", 19);
 		return;
 	}
 	struct jbuf j = {0};

@@ -47,9 +47,51 @@ def t_endpoints_and_status_codes(h):
         check(r.status == 404, "%s: %d, want 404" % (path, r.status))
     for m in ("POST", "PUT", "DELETE"):
         r = at.get(hp, "/metrics", method=m, extra=b"Content-Length: 3\r\n" if m != "DELETE" else b"")
-        check(r.status == 405 and r.header("allow") == "GET", "%s /metrics: %d allow=%r"
+        check(r.status == 405 and r.header("allow") == "GET, HEAD", "%s /metrics: %d allow=%r"
               % (m, r.status, r.header("allow")))
-    print("  endpoints, 404 x5, 405 x3, systree = $SYS retained values")
+    _head_is_the_get_head(hp)
+    print("  endpoints, 404 x5, 405 x3, HEAD = GET's head, systree = $SYS retained values")
+
+
+def _head_is_the_get_head(hp):
+    """RFC 9110 9.3.2: HEAD gets the status and headers GET would get, and no content; a HEAD with
+    a Content-Length keeps the HTTP/1.1 connection for the next request."""
+    g = at.get(hp, "/api/v1/health")
+    s = at.connect_http(hp)
+    try:
+        s.sendall(b"HEAD /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        buf = b""
+        deadline = time.monotonic() + 5
+        while b"\r\n\r\n" not in buf and time.monotonic() < deadline:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200"), "HEAD /api/v1/health: %r" % head[:40])
+        hl = head.lower()
+        check(b"content-type: application/json" in hl, "HEAD: content-type missing: %r" % head)
+        check(("content-length: %d" % len(g.body)).encode() in hl,
+              "HEAD: Content-Length is not GET's (%d): %r" % (len(g.body), head))
+        s.settimeout(0.3)
+        try:
+            extra = s.recv(65536)
+        except socket.timeout:
+            extra = b""
+        check(rest + extra == b"", "HEAD answered with content: %r" % (rest + extra)[:60])
+        s.settimeout(5)
+        s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        buf = b""
+        deadline = time.monotonic() + 5
+        while not at._complete(buf) and time.monotonic() < deadline:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        r = at.parse_response(buf)
+        check(r.status == 200 and r.json()["status"] == "ok", "GET after HEAD on one connection: %r" % buf[:60])
+    finally:
+        s.close()
 
 
 def t_metrics_move_with_traffic_timeouts_and_wills(h):
