@@ -116,6 +116,7 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 			cl->joined = true;
 			xroute_subscribe_all(cl);
 			csession_joined(cl);
+			xroute_unjoined_flush(cl);
 		}
 		nodes_joined(cl);
 		char url[256] = "?";
@@ -168,9 +169,11 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 			nodes_step_down(cl);
 		break;
 	case CE_RETAIN_LOADED:
-		if (!cl->retain_loaded)
+		if (!cl->retain_loaded) {
 			log_msg(b, LOG_F_NOTICE, "Cluster: retained messages loaded.");
-		cl->retain_loaded = true;
+			cl->retain_loaded = true;
+			xroute_unjoined_flush(cl);
+		}
 		break;
 	}
 }

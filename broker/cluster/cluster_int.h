@@ -149,6 +149,7 @@ struct cluster {
 	natsConnection *nc2;    /* the shared-subscription connection (echo on), same */
 	struct cl_filter *filters;
 	struct cl_group *groups;
+	struct cl_unjoined *unjoined; /* retained set or cleared here before the first join */
 	struct cl_peer *peers;
 	struct cl_pwill *pwills;
 	struct cl_claim *claims;
@@ -218,6 +219,10 @@ void xroute_group_in(struct cluster *cl, natsMsg *msg, int64_t sid);
 void xroute_subscribe_all(struct cluster *cl); /* after CE_JOINED */
 void xroute_remote_in(struct cluster *cl, natsMsg *msg);
 void xroute_retain_in(struct cluster *cl, natsMsg *msg);
+/* Once joined and the bucket loaded (CE_JOINED and CE_RETAIN_LOADED, in
+ * either order): what was retained or cleared here before the first join
+ * and is newer than the bucket's value goes to the bucket. */
+void xroute_unjoined_flush(struct cluster *cl);
 void xroute_free(struct cluster *cl);
 /* A message from an envelope (shared by routing, retained, wills). NULL: no memory. */
 struct message *xroute_message(struct cluster *cl, const struct cl_env *e, bool will);

@@ -22,7 +22,11 @@
  * Retained: set and cleared in the retain bucket (key = topic tokens, one
  * value per key); every node, this one included, applies the bucket's
  * updates in the bucket's order, so all nodes converge, and a node started
- * later loads the last value of every key.
+ * later loads the last value of every key. A node that has not joined yet
+ * (NATS unreachable at start) remembers the topics it retained or cleared
+ * meanwhile; while the bucket loads, a remembered topic keeps the local
+ * value unless the bucket's entry is newer (wall clock, last writer wins),
+ * and when it has loaded the local values that won go to the bucket.
  * Not here: QoS 1/2 acknowledgement across nodes (core NATS is at most
  * once: a message in flight while NATS is lost can be lost), sessions.
  * Invariant: nothing here runs inside route_message (in_remote guards the
@@ -31,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster_int.h"
 
@@ -82,11 +87,46 @@ size_t xroute_route_out(void *u, const struct message *m)
 	return 1;
 }
 
-void xroute_retain_out(void *u, const struct message *m)
+/* A topic retained (or cleared) here before the first join. */
+struct cl_unjoined {
+	UT_hash_handle hh; /* key: m->topic */
+	struct message *m;
+	int64_t wall_ns;   /* when it was set here (CLOCK_REALTIME) */
+};
+
+static int64_t wall_ns(void)
 {
-	struct cluster *cl = u;
-	if (cl->in_remote || !cl->joined || is_sys(m))
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void unjoined_drop(struct cluster *cl, struct cl_unjoined *u)
+{
+	HASH_DEL(cl->unjoined, u);
+	message_unref(&u->m);
+	free(u);
+}
+
+static void unjoined_remember(struct cluster *cl, const struct message *m)
+{
+	struct cl_unjoined *u = NULL;
+	HASH_FIND(hh, cl->unjoined, m->topic.p, m->topic.len, u);
+	if (u)
+		unjoined_drop(cl, u);
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		log_msg(cl->b, LOG_F_WARNING, "Cluster: out of memory: retained message on '%s' kept on this node only.",
+			(const char *)m->topic.p);
 		return;
+	}
+	u->m = message_ref((struct message *)m);
+	u->wall_ns = wall_ns();
+	HASH_ADD_KEYPTR(hh, cl->unjoined, u->m->topic.p, u->m->topic.len, u);
+}
+
+static void retain_publish(struct cluster *cl, const struct message *m)
+{
 	char subj[CL_SUBJ_MAX + 1], pfx[128];
 	snprintf(pfx, sizeof(pfx), "$KV.%s", cl->bucket[0]);
 	if (subject_topic(subj, sizeof(subj), pfx, m->topic.p, m->topic.len, false) < 0) {
@@ -100,6 +140,37 @@ void xroute_retain_out(void *u, const struct message *m)
 	if (m->origin_user)
 		e.user = mqtt_cstr(m->origin_user);
 	publish(cl, subj, &e);
+}
+
+void xroute_retain_out(void *u, const struct message *m)
+{
+	struct cluster *cl = u;
+	if (cl->in_remote || is_sys(m))
+		return;
+	if (!cl->joined) {
+		unjoined_remember(cl, m);
+		return;
+	}
+	retain_publish(cl, m);
+}
+
+void xroute_unjoined_flush(struct cluster *cl)
+{
+	if (!cl->joined || !cl->retain_loaded)
+		return; /* both happen once, in either order */
+	unsigned n = 0;
+	struct cl_unjoined *u, *t;
+	uint64_t now = broker_now(cl->b);
+	HASH_ITER(hh, cl->unjoined, u, t) {
+		if (!message_expired(u->m, now)) {
+			retain_publish(cl, u->m);
+			n++;
+		}
+		unjoined_drop(cl, u);
+	}
+	if (n)
+		log_msg(cl->b, LOG_F_NOTICE, "Cluster: %u retained topic%s set or cleared before joining sent to the cluster.",
+			n, n == 1 ? "" : "s");
 }
 
 struct message *xroute_message(struct cluster *cl, const struct cl_env *e, bool will)
@@ -176,6 +247,20 @@ void xroute_retain_in(struct cluster *cl, natsMsg *msg)
 	struct cl_env e;
 	if (decode(msg, &e))
 		return;
+	struct cl_unjoined *u = NULL;
+	if (cl->unjoined)
+		HASH_FIND(hh, cl->unjoined, e.topic.p, e.topic.len, u);
+	if (u) {
+		jsMsgMetaData *meta = NULL;
+		int64_t at = 0;
+		if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+			at = meta->Timestamp;
+			jsMsgMetaData_Destroy(meta);
+		}
+		if (u->wall_ns >= at)
+			return; /* set here later than the bucket's entry: ours goes out when loaded */
+		unjoined_drop(cl, u); /* the bucket's is newer */
+	}
 	struct message *m = xroute_message(cl, &e, false);
 	if (!m)
 		return;
@@ -347,6 +432,9 @@ void xroute_subscribe_all(struct cluster *cl)
 
 void xroute_free(struct cluster *cl)
 {
+	struct cl_unjoined *u, *ut;
+	HASH_ITER(hh, cl->unjoined, u, ut)
+		unjoined_drop(cl, u);
 	struct cl_filter *f, *tmp;
 	HASH_ITER(hh, cl->filters, f, tmp) {
 		HASH_DEL(cl->filters, f);

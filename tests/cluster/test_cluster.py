@@ -395,8 +395,14 @@ def test_nats_after_nodes(h):
     h.wait_log(a, "not usable")
     loc = h.connect(a, "local")
     loc.subscribe("l/#")
-    h.connect(a, "lp").publish("l/1", b"local")
+    lp = h.connect(a, "lp")
+    lp.publish("l/1", b"local")
     loc.expect_publish("l/1", b"local")
+    # Retained before the first join: kept here, sent to the bucket once it has loaded.
+    lp.publish("pre/1", b"early", retain=True)
+    lp.publish("pre/2", b"gone", retain=True)
+    lp.publish("pre/2", b"", retain=True)  # cleared before the join: nothing to send
+    loc.expect_no_packet(0.1)
     h.nats(port=port)
     h.wait_log(a, "joined cluster", timeout=6)
     h.wait_log(b, "joined cluster", timeout=6)
@@ -404,7 +410,15 @@ def test_nats_after_nodes(h):
     # The subscription made before the join is now known cluster-wide.
     h.connect(b, "rp").publish("l/2", b"remote")
     loc.expect_publish("l/2", b"remote")
-    print("  checked: local service without NATS, both joined when it came up, old filter routed")
+    h.wait_log(a, "set or cleared before joining sent to the cluster")
+    time.sleep(0.3)
+    for node in (a, b):
+        s = h.connect(node, "pre-" + node.name)
+        s.subscribe([("pre/#", 0)])
+        s.expect_publish("pre/1", b"early", retain=True)
+        s.expect_no_packet(0.3)  # pre/1 once, and no pre/2
+    print("  checked: local service without NATS, both joined when it came up, old filter routed, "
+          "a retained message set before the join reached the other node")
 
 
 def test_clusters_isolated_by_name(h):
