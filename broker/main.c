@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,13 +181,29 @@ static void before_flush(struct net_loop *loop, void *user)
 	store_commit(user);
 }
 
-static int write_pid(const char *path)
+static int write_pid_to(const char *path, const char *line)
 {
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "%d\n", (int)getpid());
+	fputs(line, f);
 	return fclose(f);
+}
+
+/* Whole or not at all: a service manager or script that sees the file
+ * must read the pid (a temporary file renamed over it; written in place
+ * only where the directory refuses the temporary one). */
+static int write_pid(const char *path)
+{
+	char line[32], tmp[PATH_MAX];
+	snprintf(line, sizeof line, "%d\n", (int)getpid());
+	if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) < (int)sizeof tmp &&
+	    write_pid_to(tmp, line) == 0) {
+		if (rename(tmp, path) == 0)
+			return 0;
+		unlink(tmp);
+	}
+	return write_pid_to(path, line);
 }
 
 /* At exit, as the running user: its directory must be writable by `user`

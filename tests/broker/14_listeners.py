@@ -625,11 +625,18 @@ def test_daemon_and_pid_file(h):
     rc, out, secs = _run([mqtt_test.broker_bin(), "-c", conf, "-d"], h.dir)
     check_eq(rc, 0, "exit status of the foreground process (output %r)" % out)
     deadline = time.monotonic() + 3
-    while not os.path.exists(pidf) and time.monotonic() < deadline:
+    text = ""
+    while time.monotonic() < deadline:  # mosquitto creates the file, then writes the pid into it
+        try:
+            with open(pidf) as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = ""
+        if text.endswith("\n"):
+            break
         time.sleep(0.02)
-    check(os.path.exists(pidf), "pid_file %s not written" % pidf)
-    with open(pidf) as f:
-        d.pid = int(f.read().strip())
+    check(text.strip().isdigit(), "pid_file %s not written (%r)" % (pidf, text))
+    d.pid = int(text.strip())
     while not _ready(d.pid, ("tcp", "127.0.0.1", port)):
         check(time.monotonic() < deadline and not _proc_gone(d.pid),
               "process %d from the pid file does not listen on %d" % (d.pid, port))
