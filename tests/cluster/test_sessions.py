@@ -2,10 +2,10 @@
 """Persistent sessions across vigil cluster nodes (issue 12 points 3 and 6).
 
 A client that disconnects from node a and reconnects to node b with Clean Start 0 / Clean
-Session 0 finds its session there (session present 1: v311 MQTT-3.1.2-4 / MQTT-3.2.2-2, v5
-MQTT-3.1.2-5 / MQTT-3.2.2-2) with every message published meanwhile on any node, in order
-(v5 MQTT-4.6.0-6), QoS 2 exactly once (MQTT-4.3.3), unacknowledged ones resent with DUP
-(MQTT-4.4.0-1); a node killed -9 leaves its sessions to the survivors. Real nats-server,
+Session 0 finds its session there (session present 1: v311 MQTT-3.1.2-4 / v311 MQTT-3.2.2-2,
+v5 MQTT-3.1.2-5 / v5 MQTT-3.2.2-2) with every message published meanwhile on any node, in order
+(v5 MQTT-4.6.0-6), QoS 2 exactly once (v5 section 4.3.3), unacknowledged ones resent with DUP
+(v5 MQTT-4.4.0-1); a node killed -9 leaves its sessions to the survivors. Real nats-server,
 2-3 vigil nodes on loopback (cluster_lib.py), raw MQTT clients (tests/broker/mqtt_test.py).
 """
 import os
@@ -65,7 +65,7 @@ def collect(c, n, timeout=8.0):
 
 
 def test_move_v311_v5_and_back(h):
-    """v3.1.1 and v5 session a -> b -> a with QoS 1/2 published meanwhile on both nodes (MQTT-3.1.2-4/5, MQTT-4.3.3)"""
+    """v3.1.1 and v5 session a -> b -> a with QoS 1/2 published meanwhile on both nodes (v311 MQTT-3.1.2-4, v5 MQTT-3.1.2-5, v5 section 4.3.3)"""
     nats, (a, b) = nodes(h)
     pa = h.connect(a, "pub-a", proto=5)
     pb = h.connect(b, "pub-b", proto=4)
@@ -109,7 +109,7 @@ def test_move_v311_v5_and_back(h):
 
 
 def test_inflight_resent_with_dup(h):
-    """unacknowledged QoS 1 PUBLISH and a pending PUBREL at a are resent at b (MQTT-4.4.0-1), same packet ids"""
+    """unacknowledged QoS 1 PUBLISH and a pending PUBREL at a are resent at b (v5 MQTT-4.4.0-1), same packet ids"""
     nats, (a, b) = nodes(h)
     c = h.connect(a, "dupper", proto=5, clean=False, properties=V5_KEEP)
     c.subscribe([("d/1", 1), ("d/2", 2)])
@@ -135,7 +135,7 @@ def test_inflight_resent_with_dup(h):
 
 
 def test_inbound_qos2_awaiting_pubrel(h):
-    """an inbound QoS 2 flow begun at a (PUBREC sent) is completed at b: routed once on PUBREL (MQTT-4.3.3-10)"""
+    """an inbound QoS 2 flow begun at a (PUBREC sent) is completed at b: routed once on PUBREL (v5 MQTT-4.3.3-10)"""
     nats, (a, b) = nodes(h)
     w = h.connect(b, "w", proto=5)
     w.subscribe([("in/#", 2)])
@@ -156,7 +156,7 @@ def test_inbound_qos2_awaiting_pubrel(h):
 
 
 def test_subscription_options_kept(h):
-    """after the move the subscription keeps its identifier and no-local (v5 MQTT-3.3.4-3, MQTT-3.8.3-3)"""
+    """after the move the subscription keeps its identifier and no-local (v5 MQTT-3.3.4-3, v5 MQTT-3.8.3-3)"""
     nats, (a, b) = nodes(h)
     c = h.connect(a, "opts", proto=5, clean=False, properties=V5_KEEP)
     c.subscribe([("o/#", mt.subopts(1, nl=True))], codes=[1], properties=[(mt.SUBSCRIPTION_ID, 42)])
@@ -249,7 +249,7 @@ def test_dead_owner_session_expires(h):
 
 
 def test_race_publishing_during_move(h):
-    """messages published continuously on both nodes while the session moves a -> b -> a: none lost, none twice (QoS 1, MQTT-4.3.2, MQTT-4.6.0-6)"""
+    """messages published continuously on both nodes while the session moves a -> b -> a: none lost, none twice (QoS 1, v5 MQTT-4.6.0-6)"""
     nats, (a, b) = nodes(h)
     c = h.connect(a, "racer", proto=5, clean=False, properties=V5_KEEP)
     c.subscribe([("r/#", 1)])
