@@ -208,13 +208,36 @@ struct cl_peer *nodes_peer(struct cluster *cl, uint64_t inst, bool create)
 
 /* ---- wills ------------------------------------------------------------------------ */
 
-static int will_subject(struct cluster *cl, const struct session *s, char *subj, size_t cap)
+static int will_subject_id(struct cluster *cl, const char *id, char *subj, size_t cap)
 {
 	char tok[CL_SUBJ_MAX + 1];
-	if (subject_token(tok, sizeof(tok), (const uint8_t *)s->id, strlen(s->id)) < 0)
+	if (subject_token(tok, sizeof(tok), (const uint8_t *)id, strlen(id)) < 0)
 		return -1;
 	int n = snprintf(subj, cap, "$KV.%s.%016" PRIx64 ".%s", cl->bucket[1], cl->inst, tok);
 	return n < 0 || (size_t)n >= cap || n > CL_SUBJ_MAX ? -1 : 0;
+}
+
+static int will_subject(struct cluster *cl, const struct session *s, char *subj, size_t cap)
+{
+	return will_subject_id(cl, s->id, subj, cap);
+}
+
+/* A record in the wills bucket under this node's instance: e (whose inst
+ * is replaced by ours), or a deletion when e is NULL. */
+static void will_record(struct cluster *cl, const char *id, const struct cl_env *e)
+{
+	char subj[CL_SUBJ_MAX + 1];
+	if (!cl->joined || will_subject_id(cl, id, subj, sizeof(subj)))
+		return;
+	struct cl_env d = {.flags = ENV_DELETED, .id = mqtt_cstr(id)};
+	if (e)
+		d = *e;
+	d.inst = cl->inst;
+	size_t len;
+	uint8_t *buf = env_encode(&d, &len);
+	if (buf)
+		natsConnection_Publish(cl->nc, subj, buf, (int)len);
+	free(buf);
 }
 
 static void will_put(struct cluster *cl, struct session *s)
@@ -253,15 +276,7 @@ static void will_put(struct cluster *cl, struct session *s)
 
 static void will_delete(struct cluster *cl, struct session *s)
 {
-	char subj[CL_SUBJ_MAX + 1];
-	if (!cl->joined || will_subject(cl, s, subj, sizeof(subj)))
-		return;
-	struct cl_env e = {.flags = ENV_DELETED, .inst = cl->inst, .id = mqtt_cstr(s->id)};
-	size_t len;
-	uint8_t *buf = env_encode(&e, &len);
-	if (buf)
-		natsConnection_Publish(cl->nc, subj, buf, (int)len);
-	free(buf);
+	will_record(cl, s->id, NULL);
 }
 
 static void put_all_wills(struct cluster *cl)
@@ -291,8 +306,12 @@ static void publish_dead_will(struct cluster *cl, const char *id, struct message
 	b->st.wills_published++;
 }
 
-static void pwill_free(struct cluster *cl, struct cl_pwill *pw)
+/* drop_record: the will is published or cancelled, so the copy this node
+ * keeps under its own instance (nodes_will_in) goes too. */
+static void pwill_free(struct cluster *cl, struct cl_pwill *pw, bool drop_record)
 {
+	if (drop_record)
+		will_record(cl, pw->id, NULL);
 	HASH_DEL(cl->pwills, pw);
 	wheel_cancel(&cl->b->wheel, &pw->timer);
 	message_unref(&pw->m);
@@ -304,7 +323,7 @@ static void on_pwill(struct wheel_entry *e, uint64_t now)
 	struct cl_pwill *pw = (struct cl_pwill *)((char *)e - offsetof(struct cl_pwill, timer));
 	(void)now;
 	publish_dead_will(pw->cl, pw->id, pw->m, pw->rel_expiry);
-	pwill_free(pw->cl, pw);
+	pwill_free(pw->cl, pw, true);
 }
 
 /* The client connected again (anywhere) within its will delay: the will is
@@ -315,7 +334,7 @@ static void pwill_cancel(struct cluster *cl, const char *id)
 	HASH_FIND_STR(cl->pwills, id, pw);
 	if (pw) {
 		log_msg(cl->b, LOG_F_INFORMATION, "Cluster: client %s is back within its will delay; will dropped.", id);
-		pwill_free(cl, pw);
+		pwill_free(cl, pw, true);
 	}
 }
 
@@ -343,7 +362,7 @@ void nodes_will_in(struct cluster *cl, natsMsg *msg)
 		if (pw) {
 			HASH_FIND_STR(cl->pwills, id, old);
 			if (old)
-				pwill_free(cl, old);
+				pwill_free(cl, old, false); /* its record is replaced below */
 			memcpy(pw->id, id, e.id.len + 1);
 			pw->cl = cl;
 			pw->m = m;
@@ -351,6 +370,11 @@ void nodes_will_in(struct cluster *cl, natsMsg *msg)
 			wheel_entry_init(&pw->timer, on_pwill);
 			HASH_ADD_STR(cl->pwills, id, pw);
 			wheel_add(&cl->b->wheel, &pw->timer, broker_now(cl->b) + (uint64_t)e.delay * 1000u);
+			/* Held here for its delay: recorded under this node too, so
+			 * that if this node dies before it is due, the node that
+			 * claims this one takes the will over (its delay counted
+			 * again from that claim: late by at most what had run). */
+			will_record(cl, pw->id, &e);
 			free(id);
 			return;
 		}
@@ -565,7 +589,7 @@ void nodes_free(struct cluster *cl)
 	wheel_cancel(&cl->b->wheel, &cl->hb_timer);
 	struct cl_pwill *pw, *pt;
 	HASH_ITER(hh, cl->pwills, pw, pt)
-		pwill_free(cl, pw);
+		pwill_free(cl, pw, false);
 	struct cl_peer *p, *tmp;
 	HASH_ITER(hh, cl->peers, p, tmp)
 		peer_free(cl, p);

@@ -308,6 +308,45 @@ def test_dead_node_will_delay(h):
     print("  checked: delayed will after %.2f s (timeout 2 + delay 2), the 2 reconnected ones dropped" % took)
 
 
+def test_claimer_dies_delayed_will_taken_over(h):
+    """the node holding a dead node's delayed will dies too: another node takes the will over and publishes it once (v5 MQTT-3.1.3-9)"""
+    n, a, b = two_nodes(h)
+    c = h.node(n.url(), "c", FAST)
+    h.wait_log(c, "node a (instance")
+    h.wait_log(c, "node b (instance")
+    h.wait_log(a, "node c (instance")
+    subs = {}
+    for node in (b, c):
+        s = h.connect(node, "w-" + node.name, proto=5)
+        s.subscribe([("cw/#", 0)])
+        subs[node.name] = s
+    settle()
+    h.connect(a, "dev", proto=5, properties=[(mt.SESSION_EXPIRY, 60)],
+              will={"topic": "cw/dev", "payload": b"gone", "properties": [(mt.WILL_DELAY, 4)]})
+    time.sleep(0.3)
+    h.kill9(a)
+    holder, deadline = None, time.monotonic() + 2 + 4
+    while holder is None and time.monotonic() < deadline:
+        holder = next((x for x in (b, c) if "publishes the wills of dead instance" in x.log()), None)
+        time.sleep(0.02)
+    mt.check(holder is not None, "neither b nor c claimed a's wills")
+    other = c if holder is b else b
+    time.sleep(0.5)  # the record reached the holder, which keeps the will for its delay of 4 s
+    subs[holder.name].expect_no_packet(0.1)
+    t1 = time.monotonic()
+    h.kill9(holder)  # about 3.5 s before the will is due
+    s = subs[other.name]
+    p = s.expect_type(mt.PUBLISH, timeout=2 + 4 + 3)
+    took = time.monotonic() - t1
+    mt.check_eq((p["topic"], p["payload"]), ("cw/dev", b"gone"), "the taken-over will")
+    mt.check(took >= 4.0, "taken-over will %.2f s after the holder died: before its delay" % took)
+    mt.check(took <= 2 + 4 + 1.5, "taken-over will %.2f s after the holder died: later than timeout + delay + 1.5 s"
+             % took)
+    s.expect_no_packet(1.0)  # once
+    print("  checked: %s held the will, was killed; %s published it once, %.2f s later (timeout 2 + delay 4)"
+          % (holder.name, other.name, took))
+
+
 def test_partitioned_node_steps_down(h):
     """a node frozen past the timeout comes back: no second will, its stale connection closed (0x8E)"""
     n, a, b = two_nodes(h)
@@ -527,5 +566,6 @@ if __name__ == "__main__":
     cl.need_nats()
     sys.exit(cl.run(sys.argv[1:], [test_config_errors, test_cross_node_qos01, test_cross_node_qos2, test_shared_subscriptions, test_escaping_and_interest,
                      test_no_local_and_retain_flag, test_retained_late_node, test_node_kill_wills_once, test_dead_node_will_delay,
+                     test_claimer_dies_delayed_will_taken_over,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost]))
