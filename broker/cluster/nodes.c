@@ -208,7 +208,7 @@ struct cl_peer *nodes_peer(struct cluster *cl, uint64_t inst, bool create)
 
 /* ---- wills ------------------------------------------------------------------------ */
 
-static int will_subject_id(struct cluster *cl, const char *id, char *subj, size_t cap)
+static int will_subject(struct cluster *cl, const char *id, char *subj, size_t cap)
 {
 	char tok[CL_SUBJ_MAX + 1];
 	if (subject_token(tok, sizeof(tok), (const uint8_t *)id, strlen(id)) < 0)
@@ -217,18 +217,16 @@ static int will_subject_id(struct cluster *cl, const char *id, char *subj, size_
 	return n < 0 || (size_t)n >= cap || n > CL_SUBJ_MAX ? -1 : 0;
 }
 
-static int will_subject(struct cluster *cl, const struct session *s, char *subj, size_t cap)
-{
-	return will_subject_id(cl, s->id, subj, cap);
-}
-
 /* A record in the wills bucket under this node's instance: e (whose inst
- * is replaced by ours), or a deletion when e is NULL. */
-static void will_record(struct cluster *cl, const char *id, const struct cl_env *e)
+ * is replaced by ours), or a deletion when e is NULL. -1: the client id
+ * does not fit in a subject. */
+static int will_record(struct cluster *cl, const char *id, const struct cl_env *e)
 {
 	char subj[CL_SUBJ_MAX + 1];
-	if (!cl->joined || will_subject_id(cl, id, subj, sizeof(subj)))
-		return;
+	if (!cl->joined)
+		return 0;
+	if (will_subject(cl, id, subj, sizeof(subj)))
+		return -1;
 	struct cl_env d = {.flags = ENV_DELETED, .id = mqtt_cstr(id)};
 	if (e)
 		d = *e;
@@ -238,25 +236,19 @@ static void will_record(struct cluster *cl, const char *id, const struct cl_env 
 	if (buf)
 		natsConnection_Publish(cl->nc, subj, buf, (int)len);
 	free(buf);
+	return 0;
 }
 
 static void will_put(struct cluster *cl, struct session *s)
 {
 	struct will *w = s->will;
-	char subj[CL_SUBJ_MAX + 1];
 	if (!w || !cl->joined)
 		return;
 	if (!security_acl(s->client, s, (const char *)w->msg->topic.p, AUTH_WRITE))
 		return; /* it would be denied when published: do not let another node publish it */
-	if (will_subject(cl, s, subj, sizeof(subj))) {
-		log_msg(cl->b, LOG_F_WARNING, "Cluster: client id too long for the cluster; the will of %.64s... stays local.",
-			s->id);
-		return;
-	}
 	const struct message *m = w->msg;
 	struct cl_env e = {
 		.flags = (uint8_t)((m->qos & ENV_QOS) | (m->retain ? ENV_RETAIN : 0) | (w->has_expiry ? ENV_EXPIRY : 0)),
-		.inst = cl->inst,
 		.rel_expiry = w->expiry,
 		/* v5 MQTT-3.1.3-9: held back for the delay or until the session
 		 * would end, whichever is first (session.c does the same locally) */
@@ -267,16 +259,9 @@ static void will_put(struct cluster *cl, struct session *s)
 		.props = m->props,
 		.payload = m->payload,
 	};
-	size_t len;
-	uint8_t *buf = env_encode(&e, &len);
-	if (buf)
-		natsConnection_Publish(cl->nc, subj, buf, (int)len);
-	free(buf);
-}
-
-static void will_delete(struct cluster *cl, struct session *s)
-{
-	will_record(cl, s->id, NULL);
+	if (will_record(cl, s->id, &e))
+		log_msg(cl->b, LOG_F_WARNING, "Cluster: client id too long for the cluster; the will of %.64s... stays local.",
+			s->id);
 }
 
 static void put_all_wills(struct cluster *cl)
@@ -290,7 +275,7 @@ static void put_all_wills(struct cluster *cl)
 
 void nodes_will_gone(void *u, struct session *s)
 {
-	will_delete(u, s);
+	will_record(u, s->id, NULL);
 }
 
 static void publish_dead_will(struct cluster *cl, const char *id, struct message *m, uint32_t rel_expiry)

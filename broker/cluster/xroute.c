@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cluster_int.h"
 
@@ -91,15 +90,8 @@ size_t xroute_route_out(void *u, const struct message *m)
 struct cl_unjoined {
 	UT_hash_handle hh; /* key: m->topic */
 	struct message *m;
-	int64_t wall_ns;   /* when it was set here (CLOCK_REALTIME) */
+	uint64_t wall_ms;  /* when it was set here (store_wall_now) */
 };
-
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void unjoined_drop(struct cluster *cl, struct cl_unjoined *u)
 {
@@ -121,7 +113,7 @@ static void unjoined_remember(struct cluster *cl, const struct message *m)
 		return;
 	}
 	u->m = message_ref((struct message *)m);
-	u->wall_ns = wall_ns();
+	u->wall_ms = store_wall_now();
 	HASH_ADD_KEYPTR(hh, cl->unjoined, u->m->topic.p, u->m->topic.len, u);
 }
 
@@ -257,7 +249,7 @@ void xroute_retain_in(struct cluster *cl, natsMsg *msg)
 			at = meta->Timestamp;
 			jsMsgMetaData_Destroy(meta);
 		}
-		if (u->wall_ns >= at)
+		if ((int64_t)u->wall_ms * 1000000 >= at) /* the bucket's Timestamp is in ns */
 			return; /* set here later than the bucket's entry: ours goes out when loaded */
 		unjoined_drop(cl, u); /* the bucket's is newer */
 	}

@@ -56,18 +56,20 @@ def t_endpoints_and_status_codes(h):
 def _head_is_the_get_head(hp):
     """RFC 9110 9.3.2: HEAD gets the status and headers GET would get, and no content; a HEAD with
     a Content-Length keeps the HTTP/1.1 connection for the next request."""
-    g = at.get(hp, "/api/v1/health")
-    s = at.connect_http(hp)
-    try:
-        s.sendall(b"HEAD /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        buf = b""
-        deadline = time.monotonic() + 5
-        while b"\r\n\r\n" not in buf and time.monotonic() < deadline:
+    def read_until(s, done):
+        buf, deadline = b"", time.monotonic() + 5
+        while not done(buf) and time.monotonic() < deadline:
             d = s.recv(65536)
             if not d:
                 break
             buf += d
-        head, _, rest = buf.partition(b"\r\n\r\n")
+        return buf
+
+    g = at.get(hp, "/api/v1/health")
+    s = at.connect_http(hp)
+    try:
+        s.sendall(b"HEAD /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        head, _, rest = read_until(s, lambda b: b"\r\n\r\n" in b).partition(b"\r\n\r\n")
         check(head.startswith(b"HTTP/1.1 200"), "HEAD /api/v1/health: %r" % head[:40])
         hl = head.lower()
         check(b"content-type: application/json" in hl, "HEAD: content-type missing: %r" % head)
@@ -81,13 +83,7 @@ def _head_is_the_get_head(hp):
         check(rest + extra == b"", "HEAD answered with content: %r" % (rest + extra)[:60])
         s.settimeout(5)
         s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        buf = b""
-        deadline = time.monotonic() + 5
-        while not at._complete(buf) and time.monotonic() < deadline:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
+        buf = read_until(s, at._complete)
         r = at.parse_response(buf)
         check(r.status == 200 and r.json()["status"] == "ok", "GET after HEAD on one connection: %r" % buf[:60])
     finally:
