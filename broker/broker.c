@@ -322,7 +322,9 @@ void broker_reload(struct broker *b)
 int broker_run_once(struct broker *b)
 {
 	int timeout = -1;
-	uint64_t next = wheel_next(&b->wheel);
+	uint64_t next = wheel_next(&b->wheel), due = store_due(b);
+	if (due < next)
+		next = due; /* held-back store rows are written by the next pass's hook */
 	if (next != UINT64_MAX) {
 		uint64_t now = net_now_update(b->loop);
 		timeout = next <= now ? 0 : (next - now > 60000 ? 60000 : (int)(next - now));

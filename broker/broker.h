@@ -60,6 +60,8 @@ struct message {
 	uint8_t qos;           /* as published */
 	bool retain;           /* as published */
 	bool has_expiry;
+	bool ack_waits;        /* store.c: being routed for a QoS 1 PUBLISH whose PUBACK is not sent yet */
+	bool store_row_carried; /* the store's bookkeeping: its row is held back with its deliveries */
 	uint64_t expiry_at;    /* monotonic ms, valid if has_expiry */
 	uint64_t origin_sid;   /* session serial of the publisher (no-local), 0 = none */
 	struct mqtt_str topic; /* NUL-terminated */
@@ -70,6 +72,7 @@ struct message {
 	struct mem *mem;         /* the accounting it was allocated from (NULL: none) */
 	uint64_t store_id;       /* the store's bookkeeping: row id, 0 = not stored */
 	uint32_t store_refs;     /* stored deliveries that refer to it */
+	uint32_t store_carry;    /* of those, held back (not written yet) until acked or due */
 	uint64_t cl_inst, cl_seq; /* cluster/'s bookkeeping: origin node instance and its sequence
 				   * number once routed between nodes (0: never), to merge a session's
 				   * queues without duplicates when it moves to another node */
@@ -210,6 +213,7 @@ struct client {
 	struct bridge *bridge;     /* set: our outbound connection to a remote broker (bridge/) */
 	bool bridge_peer;          /* a remote mosquitto-style bridge (CONNECT level bit 7) */
 	bool cluster_held;         /* CONNECT held while the cluster fetches its session: no dispatch */
+	struct store_ackq *ackq;   /* store.c: PUBACKs waiting for their deliveries, NULL = none */
 	struct client *next_all, *prev_all;
 };
 
@@ -283,6 +287,8 @@ struct broker {
 	struct api *api;          /* api/: the HTTP API room, NULL without an http_api listener */
 	struct client **store_marked; /* store.c: clients with acks awaiting the commit */
 	size_t n_store_marked, cap_store_marked;
+	struct client **ack_waiting;  /* store.c: clients with a PUBACK waiting (c->ackq) */
+	size_t n_ack_waiting, cap_ack_waiting;
 	const struct cluster_ops *cluster; /* broker/cluster/: NULL without cluster_* options */
 	void *cluster_user;
 	bool groups_in_cluster;  /* set by the cluster: shared groups are served by route_group */
@@ -442,7 +448,17 @@ void sys_publish(struct broker *b);
  *   bookkeeping fields (message store_id/store_refs, outmsg store_seq,
  *   session store_saved).
  * - Sessions with expiry 0 (clean) and QoS 0 deliveries are not durable:
- *   the store ignores them (they write nothing). */
+ *   the store ignores them (they write nothing).
+ * - Held-back deliveries (the one exception to "written in the pass"): a
+ *   QoS 1 delivery made while routing a message with ack_waits set, sent at
+ *   once to a connected subscriber, may be held back unwritten (the message's
+ *   store_carry counts them) until the subscriber acknowledges it (then it
+ *   is never written) or until due() (then commit() writes it). The seam
+ *   keeps the publisher's PUBACK until store_carry is 0 (store_puback), so
+ *   that ack still follows a delivery that is durable or done; the
+ *   subscriber may see the PUBLISH before it is durable (a crash then: the
+ *   publisher, without its PUBACK, resends: a duplicate, which QoS 1
+ *   allows). pending() is true while anything is held back. */
 struct store_ops {
 	void (*retain_set)(void *u, const struct message *m);     /* m->payload.len == 0: cleared */
 	void (*session_saved)(void *u, struct session *s);         /* expiry, will, timers, attached */
@@ -456,6 +472,8 @@ struct store_ops {
 	bool (*pending)(void *u);   /* changes not committed yet */
 	int (*commit)(void *u);     /* 0, or -1: the pass's changes are not durable */
 	bool (*writable)(void *u);  /* false while the store cannot write */
+	uint64_t (*due)(void *u);   /* when commit() must run next to write held-back rows, or UINT64_MAX */
+	void (*settle)(void *u);    /* write every held-back row now (this pass's transaction) */
 };
 void store_set(struct broker *b, const struct store_ops *ops, void *user);
 void store_retain_set(struct broker *b, const struct message *m);
@@ -476,8 +494,15 @@ void store_will_clear(struct broker *b, struct session *s);
 void store_client_sent(struct broker *b, struct client *c);
 /* c's connection is ending (on_close): commit now if c awaits a commit. */
 void store_client_gone(struct broker *b, struct client *c);
-/* Commit pending changes (the loop's before_flush hook calls this). */
+/* Commit pending changes (the loop's before_flush hook calls this), then
+ * send the PUBACKs whose deliveries are now durable or done. */
 void store_commit(struct broker *b);
+/* The PUBACK of a QoS 1 PUBLISH whose message m was just routed (m->ack_waits
+ * set while routing): sent now, or kept while m has held-back deliveries
+ * (or c has PUBACKs kept before it: they leave in order). */
+void store_puback(struct client *c, struct message *m, uint16_t pid, uint8_t rc);
+/* Monotonic ms by which the loop must pass the hook again, or UINT64_MAX. */
+uint64_t store_due(const struct broker *b);
 /* False while a store is installed but cannot write (disk full, I/O error). */
 bool store_writable(const struct broker *b);
 /* Wall-clock ms <-> monotonic ms (the loop's clock) for persisted deadlines. */

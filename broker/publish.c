@@ -155,15 +155,18 @@ static int publish_accept(struct client *c, const struct mqtt_publish *p, const 
 		}
 		return 0;
 	}
+	/* QoS 1: the store may hold back the deliveries made now until their
+	 * subscribers acknowledge them; the PUBACK then waits (store.c). */
+	m->ack_waits = p->qos == 1 && b->store;
 	size_t matched = publish_route(b, m);
-	message_unref(&m);
 	if (p->qos == 1) {
 		/* v5: 0x10 No matching subscribers when no subscription matched;
 		 * one whose no-local dropped the copy still counts (compat: as
 		 * mosquitto). v311 MQTT-4.3.2-2, v5 MQTT-4.3.2-4. */
 		uint8_t ack_rc = (c->version == MQTT_V5 && matched == 0) ? 0x10 : 0;
-		client_send_ack(c, MQTT_PUBACK, p->packet_id, ack_rc);
+		store_puback(c, m, p->packet_id, ack_rc);
 	}
+	message_unref(&m);
 	return 0;
 }
 

@@ -12,16 +12,144 @@
  * net_loop_barrier before any other write) commits once per pass. If the
  * commit fails, the marked clients' output is dropped and they are closed:
  * they never see an acknowledgement for a change that is not durable.
+ * Kept PUBACKs: a QoS 1 PUBLISH whose deliveries the store holds back
+ * (broker.h, store contract) is acknowledged only once they are durable or
+ * done: store_puback queues the PUBACK on the publisher (c->ackq, in
+ * order), store_commit sends the ones whose message has nothing held back
+ * any more. A failed commit closes those publishers unacknowledged.
  * The cluster room (broker/cluster/) is told here too when a will goes
  * (cluster_will_gone): it keeps the wills of this node's clients in NATS.
  * Not here: SQL, files, what is durable (the store decides).
  * Invariant: a client is in b->store_marked exactly while c->store_marked
- * is true; a client leaves the list before it is freed.
+ * is true, and in b->ack_waiting exactly while c->ackq is set; a client
+ * leaves both lists before it is freed.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "broker.h"
+
+struct store_ack {
+	struct message *m; /* a reference: m->store_carry says when it may go */
+	uint16_t pid;
+	uint8_t rc;
+};
+struct store_ackq {
+	uint32_t head, n, cap; /* a ring of cap entries */
+	struct store_ack e[];
+};
+
+static void ackq_free(struct client *c)
+{
+	struct store_ackq *q = c->ackq;
+	for (uint32_t i = 0; i < q->n; i++)
+		message_unref(&q->e[(q->head + i) % q->cap].m);
+	free(q);
+	c->ackq = NULL;
+}
+
+/* Take c off b->ack_waiting and free its queue (unsent). */
+static void ackq_drop(struct broker *b, struct client *c)
+{
+	for (size_t i = 0; i < b->n_ack_waiting; i++) {
+		if (b->ack_waiting[i] == c) {
+			b->ack_waiting[i] = b->ack_waiting[--b->n_ack_waiting];
+			break;
+		}
+	}
+	ackq_free(c);
+}
+
+/* Room for one more entry in c's queue (and c on the waiting list). */
+static bool ackq_room(struct broker *b, struct client *c)
+{
+	struct store_ackq *q = c->ackq;
+	if (!q) {
+		if (b->n_ack_waiting == b->cap_ack_waiting) {
+			size_t cap = b->cap_ack_waiting ? b->cap_ack_waiting * 2 : 16;
+			struct client **v = realloc(b->ack_waiting, cap * sizeof(*v));
+			if (!v)
+				return false;
+			b->ack_waiting = v;
+			b->cap_ack_waiting = cap;
+		}
+		q = calloc(1, sizeof(*q) + 16 * sizeof(q->e[0]));
+		if (!q)
+			return false;
+		q->cap = 16;
+		c->ackq = q;
+		b->ack_waiting[b->n_ack_waiting++] = c;
+		return true;
+	}
+	if (q->n < q->cap)
+		return true;
+	struct store_ackq *nq = malloc(sizeof(*nq) + 2 * (size_t)q->cap * sizeof(q->e[0]));
+	if (!nq)
+		return false;
+	for (uint32_t i = 0; i < q->n; i++)
+		nq->e[i] = q->e[(q->head + i) % q->cap];
+	nq->head = 0;
+	nq->n = q->n;
+	nq->cap = 2 * q->cap;
+	free(q);
+	c->ackq = nq;
+	return true;
+}
+
+void store_puback(struct client *c, struct message *m, uint16_t pid, uint8_t rc)
+{
+	struct broker *b = c->b;
+	m->ack_waits = false;
+	if (!m->store_carry && !c->ackq) {
+		client_send_ack(c, MQTT_PUBACK, pid, rc);
+		return;
+	}
+	if (!ackq_room(b, c)) {
+		/* No memory to keep it: write what is held back now instead. */
+		if (b->store->settle)
+			b->store->settle(b->store_user);
+		if (c->ackq)
+			ackq_drop(b, c); /* cannot keep order without the queue: close below */
+		client_close(c, 0x97, true, true, "out of memory");
+		return;
+	}
+	struct store_ackq *q = c->ackq;
+	q->e[(q->head + q->n) % q->cap] = (struct store_ack){message_ref(m), pid, rc};
+	q->n++;
+}
+
+/* After a commit: send every kept PUBACK whose message holds nothing back,
+ * in order per client; rc != 0 (not durable): close the waiting clients. */
+static void ackq_release(struct broker *b, int rc)
+{
+	for (size_t i = 0; i < b->n_ack_waiting;) {
+		struct client *c = b->ack_waiting[i];
+		struct store_ackq *q = c->ackq;
+		while (rc == 0 && q->n && !q->e[q->head].m->store_carry) {
+			struct store_ack *a = &q->e[q->head];
+			message_unref(&a->m);
+			q->head = (q->head + 1) % q->cap;
+			q->n--;
+			client_send_ack(c, MQTT_PUBACK, a->pid, a->rc);
+		}
+		if (rc == 0 && q->n) {
+			i++;
+			continue;
+		}
+		b->ack_waiting[i] = b->ack_waiting[--b->n_ack_waiting];
+		ackq_free(c);
+		if (rc != 0 && c->state != CS_GONE) {
+			net_conn_discard_output(c->conn);
+			client_close(c, 0x97, true, true, "store unwritable");
+		}
+	}
+}
+
+uint64_t store_due(const struct broker *b)
+{
+	return b->store && b->store->due ? b->store->due(b->store_user) : UINT64_MAX;
+}
 
 void store_set(struct broker *b, const struct store_ops *ops, void *user)
 {
@@ -33,6 +161,11 @@ void store_set(struct broker *b, const struct store_ops *ops, void *user)
 		free(b->store_marked);
 		b->store_marked = NULL;
 		b->n_store_marked = b->cap_store_marked = 0;
+		while (b->n_ack_waiting)
+			ackq_drop(b, b->ack_waiting[0]);
+		free(b->ack_waiting);
+		b->ack_waiting = NULL;
+		b->cap_ack_waiting = 0;
 	}
 }
 
@@ -133,6 +266,8 @@ void store_client_sent(struct broker *b, struct client *c)
 
 void store_client_gone(struct broker *b, struct client *c)
 {
+	if (c->ackq)
+		ackq_drop(b, c); /* the publisher resends them (QoS 1 in flight) */
 	if (!c->store_marked)
 		return;
 	store_commit(b); /* its queued acks may be flushed by the close */
@@ -171,6 +306,8 @@ void store_commit(struct broker *b)
 	} else {
 		free(v);
 	}
+	if (b->n_ack_waiting)
+		ackq_release(b, rc);
 }
 
 bool store_writable(const struct broker *b)

@@ -153,8 +153,12 @@ void store_db_stop(struct broker *b, struct store_db *st)
 {
 	if (!st)
 		return;
+	st->stopping = true; /* the last commit writes whatever is held back */
 	store_commit(b);
+	log_msg(b, LOG_F_INFORMATION, "Persistence: %llu QoS 1 deliveries were acknowledged before they had to be written, %llu were written.",
+		(unsigned long long)st->carry_dropped, (unsigned long long)st->carry_written);
 	store_set(b, NULL, NULL);
+	store_db_carry_free(st);
 	wheel_cancel(&b->wheel, &st->retry);
 	if (st->in_txn)
 		store_db_step(st, Q_ROLLBACK);

@@ -43,6 +43,19 @@ struct store_pend_dlv {
 	char sid[STORE_SID_INLINE];
 };
 
+/* write.c: a delivery held back (and its msgs row): written when due,
+ * never when acknowledged first. Both hold a reference on the message. */
+#define STORE_CARRY_MS 2                     /* held back at most this long (then written) */
+struct store_carry_msg {
+	struct store_pend_msg row;           /* row.m: NULL once dropped */
+	uint64_t due;
+};
+struct store_carry_dlv {
+	struct store_pend_dlv row;
+	struct message *m;                   /* NULL once dropped */
+	uint64_t due;
+};
+
 struct store_db {
 	struct broker *b;
 	sqlite3 *db;
@@ -64,6 +77,15 @@ struct store_db {
 	struct store_pend_msg pend_msg[STORE_BATCH];
 	struct store_pend_dlv pend_dlv[STORE_BATCH];
 	unsigned n_pend_msg, n_pend_dlv;
+	/* write.c: held-back rows, in id order (so by due time too); dropped
+	 * entries stay (m NULL) until the next commit compacts them. */
+	struct store_carry_msg *cmsg;
+	struct store_carry_dlv *cdlv;
+	size_t n_cmsg, cap_cmsg, n_cdlv, cap_cdlv;
+	size_t cdlv_first;          /* cdlv[0..cdlv_first) are known dropped */
+	unsigned carried;           /* live entries of cdlv */
+	bool stopping;              /* store_db_stop: write everything held back */
+	uint64_t carry_written, carry_dropped; /* held-back deliveries written / never written */
 	/* db.c: INSERT of 2, 4, ... STORE_BATCH rows (index log2(rows) - 1) */
 	sqlite3_stmt *q_msg_n[STORE_BATCH_LOG], *q_dlv_n[STORE_BATCH_LOG];
 	uint64_t commits, commit_failures; /* for tests and logs */
@@ -92,6 +114,8 @@ int store_db_snapshot(struct store_db *st);
 void store_db_retry_init(struct store_db *st);
 /* INSERT the buffered msgs / deliveries rows now (in the open transaction). */
 void store_db_flush_rows(struct store_db *st);
+/* Drop whatever is held back and free its arrays (store_db_stop). */
+void store_db_carry_free(struct store_db *st);
 
 /* load.c */
 int store_db_load(struct store_db *st, char *err, size_t errlen);

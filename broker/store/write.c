@@ -6,7 +6,9 @@
  * is one transaction, and the seam releases the pass's acks after it.
  * Deletes of acknowledged deliveries are the exception: they are collected
  * as ranges of consecutive ids and run just before COMMIT (same transaction,
- * same result; a rollback drops them with the rest).
+ * same result; a rollback drops them with the rest). Held-back deliveries
+ * are the other (see "held back" below): written up to STORE_CARRY_MS
+ * later, or never when the subscriber acknowledges them first.
  * Durable: retained messages (any QoS, not $SYS), sessions with a non-zero
  * expiry with their subscriptions, QoS 1/2 deliveries (message bodies
  * shared through msgs rows, refcounted by store_refs) and inbound QoS 2 ids.
@@ -17,6 +19,7 @@
  * for every pass with changes and writable() is false.
  */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -138,20 +141,9 @@ static void put_sub(struct store_db *st, const struct session *s, const struct s
  * session may be gone by the flush); a row that does not fit (long session
  * id, subscription ids) flushes the buffer and takes the one-row path.
  *
- * Why a delivery's insert+delete pair is not elided when the subscriber's
- * PUBACK follows quickly: the seam holds every byte queued in a pass until
- * that pass commits (broker.h, store contract), the subscriber's PUBLISH
- * included. So the subscriber cannot acknowledge before the pass that
- * routed the message has committed, and by then the publisher's PUBACK has
- * left: the rows must already be durable, since a kill -9 between that
- * commit and the subscriber's PUBACK must still redeliver (with DUP). The
- * pair could only be dropped if the subscriber's PUBLISH were let out
- * before the commit while the publisher's PUBACK waited for either the
- * commit or the subscriber's PUBACK (a crash before either: the publisher
- * resends, at most a duplicate, allowed at QoS 1); that needs per-client
- * output gating in the seam, not a store change. An ack in the same pass
- * as the insert (a message too large for the client, expired, ACL-denied)
- * runs the buffered INSERT then the DELETE, the same result as before. */
+ * An ack in the same pass as the insert (a message too large for the
+ * client, expired, ACL-denied) runs the buffered INSERT then the DELETE,
+ * the same result as before. */
 
 static unsigned batch_size(unsigned n)
 {
@@ -235,32 +227,254 @@ static void drop_rows(struct store_db *st)
 	st->n_pend_msg = st->n_pend_dlv = 0;
 }
 
+static void pend_msg_push(struct store_db *st, struct store_pend_msg row)
+{
+	if (st->n_pend_msg == STORE_BATCH)
+		flush_msgs(st);
+	st->pend_msg[st->n_pend_msg++] = row;
+}
+
+static void pend_dlv_push(struct store_db *st, const struct store_pend_dlv *row)
+{
+	if (st->n_pend_dlv == STORE_BATCH)
+		flush_dlvs(st);
+	st->pend_dlv[st->n_pend_dlv++] = *row;
+}
+
+/* ---- held back: deliveries written only if not acknowledged soon ----
+ *
+ * A QoS 1 message from a publisher, routed to a connected persistent
+ * subscriber and sent to it at once, would cost a msgs row and a deliveries
+ * row INSERTed in this pass and DELETEd a pass later when the subscriber's
+ * PUBACK comes: most of the store's work under load, for rows that are
+ * dead before anyone could need them. So such a delivery (put while
+ * m->ack_waits, QoS 1, in flight, no subscription ids) is held back here
+ * instead, with its msgs row, for up to STORE_CARRY_MS: acknowledged by
+ * then, it is dropped unwritten; else commit() writes it (due()). The seam
+ * keeps the publisher's PUBACK while m->store_carry > 0 (store.c,
+ * store_puback), so "the PUBACK follows the delivery's durability" still
+ * holds, with "or its end" added; only the subscriber's PUBLISH may leave
+ * before it is durable, and a crash then makes the publisher, which has no
+ * PUBACK, send it again: a duplicate at QoS 1, never a loss of anything
+ * acknowledged. Anything else that needs the msgs row (a delivery of the
+ * same message that is not held back) writes it with its pass
+ * (carry_msg_release); a rollback drops what is held back with the rest.
+ * Held-back entries are kept in id order (ids only grow), so by due time
+ * too, and found by binary search. */
+
+static bool carry_room(void **v, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return true;
+	size_t nc = *cap ? *cap * 2 : 64;
+	void *nv = realloc(*v, nc * size);
+	if (!nv)
+		return false;
+	*v = nv;
+	*cap = nc;
+	return true;
+}
+
+/* The entry of v (sorted by the uint64_t id at byte offset off) with id. */
+static void *carry_find(void *v, size_t n, size_t size, size_t off, uint64_t id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		char *e = (char *)v + mid * size;
+		uint64_t got;
+		memcpy(&got, e + off, sizeof(got));
+		if (got == id)
+			return e;
+		if (got < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static struct store_carry_msg *carry_msg_of(struct store_db *st, const struct message *m)
+{
+	return carry_find(st->cmsg, st->n_cmsg, sizeof(*st->cmsg),
+			  offsetof(struct store_carry_msg, row) + offsetof(struct store_pend_msg, mid), m->store_id);
+}
+
+static uint64_t carry_due(struct store_db *st);
+
+static struct store_carry_dlv *carry_dlv_of(struct store_db *st, const struct outmsg *o)
+{
+	/* Acks come mostly in order: the oldest live entry first. */
+	if (st->carried && carry_due(st) != UINT64_MAX && st->cdlv[st->cdlv_first].row.seq == o->store_seq)
+		return &st->cdlv[st->cdlv_first];
+	struct store_carry_dlv *d = carry_find(st->cdlv, st->n_cdlv, sizeof(*st->cdlv),
+					       offsetof(struct store_carry_dlv, row) + offsetof(struct store_pend_dlv, seq),
+					       o->store_seq);
+	return d && d->m ? d : NULL;
+}
+
+static bool carryable(const struct store_db *st, const struct session *s, const struct outmsg *o)
+{
+	return o->msg->ack_waits && o->qos == 1 && o->state == OUT_PUBLISH && !o->n_sub_ids && s->client &&
+	       s->client->state == CS_CONNECTED && !st->failed && !st->stopping && strlen(s->id) < STORE_SID_INLINE;
+}
+
+/* Hold back o's row (and its message's, when new). false: no room. */
+static bool carry_put(struct store_db *st, const struct session *s, struct outmsg *o)
+{
+	struct message *m = o->msg;
+	if (!carry_room((void **)&st->cdlv, &st->cap_cdlv, st->n_cdlv, sizeof(*st->cdlv)) ||
+	    (!m->store_id && !carry_room((void **)&st->cmsg, &st->cap_cmsg, st->n_cmsg, sizeof(*st->cmsg))))
+		return false;
+	uint64_t due = broker_now(st->b) + STORE_CARRY_MS;
+	if (!m->store_id) {
+		m->store_id = st->next_mid++;
+		m->store_row_carried = true;
+		st->cmsg[st->n_cmsg++] = (struct store_carry_msg){
+			{message_ref(m), m->store_id, (int64_t)wall_expiry(st, m)}, due};
+	}
+	m->store_refs++;
+	m->store_carry++;
+	o->store_seq = st->next_seq++;
+	struct store_carry_dlv *d = &st->cdlv[st->n_cdlv++];
+	d->row = (struct store_pend_dlv){.seq = o->store_seq, .mid = m->store_id, .pid = o->pid, .qos = o->qos,
+					 .retain = o->retain, .state = (uint8_t)o->state};
+	memcpy(d->row.sid, s->id, strlen(s->id) + 1);
+	d->m = message_ref(m);
+	d->due = due;
+	st->carried++;
+	return true;
+}
+
+/* m's held-back msgs row is needed now: write it with this pass. */
+static void carry_msg_release(struct store_db *st, struct message *m)
+{
+	struct store_carry_msg *e = carry_msg_of(st, m);
+	m->store_row_carried = false;
+	if (e && e->row.m) {
+		pend_msg_push(st, e->row); /* its reference goes with it */
+		e->row.m = NULL;
+	}
+}
+
+/* m's last delivery went: its held-back msgs row is never written. */
+static void carry_msg_forget(struct store_db *st, struct message *m)
+{
+	struct store_carry_msg *e = carry_msg_of(st, m);
+	m->store_row_carried = false;
+	if (e && e->row.m)
+		message_unref(&e->row.m);
+}
+
+/* o's delivery ends while held back: never written. false: not held back. */
+static bool carry_drop(struct store_db *st, struct outmsg *o)
+{
+	struct store_carry_dlv *d = carry_dlv_of(st, o);
+	if (!d)
+		return false;
+	d->m->store_carry--;
+	message_unref(&d->m);
+	st->carried--;
+	st->carry_dropped++;
+	return true;
+}
+
+/* Write the held-back rows due by now (all: every one), then compact. */
+static void carry_write(struct store_db *st, uint64_t now, bool all)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < st->n_cmsg; i++) {
+		struct store_carry_msg *e = &st->cmsg[i];
+		if (!e->row.m)
+			continue;
+		if (all || e->due <= now) {
+			e->row.m->store_row_carried = false;
+			pend_msg_push(st, e->row);
+			continue;
+		}
+		st->cmsg[k++] = *e;
+	}
+	st->n_cmsg = k;
+	k = 0;
+	for (size_t i = 0; i < st->n_cdlv; i++) {
+		struct store_carry_dlv *d = &st->cdlv[i];
+		if (!d->m)
+			continue;
+		if (all || d->due <= now) {
+			if (d->m->store_row_carried)
+				carry_msg_release(st, d->m); /* never later than its deliveries */
+			pend_dlv_push(st, &d->row);
+			d->m->store_carry--;
+			message_unref(&d->m);
+			st->carried--;
+			st->carry_written++;
+			continue;
+		}
+		st->cdlv[k++] = *d;
+	}
+	st->n_cdlv = k;
+	st->cdlv_first = 0;
+}
+
+/* A rollback: what is held back goes with the rest (the snapshot that
+ * follows rewrites it from memory if it still matters). */
+static void carry_drop_all(struct store_db *st)
+{
+	for (size_t i = 0; i < st->n_cmsg; i++) {
+		if (st->cmsg[i].row.m) {
+			st->cmsg[i].row.m->store_row_carried = false;
+			message_unref(&st->cmsg[i].row.m);
+		}
+	}
+	for (size_t i = 0; i < st->n_cdlv; i++) {
+		if (st->cdlv[i].m) {
+			st->cdlv[i].m->store_carry--;
+			message_unref(&st->cdlv[i].m);
+		}
+	}
+	st->n_cmsg = st->n_cdlv = 0;
+	st->cdlv_first = 0;
+	st->carried = 0;
+}
+
+void store_db_carry_free(struct store_db *st)
+{
+	carry_drop_all(st);
+	free(st->cmsg);
+	free(st->cdlv);
+	st->cmsg = NULL;
+	st->cdlv = NULL;
+	st->cap_cmsg = st->cap_cdlv = 0;
+}
+
+/* The first live entry's due time (dropped ones before it are skipped once). */
+static uint64_t carry_due(struct store_db *st)
+{
+	if (!st->carried)
+		return UINT64_MAX;
+	while (st->cdlv_first < st->n_cdlv && !st->cdlv[st->cdlv_first].m)
+		st->cdlv_first++;
+	return st->cdlv_first < st->n_cdlv ? st->cdlv[st->cdlv_first].due : UINT64_MAX;
+}
+
+
 static void put_delivery(struct store_db *st, const struct session *s, struct outmsg *o)
 {
 	struct message *m = o->msg;
 	if (!m->store_id) {
 		m->store_id = st->next_mid++;
-		if (st->n_pend_msg == STORE_BATCH)
-			flush_msgs(st);
-		struct store_pend_msg *p = &st->pend_msg[st->n_pend_msg++];
-		p->m = message_ref(m);
-		p->mid = m->store_id;
-		p->expires_at = (int64_t)wall_expiry(st, m);
+		pend_msg_push(st, (struct store_pend_msg){message_ref(m), m->store_id, (int64_t)wall_expiry(st, m)});
+	} else if (m->store_row_carried) {
+		carry_msg_release(st, m); /* this delivery is written now: so is its message */
 	}
 	m->store_refs++;
 	o->store_seq = st->next_seq++;
 	size_t sl = strlen(s->id);
 	if (sl < STORE_SID_INLINE && !o->n_sub_ids) {
-		if (st->n_pend_dlv == STORE_BATCH)
-			flush_dlvs(st);
-		struct store_pend_dlv *p = &st->pend_dlv[st->n_pend_dlv++];
-		p->seq = o->store_seq;
-		p->mid = m->store_id;
-		p->qos = o->qos;
-		p->retain = o->retain;
-		p->state = (uint8_t)o->state;
-		p->pid = o->pid;
-		memcpy(p->sid, s->id, sl + 1);
+		struct store_pend_dlv p = {.seq = o->store_seq, .mid = m->store_id, .pid = o->pid, .qos = o->qos,
+					   .retain = o->retain, .state = (uint8_t)o->state};
+		memcpy(p.sid, s->id, sl + 1);
+		pend_dlv_push(st, &p);
 		return;
 	}
 	sqlite3_stmt *q = st->q[Q_DELIV_PUT];
@@ -310,15 +524,24 @@ static void del_flush(struct store_db *st)
 	del_range_run(st, Q_MSG_DEL, &st->del_mid_lo, &st->del_mid_hi);
 }
 
+/* o's delivery ended: its row goes (a held-back one is never written), and
+ * with the message's last delivery its msgs row. */
 static void drop_delivery(struct store_db *st, struct outmsg *o)
 {
-	del_defer(st, Q_DELIV_DEL, &st->del_seq_lo, &st->del_seq_hi, o->store_seq);
+	if (!carry_drop(st, o)) {
+		if (!store_db_begin(st))
+			return;
+		del_defer(st, Q_DELIV_DEL, &st->del_seq_lo, &st->del_seq_hi, o->store_seq);
+	}
 	o->store_seq = 0;
 	struct message *m = o->msg;
-	if (m->store_refs && --m->store_refs == 0) {
+	if (!m->store_refs || --m->store_refs)
+		return;
+	if (m->store_row_carried)
+		carry_msg_forget(st, m);
+	else if (store_db_begin(st))
 		del_defer(st, Q_MSG_DEL, &st->del_mid_lo, &st->del_mid_hi, m->store_id);
-		m->store_id = 0;
-	}
+	m->store_id = 0;
 }
 
 static void put_qos2(struct store_db *st, const struct session *s, uint16_t pid)
@@ -404,13 +627,23 @@ static void op_sub_remove(void *u, struct session *s, const char *filter)
 static void op_msg_queued(void *u, struct session *s, struct outmsg *o)
 {
 	struct store_db *st = u;
-	if (s->store_saved && o->qos && store_db_begin(st))
+	if (!s->store_saved || !o->qos)
+		return;
+	if (carryable(st, s, o) && carry_put(st, s, o))
+		return;
+	if (store_db_begin(st))
 		put_delivery(st, s, o);
 }
 
 static void op_msg_update(void *u, struct session *s, const struct outmsg *o)
 {
 	struct store_db *st = u;
+	struct store_carry_dlv *d = o->store_seq ? carry_dlv_of(st, o) : NULL;
+	if (d) {
+		d->row.state = (uint8_t)o->state;
+		d->row.pid = o->pid;
+		return;
+	}
 	if (!o->store_seq || !store_db_begin(st))
 		return;
 	sqlite3_stmt *q = st->q[Q_DELIV_UPD];
@@ -423,7 +656,7 @@ static void op_msg_update(void *u, struct session *s, const struct outmsg *o)
 static void op_msg_acked(void *u, struct session *s, struct outmsg *o)
 {
 	struct store_db *st = u;
-	if (o->store_seq && store_db_begin(st))
+	if (o->store_seq)
 		drop_delivery(st, o);
 }
 
@@ -446,7 +679,19 @@ static void op_qos2_in(void *u, struct session *s, uint16_t pid, bool add)
 static bool op_pending(void *u)
 {
 	struct store_db *st = u;
-	return st->in_txn || st->txn_failed || (st->failed && st->dirty);
+	return st->in_txn || st->txn_failed || (st->failed && st->dirty) || st->carried;
+}
+
+static uint64_t op_due(void *u)
+{
+	return carry_due(u);
+}
+
+static void op_settle(void *u)
+{
+	struct store_db *st = u;
+	if (st->carried && store_db_begin(st))
+		carry_write(st, 0, true);
 }
 
 static bool op_writable(void *u)
@@ -458,6 +703,7 @@ static bool op_writable(void *u)
 static void rollback(struct store_db *st)
 {
 	drop_rows(st);
+	carry_drop_all(st);
 	st->del_seq_lo = st->del_seq_hi = st->del_mid_lo = st->del_mid_hi = 0;
 	if (!sqlite3_get_autocommit(st->db))
 		store_db_step(st, Q_ROLLBACK);
@@ -566,6 +812,14 @@ static int op_commit(void *u)
 		st->dirty = false;
 		return -1;
 	}
+	if (st->n_cdlv || st->n_cmsg) {
+		/* Write what is due (in the transaction), drop what was acked. */
+		bool due = st->stopping || carry_due(st) <= broker_now(b);
+		if (!due || store_db_begin(st))
+			carry_write(st, due ? broker_now(b) : 0, st->stopping);
+	}
+	if (!st->in_txn && !st->txn_failed)
+		return 0; /* only rows held back, none due */
 	if (st->in_txn && !st->txn_failed)
 		store_db_flush_rows(st);
 	if (st->in_txn && !st->txn_failed)
@@ -600,4 +854,6 @@ const struct store_ops store_db_ops = {
 	.pending = op_pending,
 	.commit = op_commit,
 	.writable = op_writable,
+	.due = op_due,
+	.settle = op_settle,
 };

@@ -199,6 +199,39 @@ static long long count(const char *table)
 	return n;
 }
 
+/* Commit once the held-back QoS 1 deliveries are due (write.c): they are
+ * written now, as every other change of the pass. */
+static void commit_due(void)
+{
+	loop->now += STORE_CARRY_MS;
+	store_commit(&b);
+}
+
+static void puback(struct net_conn *c, uint8_t version, uint16_t pid)
+{
+	uint8_t ack[8];
+	size_t n = mqtt_ack_encode(MQTT_PUBACK, pid, 0, (struct mqtt_str){0}, version, ack, sizeof(ack));
+	feed(c, ack, n);
+}
+
+static uint16_t next_publish_pid(struct net_conn *c, uint8_t version)
+{
+	struct mqtt_frame f;
+	ck_assert(next_packet(c, &f));
+	ck_assert_uint_eq(f.type, MQTT_PUBLISH);
+	struct mqtt_publish p;
+	ck_assert_int_eq(mqtt_publish_decode(&f, version, &p), 0);
+	return p.packet_id;
+}
+
+static void expect_puback(struct net_conn *c, uint16_t pid)
+{
+	struct mqtt_frame f;
+	ck_assert(next_packet(c, &f));
+	ck_assert_uint_eq(f.type, MQTT_PUBACK);
+	ck_assert_uint_eq((uint16_t)(f.body[0] << 8 | f.body[1]), pid);
+}
+
 static void disconnect(struct net_conn *c)
 {
 	static const uint8_t d[2] = {0xE0, 0};
@@ -306,7 +339,7 @@ START_TEST(ack_deletes_rows)
 	subscribe(s, MQTT_V5, "a/#", 1);
 	struct net_conn *p = connect_client(MQTT_V311, "ap", true, 0, false);
 	publish(p, MQTT_V311, "a/1", 1, 1, false, "x");
-	store_commit(&b);
+	commit_due();
 	ck_assert_int_eq(count("deliveries"), 1);
 	struct mqtt_frame f;
 	ck_assert(next_packet(s, &f));
@@ -336,7 +369,7 @@ START_TEST(acks_out_of_order_delete_exactly_v311_MQTT_4_4_0_1)
 	struct net_conn *p = connect_client(MQTT_V311, "rp", true, 0, false);
 	for (uint16_t i = 1; i <= 10; i++)
 		publish(p, MQTT_V311, "r/1", 1, i, false, "x");
-	store_commit(&b);
+	commit_due();
 	ck_assert_int_eq(count("deliveries"), 10);
 	ck_assert_int_eq(count("msgs"), 10);
 	uint16_t pids[10];
@@ -685,7 +718,7 @@ START_TEST(batched_rows_one_pass_restored_v311_MQTT_4_4_0_1)
 		snprintf(t, sizeof(t), "b/%d", i);
 		publish(p, MQTT_V311, t, 1, (uint16_t)(i + 1), false, "payload");
 	}
-	store_commit(&b);
+	commit_due();
 	ck_assert_uint_eq(st->commits, c0 + 1);
 	ck_assert_int_eq(count("msgs"), 150);
 	ck_assert_int_eq(count("deliveries"), 300);
@@ -705,6 +738,130 @@ START_TEST(batched_rows_one_pass_restored_v311_MQTT_4_4_0_1)
 }
 END_TEST
 
+/* issue 8 item 7: a QoS 1 delivery to a connected persistent subscriber is
+ * held back (write.c); acknowledged before it is due, it is never written,
+ * and the publisher's PUBACK, kept until then, follows the subscriber's
+ * (v311 MQTT-4.3.2-2: the PUBACK still means the message is taken care of). */
+START_TEST(held_back_delivery_acked_first_is_never_written)
+{
+	struct net_conn *s = connect_client(MQTT_V311, "hs", false, 0, false);
+	subscribe(s, MQTT_V311, "h/#", 1);
+	struct net_conn *p = connect_client(MQTT_V311, "hp", true, 0, false);
+	uint64_t c0 = st->commits;
+	publish(p, MQTT_V311, "h/1", 1, 7, false, "x");
+	store_commit(&b);
+	struct mqtt_frame f;
+	ck_assert(!next_packet(p, &f)); /* the PUBACK waits */
+	uint16_t pid = next_publish_pid(s, MQTT_V311); /* the PUBLISH did not */
+	ck_assert_int_eq(count("deliveries") + count("msgs"), 0);
+	ck_assert(b.store->due(b.store_user) <= loop->now + STORE_CARRY_MS);
+	puback(s, MQTT_V311, pid);
+	store_commit(&b);
+	expect_puback(p, 7);
+	ck_assert_uint_eq(st->commits, c0); /* nothing was ever written */
+	ck_assert_uint_eq(st->carry_dropped, 1);
+	ck_assert_uint_eq(st->carry_written, 0);
+	ck_assert(!b.store->pending(b.store_user));
+	ck_assert_uint_eq(b.store->due(b.store_user), UINT64_MAX);
+	commit_due();
+	ck_assert_int_eq(count("deliveries") + count("msgs"), 0);
+}
+END_TEST
+
+/* Not acknowledged in time: written when due, and only then the PUBACK;
+ * after a restart it is resent with DUP (v311 MQTT-4.4.0-1). */
+START_TEST(held_back_delivery_written_when_due_v311_MQTT_4_4_0_1)
+{
+	struct net_conn *s = connect_client(MQTT_V311, "ws", false, 0, false);
+	subscribe(s, MQTT_V311, "w/#", 1);
+	struct net_conn *p = connect_client(MQTT_V311, "wp", true, 0, false);
+	publish(p, MQTT_V311, "w/1", 1, 3, false, "x");
+	store_commit(&b);
+	struct mqtt_frame f;
+	ck_assert(!next_packet(p, &f));
+	uint16_t pid = next_publish_pid(s, MQTT_V311);
+	loop->now += STORE_CARRY_MS - 1;
+	store_commit(&b);
+	ck_assert(!next_packet(p, &f)); /* not due yet */
+	ck_assert_int_eq(count("deliveries"), 0);
+	commit_due();
+	ck_assert_int_eq(count("deliveries"), 1);
+	ck_assert_int_eq(count("msgs"), 1);
+	expect_puback(p, 3);
+	ck_assert_uint_eq(st->carry_written, 1);
+	restart();
+	s = connect_client(MQTT_V311, "ws", false, 0, true);
+	ck_assert(next_packet(s, &f));
+	ck_assert_uint_eq(f.type, MQTT_PUBLISH);
+	ck_assert(f.flags & 0x08); /* DUP */
+	ck_assert_uint_eq((uint16_t)(f.body[5] << 8 | f.body[6]), pid);
+}
+END_TEST
+
+/* A publisher's PUBACKs leave in order: one that needs no wait queues behind
+ * one that waits; a message with a delivery that is not held back (an
+ * offline session's queue) writes its msgs row with the pass. */
+START_TEST(kept_pubacks_leave_in_order)
+{
+	struct net_conn *off = connect_client(MQTT_V311, "off", false, 0, false);
+	subscribe(off, MQTT_V311, "o/#", 1);
+	disconnect(off);
+	struct net_conn *s = connect_client(MQTT_V311, "os", false, 0, false);
+	subscribe(s, MQTT_V311, "o/1", 1);
+	struct net_conn *p = connect_client(MQTT_V5, "op", true, 0, false);
+	publish(p, MQTT_V5, "o/1", 1, 1, false, "a"); /* held back for os, queued for off */
+	publish(p, MQTT_V5, "none", 1, 2, false, "b"); /* no subscriber: 0x10 */
+	store_commit(&b);
+	struct mqtt_frame f;
+	ck_assert(!next_packet(p, &f));
+	ck_assert_int_eq(count("msgs"), 1);       /* written for off's queue */
+	ck_assert_int_eq(count("deliveries"), 1); /* off's; os's is held back */
+	puback(s, MQTT_V311, next_publish_pid(s, MQTT_V311));
+	store_commit(&b);
+	expect_puback(p, 1);
+	ck_assert(next_packet(p, &f));
+	ck_assert_uint_eq(f.type, MQTT_PUBACK);
+	ck_assert_uint_eq((uint16_t)(f.body[0] << 8 | f.body[1]), 2);
+	ck_assert_uint_eq(f.body[2], 0x10);
+	ck_assert_int_eq(count("msgs"), 1); /* still needed by off */
+	ck_assert_int_eq(count("deliveries"), 1);
+}
+END_TEST
+
+/* A graceful stop writes what is held back: the delivery comes back. */
+START_TEST(held_back_written_at_stop)
+{
+	struct net_conn *s = connect_client(MQTT_V311, "ts", false, 0, false);
+	subscribe(s, MQTT_V311, "t/#", 1);
+	struct net_conn *p = connect_client(MQTT_V311, "tp", true, 0, false);
+	publish(p, MQTT_V311, "t/1", 1, 1, false, "x");
+	store_commit(&b);
+	ck_assert_int_eq(count("deliveries"), 0);
+	restart();
+	ck_assert_int_eq(count("deliveries"), 1);
+	struct session *ss = session_find(&b, "ts");
+	ck_assert_ptr_nonnull(ss);
+	ck_assert_uint_eq(ss->inflight.count, 1);
+}
+END_TEST
+
+/* A publisher that goes while its PUBACK waits loses nothing it was told:
+ * the message stays with the subscriber, and nothing leaks. */
+START_TEST(publisher_gone_while_puback_kept)
+{
+	struct net_conn *s = connect_client(MQTT_V311, "gs", false, 0, false);
+	subscribe(s, MQTT_V311, "g/#", 1);
+	struct net_conn *p = connect_client(MQTT_V311, "gp", true, 0, false);
+	publish(p, MQTT_V311, "g/1", 1, 1, false, "x");
+	store_commit(&b);
+	disconnect(p);
+	ck_assert_uint_eq(b.n_ack_waiting, 0);
+	puback(s, MQTT_V311, next_publish_pid(s, MQTT_V311));
+	store_commit(&b);
+	ck_assert_int_eq(count("deliveries") + count("msgs"), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("store");
@@ -718,6 +875,11 @@ static Suite *suite(void)
 	tcase_add_test(t, ack_deletes_rows);
 	tcase_add_test(t, acks_out_of_order_delete_exactly_v311_MQTT_4_4_0_1);
 	tcase_add_test(t, batched_rows_one_pass_restored_v311_MQTT_4_4_0_1);
+	tcase_add_test(t, held_back_delivery_acked_first_is_never_written);
+	tcase_add_test(t, held_back_delivery_written_when_due_v311_MQTT_4_4_0_1);
+	tcase_add_test(t, kept_pubacks_leave_in_order);
+	tcase_add_test(t, held_back_written_at_stop);
+	tcase_add_test(t, publisher_gone_while_puback_kept);
 	tcase_add_test(t, unwritable_store_withholds_acks_and_recovers);
 	tcase_add_test(t, garbage_file_refused);
 	tcase_add_test(t, newer_format_refused);
