@@ -71,6 +71,7 @@ void broker_fini(struct broker *b)
 	retain_free(b->retained, drop_retained);
 	sub_match_free(&b->match);
 	log_close(b);
+	mem_fini(&b->mem);
 }
 
 static int psk_lookup(const char *identity, uint8_t *key, size_t cap, void *user)

@@ -62,6 +62,7 @@ struct message {
 	bool has_expiry;
 	bool ack_waits;        /* store.c: being routed for a QoS 1 PUBLISH whose PUBACK is not sent yet */
 	bool store_row_carried; /* the store's bookkeeping: its row is held back with its deliveries */
+	uint32_t size;         /* of its allocation (mem_obj_free) */
 	uint64_t expiry_at;    /* monotonic ms, valid if has_expiry */
 	uint64_t origin_sid;   /* session serial of the publisher (no-local), 0 = none */
 	struct mqtt_str topic; /* NUL-terminated */

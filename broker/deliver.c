@@ -60,7 +60,7 @@ static void out_free(struct outmsg *o)
 {
 	struct mem *acct = o->msg->mem; /* entries are charged to their message's accounting */
 	message_unref(&o->msg);
-	mem_free(acct, o);
+	mem_obj_free(acct, o, sizeof(*o) + o->n_sub_ids * sizeof(uint32_t));
 }
 
 void out_list_clear(struct out_list *l)
@@ -258,7 +258,7 @@ static bool send_publish(struct client *c, struct message *m, uint8_t qos, uint1
 static struct outmsg *out_new(struct message *m, uint8_t qos, bool retain, const uint32_t *sub_ids, uint8_t n)
 {
 	/* Counted, never refused: the message was accepted (mem.c). */
-	struct outmsg *o = mem_zalloc_always(m->mem, sizeof(*o) + n * sizeof(uint32_t));
+	struct outmsg *o = mem_obj_alloc(m->mem, sizeof(*o) + n * sizeof(uint32_t), false, true);
 	if (!o)
 		return NULL;
 	o->msg = message_ref(m);

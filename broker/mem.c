@@ -115,6 +115,68 @@ void mem_free(struct mem *m, void *p)
 	free(p);
 }
 
+static int obj_class(size_t n)
+{
+	size_t c = n ? (n - 1) >> MEM_CLASS_SHIFT : 0;
+	return c < MEM_CLASSES ? (int)c : -1;
+}
+
+void *mem_obj_alloc(struct mem *m, size_t n, bool refusable, bool zero)
+{
+	int c = m ? obj_class(n) : -1;
+	if (c < 0)
+		return refusable ? (zero ? mem_zalloc(m, n) : mem_alloc(m, n)) : mem_zalloc_always(m, n);
+	size_t size = (size_t)(c + 1) << MEM_CLASS_SHIFT;
+	if (refusable && !mem_fits(m, size)) {
+		m->refused++;
+		return NULL;
+	}
+	void *p = m->cache[c];
+	if (p) {
+		memcpy(&m->cache[c], p, sizeof(void *));
+		m->n_cache[c]--;
+	} else if (!(p = malloc(size))) {
+		return NULL;
+	}
+	if (zero)
+		memset(p, 0, size);
+	m->current += size;
+	if (m->current > m->maximum)
+		m->maximum = m->current;
+	return p;
+}
+
+void mem_obj_free(struct mem *m, void *p, size_t n)
+{
+	int c = m ? obj_class(n) : -1;
+	if (!p || c < 0) {
+		mem_free(m, p);
+		return;
+	}
+	size_t size = (size_t)(c + 1) << MEM_CLASS_SHIFT;
+	m->current = m->current > size ? m->current - size : 0;
+	if (m->cache_off || m->n_cache[c] >= MEM_CACHE_MAX) {
+		free(p);
+		return;
+	}
+	memcpy(p, &m->cache[c], sizeof(void *));
+	m->cache[c] = p;
+	m->n_cache[c]++;
+}
+
+void mem_fini(struct mem *m)
+{
+	for (int c = 0; c < MEM_CLASSES; c++) {
+		while (m->cache[c]) {
+			void *p = m->cache[c];
+			memcpy(&m->cache[c], p, sizeof(void *));
+			free(p);
+		}
+		m->n_cache[c] = 0;
+	}
+	m->cache_off = true;
+}
+
 void mem_note(void *u, long long delta)
 {
 	struct mem *m = u;

@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define MEM_CLASS_SHIFT 5 /* small objects are kept by 32-byte size class */
+#define MEM_CLASSES 16    /* up to 512 bytes */
+#define MEM_CACHE_MAX 1024/* freed blocks kept per class for reuse */
+
 struct mem {
 	uint64_t current; /* accounted bytes now ($SYS/broker/heap/current) */
 	uint64_t maximum; /* the most current has been ($SYS/broker/heap/maximum) */
@@ -23,6 +27,9 @@ struct mem {
 	uint64_t refused; /* allocations refused because of the limit */
 	uint64_t msgs;      /* messages allocated from here and alive ($SYS store/messages/count) */
 	uint64_t msg_bytes; /* their payload bytes ($SYS store/messages/bytes) */
+	void *cache[MEM_CLASSES]; /* mem_obj_*: freed blocks of each class, linked through their first word */
+	uint32_t n_cache[MEM_CLASSES];
+	bool cache_off;           /* after mem_fini: frees go straight to free() */
 };
 
 void mem_init(struct mem *m, uint64_t limit);
@@ -38,6 +45,17 @@ void *mem_zalloc(struct mem *m, size_t n);
 void *mem_zalloc_always(struct mem *m, size_t n);
 /* Frees a block from the functions above with the same m. NULL ok. */
 void mem_free(struct mem *m, void *p);
+/* Objects whose size the caller knows again when it frees them (a message,
+ * a delivery): as mem_alloc (refusable) or mem_zalloc_always, but a small
+ * block is reused from a per-size cache instead of malloc: under load the
+ * broker makes and drops one message and one delivery per PUBLISH, in bulk
+ * across passes, which malloc's own per-thread cache does not absorb. A
+ * small block counts as its class size, a cached one as freed. zero:
+ * cleared like calloc. */
+void *mem_obj_alloc(struct mem *m, size_t n, bool refusable, bool zero);
+void mem_obj_free(struct mem *m, void *p, size_t n);
+/* Free the cache (broker_fini); later frees bypass it. */
+void mem_fini(struct mem *m);
 /* Bytes allocated elsewhere (net's buffers, reported through its hook);
  * a void * user so that it plugs into net_loop_set_mem_hook directly. */
 void mem_note(void *m, long long delta);

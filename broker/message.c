@@ -19,10 +19,11 @@ struct message *message_new(struct mem *mem, struct mqtt_str topic, struct mqtt_
 	size_t il = retain && origin_id ? strlen(origin_id) + 1 : 0;
 	size_t ul = retain && origin_user ? strlen(origin_user) + 1 : 0;
 	size_t n = sizeof(struct message) + (size_t)topic.len + 1 + payload.len + props.len + il + ul;
-	struct message *m = mem_alloc(mem, n); /* refused at memory_limit */
+	struct message *m = mem_obj_alloc(mem, n, true, false); /* refused at memory_limit */
 	if (!m)
 		return NULL;
 	memset(m, 0, sizeof(*m));
+	m->size = (uint32_t)n;
 	m->mem = mem;
 	if (mem) {
 		mem->msgs++;
@@ -68,7 +69,7 @@ void message_unref(struct message **mp)
 			m->mem->msgs--;
 			m->mem->msg_bytes -= m->payload.len;
 		}
-		mem_free(m->mem, m);
+		mem_obj_free(m->mem, m, m->size);
 	}
 }
 

@@ -60,13 +60,59 @@ void net_conn_discard_output(struct net_conn *c)
 	net_list_del(&c->link_dirty);
 }
 
+static int spare_class(size_t cap)
+{
+	return cap == NET_CHUNK_FIRST ? 0 : cap == NET_CHUNK_SIZE ? 1 : -1;
+}
+
+void net_chunk_release(struct net_loop *loop, struct net_chunk *k)
+{
+	net_mem(loop, k, -1); /* a spare is not connection memory */
+	int i = spare_class(k->cap);
+	if (i < 0 || loop->n_spare[i] >= NET_SPARE_MAX) {
+		free(k);
+		return;
+	}
+	k->next = loop->spare[i];
+	loop->spare[i] = k;
+	loop->n_spare[i]++;
+}
+
+void net_chunk_spares_free(struct net_loop *loop)
+{
+	for (int i = 0; i < 2; i++) {
+		while (loop->spare[i]) {
+			struct net_chunk *k = loop->spare[i];
+			loop->spare[i] = k->next;
+			free(k);
+		}
+		loop->n_spare[i] = 0;
+	}
+}
+
+static struct net_chunk *chunk_get(struct net_loop *loop, size_t cap)
+{
+	int i = spare_class(cap);
+	struct net_chunk *k;
+	if (i >= 0 && loop->spare[i]) {
+		k = loop->spare[i];
+		loop->spare[i] = k->next;
+		loop->n_spare[i]--;
+	} else {
+		k = malloc(sizeof *k + cap);
+		if (!k)
+			return NULL;
+	}
+	net_mem(loop, k, 1);
+	return k;
+}
+
 void net_conn_free_out(struct net_conn *c)
 {
 	struct net_chunk *k = c->out_head;
 	while (k) {
 		struct net_chunk *next = k->next;
-		net_mem(c->loop, k, -1);
-		free(k);
+		net_chunk_release(c->loop, k);
 		k = next;
 	}
 	c->out_head = c->out_tail = NULL;
@@ -383,10 +429,9 @@ static struct net_chunk *chunk_append(struct net_conn *c, size_t atleast)
 	 * grow and shrink (brk) on every response. */
 	size_t unit = c->out_head ? NET_CHUNK_SIZE : NET_CHUNK_FIRST;
 	size_t cap = atleast > unit ? atleast : unit;
-	struct net_chunk *k = malloc(sizeof *k + cap);
+	struct net_chunk *k = chunk_get(c->loop, cap);
 	if (!k)
 		return NULL;
-	net_mem(c->loop, k, 1);
 	k->next = NULL;
 	k->start = k->end = 0;
 	k->cap = cap;

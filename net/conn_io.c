@@ -233,8 +233,7 @@ void net_conn_flush(struct net_conn *c)
 			c->out_head = k->next;
 			if (!c->out_head)
 				c->out_tail = NULL;
-			net_mem(c->loop, k, -1);
-			free(k);
+			net_chunk_release(c->loop, k);
 		}
 		if ((size_t)n < total) {
 			c->flags |= NET_CF_WBLOCKED;

@@ -99,6 +99,7 @@ void net_loop_free(struct net_loop *loop)
 		free(loop->fds[fd]);
 	free(loop->fds);
 	loop_free_graves(loop);
+	net_chunk_spares_free(loop);
 	close(loop->epfd);
 	free(loop->scratch);
 	free(loop);

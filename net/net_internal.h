@@ -150,6 +150,11 @@ struct net_loop {
 
 	uint8_t *scratch; /* NET_SCRATCH_SIZE shared read buffer */
 	int in_dispatch;
+	/* Drained output chunks of the two standard sizes, kept for reuse
+	 * (conn.c): a busy connection empties and refills its queue every
+	 * pass, and a 16 KiB block from malloc costs a consolidation each time. */
+	struct net_chunk *spare[2];
+	unsigned n_spare[2];
 
 	void (*mem_cb)(void *user, long long delta); /* net_loop_set_mem_hook */
 	void *mem_user;
@@ -217,6 +222,7 @@ struct net_conn *net_resolve_connect(struct net_loop *loop, const char *host, in
 
 /* ---- connections ------------------------------------------------------------------ */
 
+#define NET_SPARE_MAX 32 /* spare chunks kept per size */
 struct net_chunk {
 	struct net_chunk *next;
 	size_t start, end, cap;
@@ -288,6 +294,10 @@ void net_conn_set_ready(struct net_conn *c);
 /* Make input live in the conn's own buffer (after delivery from scratch). */
 int net_conn_input_own(struct net_conn *c);
 void net_conn_free_out(struct net_conn *c);
+/* A drained output chunk: kept as a spare (standard sizes) or freed. */
+void net_chunk_release(struct net_loop *loop, struct net_chunk *k);
+/* Free the spare chunks (net_loop_free). */
+void net_chunk_spares_free(struct net_loop *loop);
 /* Room for >= want more input bytes in the conn's own buffer (see conn.c). */
 uint8_t *net_conn_in_space(struct net_conn *c, size_t want, size_t *avail, int *err);
 /* Free a conn completely (on_close has run or the loop is being freed). */
