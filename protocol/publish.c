@@ -146,6 +146,16 @@ size_t mqtt_ack_encode(uint8_t type, uint16_t packet_id, uint8_t rc, struct mqtt
 {
 	size_t rl = 2;
 	bool v5 = version == MQTT_V5;
+	if (!props.len && (!v5 || rc == 0)) {
+		/* The common ack: four bytes, written here (one per QoS 1 message). */
+		if (out && cap >= 4) {
+			out[0] = (uint8_t)(type << 4 | (type == MQTT_PUBREL ? 0x2 : 0));
+			out[1] = 2;
+			out[2] = (uint8_t)(packet_id >> 8);
+			out[3] = (uint8_t)packet_id;
+		}
+		return 4;
+	}
 	if (v5 && (rc != 0 || props.len))
 		rl++;
 	if (v5 && props.len)

@@ -10,10 +10,23 @@
  */
 #include "codec.h"
 
+/* Eight bytes at once: none has the high bit set and none is zero. */
+static bool ascii8(const uint8_t *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	return (w & highs) == 0 && ((w - ones) & ~w & highs) == 0;
+}
+
 bool mqtt_utf8_valid(const uint8_t *p, size_t len)
 {
 	size_t i = 0;
 	while (i < len) {
+		if (len - i >= 8 && ascii8(p + i)) {
+			i += 8; /* the common case: plain ASCII, no U+0000 */
+			continue;
+		}
 		uint8_t c = p[i];
 		if (c < 0x80) {
 			if (c == 0)

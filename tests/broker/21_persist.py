@@ -10,6 +10,7 @@ The SIGTERM tests run on mosquitto too (it saves its state on exit); kill -9 is 
 only (mosquitto loses what changed since its last autosave).
 """
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -696,6 +697,64 @@ def _subscriber(port, stop, got, state):
         except OSError:
             pass
         w.close()
+
+
+# ---- held-back deliveries (issue 8 item 7) -------------------------------------------------
+# With a connected persistent subscriber, a QoS 1 delivery is written only if the subscriber has
+# not acknowledged it within ~2 ms; the publisher's PUBACK waits until it is written or
+# acknowledged. So a kill -9 the instant a PUBACK arrives must still find every delivery the
+# subscriber did not acknowledge, and nothing that it did.
+
+@vigil_only("kill -9: mosquitto keeps only what its last autosave wrote")
+@timeout(15)
+def test_kill9_at_puback_unacked_delivery_kept_v311_MQTT_4_3_2_2(h):
+    # v311 MQTT-4.3.2-2 / v5 MQTT-4.3.2-4: the PUBACK means the broker owns the message; v311
+    # MQTT-4.4.0-1: the unacknowledged PUBLISH is resent after the restart with DUP.
+    b = h.broker(PCONF)
+    c = h.connect(b, "hk", clean=False)
+    c.subscribe([("hk/t", 1)])
+    p = h.connect(b, "hkp")
+    p.publish("hk/t", "held", qos=1)  # returns when the PUBACK arrived
+    _kill9(b)
+    first = c.expect_publish("hk/t", "held", qos=1, ack=False)  # sent before the PUBACK
+    c = h.connect(b, "hk", clean=False, session_present=True)
+    c.expect_publish("hk/t", "held", qos=1, dup=True, mid=first["mid"])
+    c.expect_no_packet(0.3)
+
+
+@vigil_only("kill -9: mosquitto keeps only what its last autosave wrote")
+@timeout(15)
+def test_kill9_at_puback_acked_deliveries_not_resent_v311_MQTT_4_3_2_2(h):
+    # The subscriber acknowledges at once: its deliveries end before they are due, are never
+    # written, and nothing comes back after a kill -9 (v311 MQTT-4.3.2-2: a PUBACK ends the
+    # flow). Two hundred messages, each PUBACKed to the publisher after the subscriber's PUBACK.
+    b = h.broker(PCONF)
+    c = h.connect(b, "ha", clean=False)
+    c.subscribe([("ha/t", 1)])
+    p = h.connect(b, "hap")
+    for i in range(200):
+        p.send(publish("ha/t", "m%d" % i, qos=1, mid=i + 1))
+        c.expect_publish("ha/t", "m%d" % i, qos=1)  # acknowledged at once
+        check_eq(p.recv("PUBACK"), puback(i + 1), "PUBACK %d" % (i + 1))
+    _kill9(b)
+    c = h.connect(b, "ha", clean=False, session_present=True)
+    c.expect_no_packet(0.5)
+    # The same after the restart, then a graceful stop: every one of the 50 deliveries was
+    # either never written (acknowledged first) or written and deleted; no row is left.
+    p = h.connect(b, "hap")
+    for i in range(50):
+        p.send(publish("ha/t", "n%d" % i, qos=1, mid=i + 1))
+        c.expect_publish("ha/t", "n%d" % i, qos=1)
+        check_eq(p.recv("PUBACK"), puback(i + 1), "PUBACK %d" % (i + 1))
+    b.stop()
+    m = re.search(r"Persistence: (\d+) QoS 1 deliveries were acknowledged before they had to be "
+                  r"written, (\d+) were written", b.log())
+    check(m is not None, "the store's closing count in the log")
+    check_eq(int(m.group(1)) + int(m.group(2)), 50, "deliveries held back")
+    con = sqlite3.connect(_db(h))
+    for t in ("msgs", "deliveries"):
+        check_eq(con.execute("SELECT count(*) FROM " + t).fetchone()[0], 0, "rows in " + t)
+    con.close()
 
 
 @vigil_only("kill -9: mosquitto keeps only what its last autosave wrote")

@@ -318,9 +318,15 @@ START_TEST(utf8_table)
 		{"efbbbf", true}, {"efbbbf61", true},                                         /* BOM kept */
 		{"80", false}, {"bf", false}, {"c2", false}, {"e0a0", false}, {"f09080", false}, /* cut */
 		{"c241", false}, {"e18041", false}, {"f0908041", false}, {"f09041", false},
+		/* past the eight-byte ASCII step: a NUL, a bad byte or a character in any lane */
+		{"61626364656667686970", true}, {"6162636465666768006a", false},
+		{"6162636465666700", false}, {"0062636465666768696a", false},
+		{"61626364656667c280", true}, {"6162636465666768ff", false},
+		{"616263646566676869c2", false}, {"61626364656667686162636465666768e0a080", true},
+		{"8062636465666768", false}, {"616263646566677f", true},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
-		uint8_t b[8];
+		uint8_t b[32];
 		size_t n = hex(t[i].hex, b, sizeof b);
 		uint8_t *c = dup_exact(b, n);
 		ck_assert_msg(mqtt_utf8_valid(c, n) == t[i].ok, "utf8 %s", t[i].hex);
