@@ -214,7 +214,7 @@ struct client {
 	struct bridge *bridge;     /* set: our outbound connection to a remote broker (bridge/) */
 	bool bridge_peer;          /* a remote mosquitto-style bridge (CONNECT level bit 7) */
 	bool cluster_held;         /* CONNECT held while the cluster fetches its session: no dispatch */
-	struct store_ackq *ackq;   /* store.c: PUBACKs waiting for their deliveries, NULL = none */
+	struct store_ackq *ackq;   /* store.c: acks waiting for held-back deliveries, NULL = none */
 	struct client *next_all, *prev_all;
 };
 
@@ -455,7 +455,7 @@ void sys_publish(struct broker *b);
  *   once to a connected subscriber, may be held back unwritten (the message's
  *   store_carry counts them) until the subscriber acknowledges it (then it
  *   is never written) or until due() (then commit() writes it). The seam
- *   keeps the publisher's PUBACK until store_carry is 0 (store_puback), so
+ *   keeps the publisher's PUBACK until store_carry is 0 (store_send_ack), so
  *   that ack still follows a delivery that is durable or done; the
  *   subscriber may see the PUBLISH before it is durable (a crash then: the
  *   publisher, without its PUBACK, resends: a duplicate, which QoS 1
@@ -498,10 +498,11 @@ void store_client_gone(struct broker *b, struct client *c);
 /* Commit pending changes (the loop's before_flush hook calls this), then
  * send the PUBACKs whose deliveries are now durable or done. */
 void store_commit(struct broker *b);
-/* The PUBACK of a QoS 1 PUBLISH whose message m was just routed (m->ack_waits
- * set while routing): sent now, or kept while m has held-back deliveries
- * (or c has PUBACKs kept before it: they leave in order). */
-void store_puback(struct client *c, struct message *m, uint16_t pid, uint8_t rc);
+/* An acknowledgement of c's PUBLISH (type PUBACK, or PUBREC / PUBCOMP)
+ * whose message m was just routed (m->ack_waits set while routing; m NULL:
+ * none, e.g. refused): sent now, or kept while m has held-back deliveries
+ * or c has acks kept before it (they leave in order). */
+void store_send_ack(struct client *c, struct message *m, uint8_t type, uint16_t pid, uint8_t rc);
 /* Monotonic ms by which the loop must pass the hook again, or UINT64_MAX. */
 uint64_t store_due(const struct broker *b);
 /* False while a store is installed but cannot write (disk full, I/O error). */

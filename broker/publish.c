@@ -25,7 +25,8 @@
 static void ack_rejected(struct client *c, const struct mqtt_publish *p, uint8_t rc)
 {
 	if (p->qos == 1) {
-		client_send_ack(c, MQTT_PUBACK, p->packet_id, c->version == MQTT_V5 ? rc : 0);
+		/* behind any PUBACK kept for held-back deliveries: in order */
+		store_send_ack(c, NULL, MQTT_PUBACK, p->packet_id, c->version == MQTT_V5 ? rc : 0);
 	} else if (p->qos == 2) {
 		client_send_ack(c, MQTT_PUBREC, p->packet_id, c->version == MQTT_V5 ? rc : 0);
 		/* v3 has no error PUBREC: remember the id so PUBREL completes. */
@@ -164,7 +165,7 @@ static int publish_accept(struct client *c, const struct mqtt_publish *p, const 
 		 * one whose no-local dropped the copy still counts (compat: as
 		 * mosquitto). v311 MQTT-4.3.2-2, v5 MQTT-4.3.2-4. */
 		uint8_t ack_rc = (c->version == MQTT_V5 && matched == 0) ? 0x10 : 0;
-		store_puback(c, m, p->packet_id, ack_rc);
+		store_send_ack(c, m, MQTT_PUBACK, p->packet_id, ack_rc);
 	}
 	message_unref(&m);
 	return 0;
@@ -200,7 +201,7 @@ int publish_handle(struct client *c, const struct mqtt_frame *f)
 		log_msg(b, LOG_F_WARNING, "Refused QoS %d PUBLISH from %s: the store is unwritable.", p.qos, c->id);
 		if (c->version != MQTT_V5)
 			return 0x97;
-		client_send_ack(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, 0x97);
+		store_send_ack(c, NULL, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id, 0x97);
 		return 0;
 	}
 	if (cfg->message_size_limit && p.payload.len > cfg->message_size_limit) {

@@ -14,9 +14,9 @@
  * they never see an acknowledgement for a change that is not durable.
  * Kept PUBACKs: a QoS 1 PUBLISH whose deliveries the store holds back
  * (broker.h, store contract) is acknowledged only once they are durable or
- * done: store_puback queues the PUBACK on the publisher (c->ackq, in
- * order), store_commit sends the ones whose message has nothing held back
- * any more. A failed commit closes those publishers unacknowledged.
+ * done: store_send_ack queues the PUBACK on the publisher (c->ackq; a
+ * later ack of that client queues behind it, so they leave in order),
+ * store_commit sends the ones whose message has nothing held back any more. A failed commit closes those publishers unacknowledged.
  * The cluster room (broker/cluster/) is told here too when a will goes
  * (cluster_will_gone): it keeps the wills of this node's clients in NATS.
  * Not here: SQL, files, what is durable (the store decides).
@@ -31,9 +31,9 @@
 #include "broker.h"
 
 struct store_ack {
-	struct message *m; /* a reference: m->store_carry says when it may go */
+	struct message *m; /* a reference (or NULL): m->store_carry says when it may go */
 	uint16_t pid;
-	uint8_t rc;
+	uint8_t type, rc;
 };
 struct store_ackq {
 	uint32_t head, n, cap; /* a ring of cap entries */
@@ -44,7 +44,8 @@ static void ackq_free(struct client *c)
 {
 	struct store_ackq *q = c->ackq;
 	for (uint32_t i = 0; i < q->n; i++)
-		message_unref(&q->e[(q->head + i) % q->cap].m);
+		if (q->e[(q->head + i) % q->cap].m)
+			message_unref(&q->e[(q->head + i) % q->cap].m);
 	free(q);
 	c->ackq = NULL;
 }
@@ -97,12 +98,13 @@ static bool ackq_room(struct broker *b, struct client *c)
 	return true;
 }
 
-void store_puback(struct client *c, struct message *m, uint16_t pid, uint8_t rc)
+void store_send_ack(struct client *c, struct message *m, uint8_t type, uint16_t pid, uint8_t rc)
 {
 	struct broker *b = c->b;
-	m->ack_waits = false;
-	if (!m->store_carry && !c->ackq) {
-		client_send_ack(c, MQTT_PUBACK, pid, rc);
+	if (m)
+		m->ack_waits = false;
+	if (!(m && m->store_carry) && !c->ackq) {
+		client_send_ack(c, type, pid, rc);
 		return;
 	}
 	if (!ackq_room(b, c)) {
@@ -115,23 +117,24 @@ void store_puback(struct client *c, struct message *m, uint16_t pid, uint8_t rc)
 		return;
 	}
 	struct store_ackq *q = c->ackq;
-	q->e[(q->head + q->n) % q->cap] = (struct store_ack){message_ref(m), pid, rc};
+	q->e[(q->head + q->n) % q->cap] = (struct store_ack){m ? message_ref(m) : NULL, pid, type, rc};
 	q->n++;
 }
 
-/* After a commit: send every kept PUBACK whose message holds nothing back,
+/* After a commit: send every kept ack whose message holds nothing back,
  * in order per client; rc != 0 (not durable): close the waiting clients. */
 static void ackq_release(struct broker *b, int rc)
 {
 	for (size_t i = 0; i < b->n_ack_waiting;) {
 		struct client *c = b->ack_waiting[i];
 		struct store_ackq *q = c->ackq;
-		while (rc == 0 && q->n && !q->e[q->head].m->store_carry) {
-			struct store_ack *a = &q->e[q->head];
-			message_unref(&a->m);
+		while (rc == 0 && q->n && !(q->e[q->head].m && q->e[q->head].m->store_carry)) {
+			struct store_ack a = q->e[q->head];
 			q->head = (q->head + 1) % q->cap;
 			q->n--;
-			client_send_ack(c, MQTT_PUBACK, a->pid, a->rc);
+			client_send_ack(c, a.type, a.pid, a.rc);
+			if (a.m)
+				message_unref(&a.m);
 		}
 		if (rc == 0 && q->n) {
 			i++;

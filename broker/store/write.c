@@ -252,7 +252,7 @@ static void pend_dlv_push(struct store_db *st, const struct store_pend_dlv *row)
  * instead, with its msgs row, for up to STORE_CARRY_MS: acknowledged by
  * then, it is dropped unwritten; else commit() writes it (due()). The seam
  * keeps the publisher's PUBACK while m->store_carry > 0 (store.c,
- * store_puback), so "the PUBACK follows the delivery's durability" still
+ * store_send_ack), so "the PUBACK follows the delivery's durability" still
  * holds, with "or its end" added; only the subscriber's PUBLISH may leave
  * before it is durable, and a crash then makes the publisher, which has no
  * PUBACK, send it again: a duplicate at QoS 1, never a loss of anything

@@ -798,8 +798,8 @@ START_TEST(held_back_delivery_written_when_due_v311_MQTT_4_4_0_1)
 }
 END_TEST
 
-/* A publisher's PUBACKs leave in order: one that needs no wait queues behind
- * one that waits; a message with a delivery that is not held back (an
+/* A publisher's PUBACKs leave in order: one that needs no wait (no
+ * subscriber, or refused) queues behind one that waits; a message with a delivery that is not held back (an
  * offline session's queue) writes its msgs row with the pass. */
 START_TEST(kept_pubacks_leave_in_order)
 {
@@ -811,6 +811,9 @@ START_TEST(kept_pubacks_leave_in_order)
 	struct net_conn *p = connect_client(MQTT_V5, "op", true, 0, false);
 	publish(p, MQTT_V5, "o/1", 1, 1, false, "a"); /* held back for os, queued for off */
 	publish(p, MQTT_V5, "none", 1, 2, false, "b"); /* no subscriber: 0x10 */
+	cfg.message_size_limit = 4;
+	publish(p, MQTT_V5, "o/1", 1, 3, false, "too large"); /* refused: 0x95 */
+	cfg.message_size_limit = 0;
 	store_commit(&b);
 	struct mqtt_frame f;
 	ck_assert(!next_packet(p, &f));
@@ -823,6 +826,10 @@ START_TEST(kept_pubacks_leave_in_order)
 	ck_assert_uint_eq(f.type, MQTT_PUBACK);
 	ck_assert_uint_eq((uint16_t)(f.body[0] << 8 | f.body[1]), 2);
 	ck_assert_uint_eq(f.body[2], 0x10);
+	ck_assert(next_packet(p, &f));
+	ck_assert_uint_eq(f.type, MQTT_PUBACK);
+	ck_assert_uint_eq((uint16_t)(f.body[0] << 8 | f.body[1]), 3);
+	ck_assert_uint_eq(f.body[2], 0x95);
 	ck_assert_int_eq(count("msgs"), 1); /* still needed by off */
 	ck_assert_int_eq(count("deliveries"), 1);
 }
