@@ -215,6 +215,7 @@ struct client {
 	bool bridge_peer;          /* a remote mosquitto-style bridge (CONNECT level bit 7) */
 	bool cluster_held;         /* CONNECT held while the cluster fetches its session: no dispatch */
 	struct store_ackq *ackq;   /* store.c: acks waiting for held-back deliveries, NULL = none */
+	uint32_t cluster_acks;     /* acks the cluster holds until JetStream confirms (cluster/xqos.c) */
 	struct client *next_all, *prev_all;
 };
 
@@ -501,7 +502,8 @@ void store_commit(struct broker *b);
 /* An acknowledgement of c's PUBLISH (type PUBACK, or PUBREC / PUBCOMP)
  * whose message m was just routed (m->ack_waits set while routing; m NULL:
  * none, e.g. refused): sent now, or kept while m has held-back deliveries
- * or c has acks kept before it (they leave in order). */
+ * or c has acks kept before it (they leave in order); then, in a cluster,
+ * cluster_send_ack holds it until JetStream has m. */
 void store_send_ack(struct client *c, struct message *m, uint8_t type, uint16_t pid, uint8_t rc);
 /* Monotonic ms by which the loop must pass the hook again, or UINT64_MAX. */
 uint64_t store_due(const struct broker *b);
@@ -533,7 +535,12 @@ struct cluster_ops {
 	 * session here); it then runs connect_handle again itself, with
 	 * c->cluster_held set meanwhile. */
 	bool (*connect_hold)(void *u, struct client *c, const char *id, bool clean_start, const struct mqtt_frame *f);
-	/* A held client's connection ended (client.c on_close). */
+	/* Acknowledge (type, pid, rc) a PUBLISH of c whose message m has just
+	 * been routed: true when the cluster holds the ack until JetStream has
+	 * the message (then it sends it itself, in order with c's other acks,
+	 * c->cluster_acks counting them); false: send it now. */
+	bool (*ack_hold)(void *u, struct client *c, const struct message *m, uint8_t type, uint16_t pid, uint8_t rc);
+	/* A held client's (cluster_held or cluster_acks) connection ended (client.c on_close). */
 	void (*client_gone)(void *u, struct client *c);
 	/* s's subscriptions, expiry or connection changed. */
 	void (*session_changed)(void *u, struct session *s);
@@ -564,9 +571,17 @@ static inline bool cluster_connect_hold(struct broker *b, struct client *c, cons
 {
 	return b->cluster && b->cluster->connect_hold(b->cluster_user, c, id, clean_start, f);
 }
+/* The acknowledgement of a routed PUBLISH (m: its message): held by the
+ * cluster until JetStream has m, or sent now. */
+static inline void cluster_send_ack(struct broker *b, struct client *c, const struct message *m, uint8_t type,
+				    uint16_t pid, uint8_t rc)
+{
+	if (!b->cluster || !b->cluster->ack_hold(b->cluster_user, c, m, type, pid, rc))
+		client_send_ack(c, type, pid, rc);
+}
 static inline void cluster_client_gone(struct broker *b, struct client *c)
 {
-	if (b->cluster && c->cluster_held)
+	if (b->cluster && (c->cluster_held || c->cluster_acks))
 		b->cluster->client_gone(b->cluster_user, c);
 }
 static inline void cluster_session_changed(struct broker *b, struct session *s)

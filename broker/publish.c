@@ -25,7 +25,7 @@
 static void ack_rejected(struct client *c, const struct mqtt_publish *p, uint8_t rc)
 {
 	if (p->qos == 1) {
-		/* behind any PUBACK kept for held-back deliveries: in order */
+		/* behind any PUBACK kept (held-back deliveries, JetStream): in order */
 		store_send_ack(c, NULL, MQTT_PUBACK, p->packet_id, c->version == MQTT_V5 ? rc : 0);
 	} else if (p->qos == 2) {
 		client_send_ack(c, MQTT_PUBREC, p->packet_id, c->version == MQTT_V5 ? rc : 0);
@@ -163,7 +163,8 @@ static int publish_accept(struct client *c, const struct mqtt_publish *p, const 
 	if (p->qos == 1) {
 		/* v5: 0x10 No matching subscribers when no subscription matched;
 		 * one whose no-local dropped the copy still counts (compat: as
-		 * mosquitto). v311 MQTT-4.3.2-2, v5 MQTT-4.3.2-4. */
+		 * mosquitto). v311 MQTT-4.3.2-2, v5 MQTT-4.3.2-4. In a cluster
+		 * it leaves once JetStream has the message (cluster/xqos.c). */
 		uint8_t ack_rc = (c->version == MQTT_V5 && matched == 0) ? 0x10 : 0;
 		store_send_ack(c, m, MQTT_PUBACK, p->packet_id, ack_rc);
 	}
@@ -254,13 +255,13 @@ int publish_handle_ack(struct client *c, const struct mqtt_frame *f)
 			client_send_ack(c, MQTT_PUBREL, a.packet_id, 0);
 		break;
 	case MQTT_PUBREL:
-		if (session_qos2_remove(s, a.packet_id, &m) && m) {
+		if (session_qos2_remove(s, a.packet_id, &m) && m)
 			publish_route(c->b, m);
-			message_unref(&m);
-		}
 		/* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-11: PUBCOMP; compat: 0x00 also
-		 * for an unknown or finished id, as mosquitto (not 0x92). */
-		client_send_ack(c, MQTT_PUBCOMP, a.packet_id, 0);
+		 * for an unknown or finished id, as mosquitto (not 0x92). In a
+		 * cluster it leaves once JetStream has the message. */
+		cluster_send_ack(c->b, c, m, MQTT_PUBCOMP, a.packet_id, 0);
+		message_unref(&m);
 		break;
 	case MQTT_PUBCOMP:
 		if (deliver_pubcomp(s, a.packet_id) == ACK_WRONG)

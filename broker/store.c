@@ -104,7 +104,7 @@ void store_send_ack(struct client *c, struct message *m, uint8_t type, uint16_t 
 	if (m)
 		m->ack_waits = false;
 	if (!(m && m->store_carry) && !c->ackq) {
-		client_send_ack(c, type, pid, rc);
+		cluster_send_ack(b, c, m, type, pid, rc); /* in a cluster: once JetStream has m */
 		return;
 	}
 	if (!ackq_room(b, c)) {
@@ -132,7 +132,7 @@ static void ackq_release(struct broker *b, int rc)
 			struct store_ack a = q->e[q->head];
 			q->head = (q->head + 1) % q->cap;
 			q->n--;
-			client_send_ack(c, a.type, a.pid, a.rc);
+			cluster_send_ack(b, c, a.m, a.type, a.pid, a.rc);
 			if (a.m)
 				message_unref(&a.m);
 		}

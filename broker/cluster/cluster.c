@@ -20,13 +20,22 @@
 #include "cluster.h"
 #include "cluster_int.h"
 
+static void client_gone(void *u, struct client *c)
+{
+	if (c->cluster_held)
+		csession_client_gone(u, c);
+	if (c->cluster_acks)
+		xqos_client_gone(u, c);
+}
+
 static const struct cluster_ops OPS = {
 	.route_out = csession_route_out, /* xroute_route_out, and the message's identity */
 	.retain_out = xroute_retain_out,
 	.attached = csession_attached,   /* nodes_attached, and the session's record */
 	.will_gone = nodes_will_gone,
 	.connect_hold = csession_hold,
-	.client_gone = csession_client_gone,
+	.ack_hold = xqos_ack_hold,
+	.client_gone = client_gone,
 	.session_changed = csrecord_changed,
 	.session_end = csrecord_end,
 };
@@ -94,7 +103,11 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 	switch (e->kind) {
 	case CE_MSG:
 		switch (e->tag) {
-		case TAG_ROUTE: xroute_remote_in(cl, e->msg); break;
+		case TAG_ROUTE:
+		case TAG_REPLAY:
+			if (!xqos_defer(cl, e)) /* during a replay: routed after it, in order */
+				xroute_remote_in(cl, e->msg);
+			break;
 		case TAG_RETAIN: xroute_retain_in(cl, e->msg); break;
 		case TAG_HB: nodes_hb_in(cl, e->msg); break;
 		case TAG_CONN: nodes_conn_in(cl, e->msg); break;
@@ -140,6 +153,7 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 		nodes_joined(cl);
 		if (cl->down_since)
 			cluster_command(cl, CMD_SELF, cl->inst);
+		xqos_reconnected(cl); /* re-send what JetStream did not confirm, replay what we missed */
 		cl->down_since = 0;
 		log_msg(b, LOG_F_NOTICE, "Cluster: NATS connection restored.");
 		break;
@@ -167,6 +181,13 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 	case CE_SELF_DEAD:
 		if (e->inst == cl->inst)
 			nodes_step_down(cl);
+		break;
+	case CE_JS_ACK:
+	case CE_JS_NACK:
+		xqos_js_ack(cl, e->inst, e->kind == CE_JS_ACK);
+		break;
+	case CE_REPLAY_DONE:
+		xqos_replay_done(cl, e->inst);
 		break;
 	case CE_RETAIN_LOADED:
 		if (!cl->retain_loaded) {
@@ -221,6 +242,7 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	static const char *const what[4] = {"retain", "wills", "dead", "sess"};
 	for (int i = 0; i < 4; i++)
 		snprintf(cl->bucket[i], sizeof(cl->bucket[i]), "vigil_%s_%s", cl->name, what[i]);
+	snprintf(cl->stream, sizeof(cl->stream), "vigil_%s_msgs", cl->name);
 	cl->timeout_ms = cc->node_timeout * 1000u;
 	cl->hb_ms = cl->timeout_ms / 4 < 1000 ? cl->timeout_ms / 4 : 1000;
 	if (getrandom(&cl->inst, sizeof(cl->inst), 0) != (ssize_t)sizeof(cl->inst) || !cl->inst)
@@ -242,7 +264,7 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	b->cluster_user = cl;
 	subtree_set_watch(b->subs, xroute_watch, cl);
 	nodes_start(cl);
-	if (csession_start(cl)) {
+	if (csession_start(cl) || xqos_start(cl)) {
 		snprintf(err, errlen, "cluster: out of memory");
 		goto fail;
 	}
@@ -270,6 +292,7 @@ void cluster_stop(struct broker *b)
 	xroute_free(cl);
 	csession_free(cl);
 	link_stop(cl); /* closes NATS, joins the thread */
+	xqos_free(cl); /* after: no more PubAcks; held acks never leave */
 	b->cluster_user = NULL;
 	cl->stopping = true;
 	/* Free what is left (not run): messages before libnats closes, then

@@ -25,6 +25,10 @@
  *   P.s.<token>      one node's direct subject: the answers and the hand-over
  *                    of a session (csession.c)
  *   P.sadopt         a dead instance's sessions have been adopted by the sender
+ *   stream vigil_<name>_msgs  captures P.m.> and P.long (a replay window of
+ *                    2 minutes / 256 MiB, not a store): QoS >= 1 is published
+ *                    to it with a PubAck (message id <instance>-<seq>), and a
+ *                    node that lost NATS replays from it (xqos.c)
  */
 #ifndef VIGIL_CLUSTER_INT_H
 #define VIGIL_CLUSTER_INT_H
@@ -43,6 +47,7 @@
 enum cl_tag {
 	TAG_ROUTE = 0, TAG_HB, TAG_CONN, TAG_DEAD, TAG_RETAIN, TAG_WILL, TAG_GROUP,
 	TAG_SGET, TAG_SDIRECT, TAG_SADOPT, TAG_SREC, /* csession.c, csrecord.c */
+	TAG_REPLAY,      /* a routed message replayed from the msgs stream (xqos.c) */
 	N_TAGS
 };
 
@@ -58,6 +63,9 @@ enum cl_ev_kind {
 	CE_SELF_OK,      /* we claimed our own old instance: carry on as a new one */
 	CE_SELF_DEAD,    /* another node declared us dead: step down */
 	CE_RETAIN_LOADED,
+	CE_JS_ACK,       /* JetStream has our routed message of sequence inst */
+	CE_JS_NACK,      /* it did not confirm it (error, timeout): send it again */
+	CE_REPLAY_DONE,  /* a CMD_REPLAY ended (inst: messages replayed) */
 };
 
 struct cl_event {
@@ -70,7 +78,7 @@ struct cl_event {
 	char text[];
 };
 
-enum cl_cmd_kind { CMD_CLAIM = 0, CMD_SELF, CMD_PURGE };
+enum cl_cmd_kind { CMD_CLAIM = 0, CMD_SELF, CMD_PURGE, CMD_REPLAY /* inst: from wall ms */ };
 struct cl_cmd {
 	struct cl_cmd *next;
 	enum cl_cmd_kind kind;
@@ -98,7 +106,6 @@ struct cl_peer {
 	UT_hash_handle hh;
 	uint64_t inst;
 	uint64_t last_seen;
-	uint64_t seq; /* last routed message seen from it (overlapping filters) */
 	struct wheel_entry timer;
 	struct cluster *cl;
 	char node[65];
@@ -139,6 +146,7 @@ struct cluster {
 	char name[65];
 	char prefix[80];        /* "vigil.<name>" */
 	char bucket[4][96];     /* retain, wills, dead, sess */
+	char stream[96];        /* vigil_<name>_msgs */
 	uint64_t inst;          /* this node's incarnation, random */
 	uint64_t seq;           /* routed messages sent */
 	unsigned timeout_ms, hb_ms;
@@ -160,6 +168,7 @@ struct cluster {
 	int efd;
 	unsigned drops;         /* messages not sent (too large, buffer full) */
 	struct cl_sess *cs;     /* csession.c: sessions on their way between nodes */
+	struct cl_xqos *xq;     /* xqos.c: routed QoS >= 1 awaiting JetStream, replays */
 
 	/* shared, under mu */
 	pthread_mutex_t mu;
@@ -173,6 +182,7 @@ struct cluster {
 	/* link thread */
 	natsOptions *opts, *opts2;
 	jsCtx *js;
+	jsCtx *js_pub;          /* async publishes of the loop thread (xqos.c), set before CE_JOINED */
 	kvStore *kv_dead;
 	natsSubscription *sys_sub[5]; /* hb, conn, dead, long, retained */
 	uint8_t tags[N_TAGS];         /* closures for the callbacks */
@@ -244,6 +254,28 @@ struct cl_peer *nodes_peer(struct cluster *cl, uint64_t inst, bool create);
 void nodes_bye(struct cluster *cl);
 void nodes_claim_done(struct cluster *cl, uint64_t inst); /* CE_CLAIM_DONE: claim over, won or lost */
 void nodes_free(struct cluster *cl);
+
+/* xqos.c: routed QoS >= 1 at least once between nodes, once at delivery */
+int xqos_start(struct cluster *cl); /* 0 or -1 (no memory) */
+void xqos_free(struct cluster *cl);
+/* A routed QoS >= 1 message (buf, len) for subj: published to JetStream
+ * with a PubAck, kept until it confirms. false: not taken (no memory, or
+ * NATS lost for longer than the hold bound): publish it on core NATS. */
+bool xqos_publish(struct cluster *cl, const char *subj, const uint8_t *buf, size_t len, uint64_t seq);
+bool xqos_ack_hold(void *u, struct client *c, const struct message *m, uint8_t type, uint16_t pid, uint8_t rc);
+void xqos_client_gone(struct cluster *cl, struct client *c);
+void xqos_js_ack(struct cluster *cl, uint64_t seq, bool ok); /* CE_JS_ACK, CE_JS_NACK */
+void xqos_reconnected(struct cluster *cl); /* CE_RECONNECTED, before down_since is cleared */
+/* A routed message (live or replayed) while a replay runs: kept (e->msg
+ * taken) and routed after it, by sequence. */
+bool xqos_defer(struct cluster *cl, struct cl_event *e);
+void xqos_replay_done(struct cluster *cl, uint64_t n); /* CE_REPLAY_DONE */
+/* Was routed message (origin instance, seq) routed here already? Marks it
+ * seen. Remembered per instance for as long as the stream keeps messages,
+ * also after that instance left (its messages may still be replayed). */
+bool xqos_seen(struct cluster *cl, uint64_t inst, uint64_t seq);
+/* libnats' thread: JetStream's answer to an async publish */
+void xqos_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
 
 /* csession.c: a persistent session moves to the node its client connects to */
 int csession_start(struct cluster *cl);  /* 0 or -1 (no memory) */

@@ -150,7 +150,50 @@ static void drop_link(struct cluster *cl)
 	kvStore_Destroy(cl->kv_dead);
 	cl->kv_dead = NULL;
 	jsCtx_Destroy(cl->js);
-	cl->js = NULL;
+	jsCtx_Destroy(cl->js_pub);
+	cl->js = cl->js_pub = NULL;
+}
+
+/* The stream of routed messages: a replay window for nodes that lost NATS
+ * and the PubAck of QoS >= 1 publishes (xqos.c). Bound first, as a bucket. */
+static int ensure_stream(struct cluster *cl)
+{
+	char subj[2][128];
+	const char *subjs[2] = {subj[0], subj[1]};
+	snprintf(subj[0], sizeof(subj[0]), "%s.m.>", cl->prefix);
+	snprintf(subj[1], sizeof(subj[1]), "%s.long", cl->prefix);
+	jsStreamConfig sc;
+	jsStreamConfig_Init(&sc);
+	sc.Name = cl->stream;
+	sc.Subjects = subjs;
+	sc.SubjectsLen = 2;
+	sc.Storage = js_FileStorage;
+	sc.Replicas = cl->conf->replicas ? (int)cl->conf->replicas : 1;
+	sc.MaxAge = 120 * 1000000000LL;      /* a window for replays, not a store */
+	sc.MaxBytes = 256LL * 1024 * 1024;
+	sc.Duplicates = 60 * 1000000000LL;   /* a re-sent message id is stored once */
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetStreamInfo(&si, cl->js, cl->stream, NULL, &jerr);
+	if (s != NATS_OK)
+		s = js_AddStream(&si, cl->js, &sc, NULL, &jerr);
+	jsStreamInfo_Destroy(si);
+	if (s != NATS_OK)
+		cluster_logf(cl, LOG_F_ERROR, "JetStream stream %s unavailable (%s, %d)", cl->stream, natsStatus_GetText(s),
+			     (int)jerr);
+	return s == NATS_OK ? 0 : -1;
+}
+
+/* The loop thread's context for async publishes, their answers to xqos.c. */
+static int publish_ctx(struct cluster *cl, natsConnection *nc)
+{
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.PublishAsync.AckHandler = xqos_on_puback;
+	jo.PublishAsync.AckHandlerClosure = cl;
+	jo.PublishAsync.MaxPending = 1 << 20; /* xqos.c bounds them (hold time) */
+	jo.PublishAsync.StallWait = 1;        /* the loop thread never waits long */
+	return natsConnection_JetStream(&cl->js_pub, nc, &jo) == NATS_OK ? 0 : -1;
 }
 
 /* After a connect: JetStream, buckets, fixed subscriptions. 0 or -1. */
@@ -167,7 +210,8 @@ static int setup(struct cluster *cl, natsConnection *nc)
 	if (natsConnection_JetStream(&cl->js, nc, &jo) != NATS_OK)
 		return -1;
 	if (ensure_bucket(cl, cl->bucket[0], NULL) || ensure_bucket(cl, cl->bucket[1], NULL) ||
-	    ensure_bucket(cl, cl->bucket[2], &cl->kv_dead) || ensure_bucket(cl, cl->bucket[3], NULL))
+	    ensure_bucket(cl, cl->bucket[2], &cl->kv_dead) || ensure_bucket(cl, cl->bucket[3], NULL) ||
+	    ensure_stream(cl) || publish_ctx(cl, nc))
 		return -1;
 	static const char *const fixed[4] = {"hb", "conn", "dead", "long"};
 	static const enum cl_tag ftag[4] = {TAG_HB, TAG_CONN, TAG_DEAD, TAG_ROUTE};
@@ -195,21 +239,17 @@ static int setup(struct cluster *cl, natsConnection *nc)
 	return natsConnection_Flush(nc) == NATS_OK ? 0 : -1;
 }
 
-/* The wills (bucket 1, TAG_WILL) or session records (bucket 3, TAG_SREC)
- * of instance inst, last value per client, to the loop thread; then purge
- * them. */
-static void take_records(struct cluster *cl, uint64_t inst, int bucket, enum cl_tag tag)
+/* The messages an ordered consumer on subj (options so) has when it is
+ * made (not those stored after it) to the loop thread as CE_MSG tag (inst),
+ * stopping early at a deadline (nats_Now() ms, 0: none); *n counts them.
+ * Returns the subscribe's status. */
+static natsStatus fetch(struct cluster *cl, const char *subj, jsSubOptions *so, enum cl_tag tag, uint64_t inst,
+			uint64_t deadline, unsigned *n)
 {
-	char subj[160], stream[128];
 	jsErrCode jerr = 0;
-	snprintf(subj, sizeof(subj), "$KV.%s.%016llx.>", cl->bucket[bucket], (unsigned long long)inst);
-	snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[bucket]);
-	jsSubOptions so;
-	jsSubOptions_Init(&so);
-	so.Ordered = true;
-	so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+	so->Ordered = true;
 	natsSubscription *sub = NULL;
-	natsStatus s = js_SubscribeSync(&sub, cl->js, subj, NULL, &so, &jerr);
+	natsStatus s = js_SubscribeSync(&sub, cl->js, subj, NULL, so, &jerr);
 	uint64_t pending = 0;
 	if (s == NATS_OK) {
 		jsConsumerInfo *ci = NULL;
@@ -218,15 +258,15 @@ static void take_records(struct cluster *cl, uint64_t inst, int bucket, enum cl_
 			jsConsumerInfo_Destroy(ci);
 		}
 	}
-	unsigned n = 0;
-	while (s == NATS_OK && pending > 0) {
+	while (s == NATS_OK && pending > 0 && (!deadline || (uint64_t)nats_Now() < deadline)) {
 		natsMsg *m = NULL;
 		if (natsSubscription_NextMsg(&m, sub, 2000) != NATS_OK)
 			break;
 		jsMsgMetaData *meta = NULL;
-		pending = 0;
+		pending--;
 		if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-			pending = meta->NumPending;
+			if (meta->NumPending == 0)
+				pending = 0;
 			jsMsgMetaData_Destroy(meta);
 		}
 		struct cl_event *e = calloc(1, sizeof(*e));
@@ -239,9 +279,26 @@ static void take_records(struct cluster *cl, uint64_t inst, int bucket, enum cl_
 		e->msg = m;
 		e->inst = inst;
 		cluster_post(cl, e);
-		n++;
+		(*n)++;
 	}
 	natsSubscription_Destroy(sub);
+	return s;
+}
+
+/* The wills (bucket 1, TAG_WILL) or session records (bucket 3, TAG_SREC)
+ * of instance inst, last value per client, to the loop thread; then purge
+ * them. */
+static void take_records(struct cluster *cl, uint64_t inst, int bucket, enum cl_tag tag)
+{
+	char subj[160], stream[128];
+	jsErrCode jerr = 0;
+	snprintf(subj, sizeof(subj), "$KV.%s.%016llx.>", cl->bucket[bucket], (unsigned long long)inst);
+	snprintf(stream, sizeof(stream), "KV_%s", cl->bucket[bucket]);
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+	unsigned n = 0;
+	fetch(cl, subj, &so, tag, inst, 0, &n);
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Stream.Purge.Subject = subj;
@@ -256,9 +313,42 @@ static bool transient(natsStatus s)
 	       s == NATS_NOT_YET_CONNECTED || s == NATS_CONNECTION_CLOSED || s == NATS_NO_SERVER;
 }
 
+#define REPLAY_GIVE_UP_MS 20000 /* JetStream unusable that long after the loss: give up */
+#define REPLAY_MAX_MS 10000     /* one replay reads for at most this long */
+
+/* Routed messages stored since from_wall (ms) to the loop thread as
+ * TAG_REPLAY, then CE_REPLAY_DONE. false: JetStream not ready (retried
+ * later, up to REPLAY_GIVE_UP_MS after from_wall). */
+static bool replay(struct cluster *cl, uint64_t from_wall)
+{
+	static const char *const tail[2] = {"m.>", "long"};
+	unsigned n = 0;
+	natsStatus s = NATS_OK;
+	uint64_t deadline = (uint64_t)nats_Now() + REPLAY_MAX_MS;
+	for (int i = 0; i < 2 && s == NATS_OK; i++) {
+		char subj[160];
+		snprintf(subj, sizeof(subj), "%s.%s", cl->prefix, tail[i]);
+		jsSubOptions so;
+		jsSubOptions_Init(&so);
+		so.Stream = cl->stream;
+		so.Config.DeliverPolicy = js_DeliverByStartTime;
+		so.Config.OptStartTime = (int64_t)from_wall * 1000000;
+		s = fetch(cl, subj, &so, TAG_REPLAY, 0, deadline, &n);
+	}
+	if (s != NATS_OK && (uint64_t)nats_Now() - from_wall < REPLAY_GIVE_UP_MS)
+		return false;
+	if (s != NATS_OK)
+		cluster_logf(cl, LOG_F_WARNING, "cannot replay routed messages from JetStream (%s): messages sent while "
+			     "this node was cut off may be missing", natsStatus_GetText(s));
+	cluster_postf(cl, CE_REPLAY_DONE, n);
+	return true;
+}
+
 /* One command; false: retry it later. */
 static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
 {
+	if (c->kind == CMD_REPLAY)
+		return replay(cl, c->inst);
 	char key[32], val[96];
 	snprintf(key, sizeof(key), "%016llx", (unsigned long long)c->inst);
 	if (c->kind == CMD_PURGE) { /* the instance's wills and session records */

@@ -8,12 +8,14 @@
  * time) and (instance, sequence number). Interest: every distinct filter
  * of the local subscription tree (subtree watch) is a NATS subscription on
  * its subject, so NATS forwards a message only to nodes that have a
- * matching filter. In: the receiving node routes it through its own tree
- * exactly as a local publish (effective QoS, no-local, retain-as-published,
- * subscription ids, ACL), but never back out. A message matching several
- * filters of a node arrives once per filter; the sequence number keeps
- * the first (all subscriptions share one delivery thread, so the order per
- * publisher is the order the server saw).
+ * matching filter. QoS >= 1 goes through JetStream's stream of routed
+ * messages, its ack held until JetStream confirms (xqos.c). In: the
+ * receiving node routes it through its own tree exactly as a local publish
+ * (effective QoS, no-local, retain-as-published, subscription ids, ACL),
+ * but never back out. A message matching several filters of a node arrives
+ * once per filter; (instance, sequence) keeps the first (all subscriptions
+ * share one delivery thread, so the order per publisher is the order the
+ * server saw), also of a re-sent or replayed one (xqos_seen).
  * Share groups: each (group, filter) with members here is a NATS queue
  * subscription (queue = the group's name) on a second connection that hears
  * this node's own messages too, so NATS picks one node per message and that
@@ -27,8 +29,7 @@
  * meanwhile; while the bucket loads, a remembered topic keeps the local
  * value unless the bucket's entry is newer (wall clock, last writer wins),
  * and when it has loaded the local values that won go to the bucket.
- * Not here: QoS 1/2 acknowledgement across nodes (core NATS is at most
- * once: a message in flight while NATS is lost can be lost), sessions.
+ * Not here: the JetStream confirmation and the replay (xqos.c), sessions.
  * Invariant: nothing here runs inside route_message (in_remote guards the
  * way back out).
  */
@@ -43,11 +44,16 @@ static bool is_sys(const struct message *m)
 	return m->topic.len >= 4 && memcmp(m->topic.p, "$SYS", 4) == 0;
 }
 
-static void publish(struct cluster *cl, const char *subj, const struct cl_env *e)
+/* routed: a routed message, QoS >= 1 of which goes through JetStream (xqos.c). */
+static void publish(struct cluster *cl, const char *subj, const struct cl_env *e, bool routed)
 {
 	size_t len = 0;
 	uint8_t *buf = env_encode(e, &len);
-	natsStatus s = buf ? natsConnection_Publish(cl->nc, subj, buf, (int)len) : NATS_NO_MEMORY;
+	natsStatus s = NATS_NO_MEMORY;
+	if (buf && routed && (e->flags & ENV_QOS) && xqos_publish(cl, subj, buf, len, e->seq))
+		s = NATS_OK;
+	else if (buf)
+		s = natsConnection_Publish(cl->nc, subj, buf, (int)len);
 	free(buf);
 	if (s != NATS_OK && cl->drops++ % 1000 == 0)
 		log_msg(cl->b, LOG_F_WARNING, "Cluster: a message on '%.*s' was not sent to the other nodes (%s; %u so far).",
@@ -82,7 +88,7 @@ size_t xroute_route_out(void *u, const struct message *m)
 	struct cl_env e;
 	env_from(cl, m, &e);
 	e.seq = ++cl->seq;
-	publish(cl, subj, &e);
+	publish(cl, subj, &e, true);
 	return 1;
 }
 
@@ -131,7 +137,7 @@ static void retain_publish(struct cluster *cl, const struct message *m)
 		e.id = mqtt_cstr(m->origin_id);
 	if (m->origin_user)
 		e.user = mqtt_cstr(m->origin_user);
-	publish(cl, subj, &e);
+	publish(cl, subj, &e, false);
 }
 
 void xroute_retain_out(void *u, const struct message *m)
@@ -217,12 +223,8 @@ void xroute_remote_in(struct cluster *cl, natsMsg *msg)
 	struct cl_env e;
 	if (decode(msg, &e) || e.inst == cl->inst)
 		return;
-	struct cl_peer *p = nodes_peer(cl, e.inst, true);
-	if (p) {
-		if (e.seq <= p->seq)
-			return; /* the same message through another of our filters */
-		p->seq = e.seq;
-	}
+	if (xqos_seen(cl, e.inst, e.seq))
+		return; /* the same message through another filter, re-sent, or replayed */
 	struct message *m = xroute_message(cl, &e, false);
 	if (!m) {
 		cl->b->st.pub_dropped++;
