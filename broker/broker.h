@@ -163,6 +163,7 @@ struct session {
 	struct client *client;     /* NULL while offline */
 	uint8_t version;           /* of the last connection */
 	bool store_saved;          /* the store's bookkeeping: a row exists */
+	uint64_t store_hold_after; /* the store's bookkeeping: hold back no delivery before (monotonic ms) */
 	uint32_t expiry;           /* seconds; UINT32_MAX = never */
 	struct wheel_entry expiry_timer;
 	char *username;            /* of the last connection, for ACL on delivery while offline */

@@ -46,6 +46,7 @@ struct store_pend_dlv {
 /* write.c: a delivery held back (and its msgs row): written when due,
  * never when acknowledged first. Both hold a reference on the message. */
 #define STORE_CARRY_MS 2                     /* held back at most this long (then written) */
+#define STORE_CARRY_BACKOFF_MS 100           /* a subscriber that missed it: written at once this long */
 struct store_carry_msg {
 	struct store_pend_msg row;           /* row.m: NULL once dropped */
 	uint64_t due;

@@ -250,7 +250,8 @@ static void pend_dlv_push(struct store_db *st, const struct store_pend_dlv *row)
  * dead before anyone could need them. So such a delivery (put while
  * m->ack_waits, QoS 1, in flight, no subscription ids) is held back here
  * instead, with its msgs row, for up to STORE_CARRY_MS: acknowledged by
- * then, it is dropped unwritten; else commit() writes it (due()). The seam
+ * then, it is dropped unwritten; else commit() writes it (due()), and that
+ * subscriber's deliveries are not held back for STORE_CARRY_BACKOFF_MS. The seam
  * keeps the publisher's PUBACK while m->store_carry > 0 (store.c,
  * store_send_ack), so "the PUBACK follows the delivery's durability" still
  * holds, with "or its end" added; only the subscriber's PUBLISH may leave
@@ -316,7 +317,8 @@ static struct store_carry_dlv *carry_dlv_of(struct store_db *st, const struct ou
 static bool carryable(const struct store_db *st, const struct session *s, const struct outmsg *o)
 {
 	return o->msg->ack_waits && o->qos == 1 && o->state == OUT_PUBLISH && !o->n_sub_ids && s->client &&
-	       s->client->state == CS_CONNECTED && !st->failed && !st->stopping && strlen(s->id) < STORE_SID_INLINE;
+	       s->client->state == CS_CONNECTED && !st->failed && !st->stopping &&
+	       broker_now(st->b) >= s->store_hold_after && strlen(s->id) < STORE_SID_INLINE;
 }
 
 /* Hold back o's row (and its message's, when new). false: no room. */
@@ -379,6 +381,17 @@ static bool carry_drop(struct store_db *st, struct outmsg *o)
 	return true;
 }
 
+/* A subscriber that did not acknowledge in time gets its next deliveries
+ * written with their pass for a while: holding them would only delay its
+ * publishers' PUBACKs (and with them the publishers) by STORE_CARRY_MS
+ * each, for rows that are written anyway. */
+static void carry_missed(struct store_db *st, const char *sid, uint64_t now)
+{
+	struct session *s = session_find(st->b, sid);
+	if (s && s->store_hold_after <= now)
+		s->store_hold_after = now + STORE_CARRY_BACKOFF_MS;
+}
+
 /* Write the held-back rows due by now (all: every one), then compact. */
 static void carry_write(struct store_db *st, uint64_t now, bool all)
 {
@@ -401,6 +414,8 @@ static void carry_write(struct store_db *st, uint64_t now, bool all)
 		if (!d->m)
 			continue;
 		if (all || d->due <= now) {
+			if (!all)
+				carry_missed(st, d->row.sid, now);
 			if (d->m->store_row_carried)
 				carry_msg_release(st, d->m); /* never later than its deliveries */
 			pend_dlv_push(st, &d->row);
