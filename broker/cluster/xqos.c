@@ -75,6 +75,7 @@ struct xq_origin {
 	UT_hash_handle hh; /* by inst */
 	uint64_t inst, seq; /* the highest sequence seen */
 	uint64_t used;      /* monotonic ms */
+	bool own;           /* one of this node's instances: routed here when published */
 	uint64_t win[WIN_BITS / 64]; /* sequences seq - WIN_BITS + 1 .. seq seen */
 };
 
@@ -95,6 +96,7 @@ struct cl_xqos {
 	struct wheel_entry hold;    /* ... until then at most */
 	bool backlog;               /* some publish waits to be sent again: new ones queue behind */
 	struct xq_origin *origins;
+	uint64_t own_inst, own_used; /* the instance last noted by xqos_routed, when */
 	struct xq_held *deferred;   /* routed messages (live and replayed) during a replay */
 	size_t n_deferred, cap_deferred;
 };
@@ -302,12 +304,30 @@ static struct xq_origin *origin(struct cl_xqos *x, uint64_t inst, uint64_t now)
 	return o;
 }
 
+void xqos_routed(struct cluster *cl)
+{
+	struct cl_xqos *x = cl->xq;
+	uint64_t now = broker_now(cl->b);
+	static const uint64_t refresh_ms = ORIGIN_KEEP_MS / 4;
+	if (x->own_inst == cl->inst && now - x->own_used < refresh_ms)
+		return;
+	struct xq_origin *o = origin(x, cl->inst, now);
+	if (o) {
+		o->own = true;
+		o->used = now;
+		x->own_inst = cl->inst;
+		x->own_used = now;
+	}
+}
+
 bool xqos_seen(struct cluster *cl, uint64_t inst, uint64_t seq)
 {
 	uint64_t now = broker_now(cl->b);
 	struct xq_origin *p = origin(cl->xq, inst, now);
 	if (!p)
 		return false; /* no memory: routed (a duplicate is possible) */
+	if (p->own)
+		return true; /* ours under an earlier instance, replayed: routed here already */
 	p->used = now;
 	if (seq > p->seq) {
 		if (seq - p->seq >= WIN_BITS)

@@ -574,11 +574,13 @@ def acked_flow_survives(h, qos, cut):
     servers, a, b = nats_cluster3(h, "max_queued_messages 0\n")
     sub = h.connect(b, "sub")
     sub.subscribe([("rel/#", 2)])
+    local = h.connect(a, "local")  # on the publisher's node: a's replay must not route a's own again
+    local.subscribe([("rel/#", 2)])
     settle()
     pub = h.connect(a, "pub")
     total, window, pace = 2000, 40, 0.001
     victim = server_of(servers, {"a": a, "b": b}[cut])
-    inflight, acked, got = {}, set(), []
+    inflight, acked, got, got_local = {}, set(), [], []
     sent, frozen, killed, last_ack, longest = 0, None, False, time.monotonic(), 0.0
     next_send = time.monotonic()
     deadline = time.monotonic() + 25
@@ -604,25 +606,26 @@ def acked_flow_survives(h, qos, cut):
                 acked.add(inflight.pop(p["mid"]))
                 longest = max(longest, time.monotonic() - last_ack)
                 last_ack = time.monotonic()
-        for p in iter(lambda: ready(sub), None):
-            idle = False
-            subscriber_step(sub, p, got)
-        if sent == total and not inflight and acked <= set(got):
+        for c, into in ((sub, got), (local, got_local)):
+            for p in iter(lambda: ready(c), None):
+                idle = False
+                subscriber_step(c, p, into)
+        if sent == total and not inflight and acked <= set(got) and acked <= set(got_local):
             break
         if idle:
             time.sleep(0.001)
     end = time.monotonic() + 0.5  # the last handshakes; a late duplicate would show in got
     while time.monotonic() < end:
-        p = ready(sub)
-        if p is None:
-            time.sleep(0.01)
-        else:
-            subscriber_step(sub, p, got)
+        for c, into in ((sub, got), (local, got_local)):
+            for p in iter(lambda: ready(c), None):
+                subscriber_step(c, p, into)
+        time.sleep(0.01)
     missing = sorted(acked - set(got))
     mt.check(not missing, "%d acknowledged messages never reached b (first %s); %d of %d acknowledged"
              % (len(missing), missing[:5], len(acked), total))
     mt.check_eq(len(acked), total, "messages acknowledged to the publisher")
     mt.check_eq(len(got), len(set(got)), "deliveries (each message once)")
+    mt.check_eq(sorted(got_local), list(range(total)), "deliveries on the publisher's node (each once)")
     # Order holds unless b's replay waited longer for JetStream than live traffic may wait (a new
     # stream leader being elected): then what it missed comes after newer ones (README, Not yet).
     slow = "JetStream slow to replay" in b.log()
