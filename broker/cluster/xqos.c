@@ -404,7 +404,8 @@ static void drop_deferred(struct cl_xqos *x, bool route)
 static size_t route_held(struct cl_xqos *x)
 {
 	size_t held = x->n_deferred;
-	qsort(x->deferred, held, sizeof(*x->deferred), by_seq);
+	if (held) /* deferred is NULL until the first one */
+		qsort(x->deferred, held, sizeof(*x->deferred), by_seq);
 	drop_deferred(x, true);
 	x->holding = false;
 	wheel_cancel(&x->cl->b->wheel, &x->hold);
