@@ -274,6 +274,9 @@ void xqos_replay_done(struct cluster *cl, uint64_t n); /* CE_REPLAY_DONE */
  * seen. Remembered per instance for as long as the stream keeps messages,
  * also after that instance left (its messages may still be replayed). */
 bool xqos_seen(struct cluster *cl, uint64_t inst, uint64_t seq);
+/* A message goes out under this node's instance: so a replay of it, also
+ * after the node took a new instance, is not routed here again. */
+void xqos_routed(struct cluster *cl);
 /* libnats' thread: JetStream's answer to an async publish */
 void xqos_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
 

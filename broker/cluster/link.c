@@ -313,7 +313,7 @@ static bool transient(natsStatus s)
 	       s == NATS_NOT_YET_CONNECTED || s == NATS_CONNECTION_CLOSED || s == NATS_NO_SERVER;
 }
 
-#define REPLAY_GIVE_UP_MS 20000 /* JetStream unusable that long after the loss: give up */
+#define REPLAY_GIVE_UP_MS 60000 /* JetStream unusable that long after the loss: give up (the stream keeps 120 s) */
 #define REPLAY_MAX_MS 10000     /* one replay reads for at most this long */
 
 /* Routed messages stored since from_wall (ms) to the loop thread as
@@ -437,7 +437,10 @@ static void *link_main(void *arg)
 			}
 			free(c);
 		}
-		natsConnection_Flush(nc);
+		/* What is queued (the goodbye) goes out; with NATS away there is
+		 * nothing to wait for (libnats' default would wait 10 s). */
+		if (natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED)
+			natsConnection_FlushTimeout(nc, 1000);
 	}
 	pthread_mutex_lock(&cl->mu);
 	cl->nc = cl->nc2 = NULL;

@@ -23,14 +23,16 @@
  * filters, a re-send, a replay) is routed once. After a reconnection to
  * NATS it replays the stream from REPLAY_MARGIN_MS before it lost NATS
  * (link.c, CMD_REPLAY); live routed messages arriving meanwhile wait with
- * the replayed ones, and all are routed by sequence: in each publisher's
- * order.
+ * the replayed ones (REPLAY_HOLD_MS at most), and all are routed by
+ * sequence: in each publisher's order.
  * Trade-offs: every routed message is stored by JetStream (replicas
  * cluster_replicas), QoS 0 too; a QoS >= 1 ack waits a JetStream round
  * trip. Not covered: shared-subscription deliveries are not replayed; with
  * persistence, a QoS 2 PUBREC leaves at the store commit (its PUBCOMP
  * waits); a message re-sent after later ones were stored reaches a node
- * that is not replaying after them (not lost, out of order).
+ * that is not replaying after them, and a replay slower than
+ * REPLAY_HOLD_MS (JetStream electing a stream leader) brings what the node
+ * missed after newer ones (not lost, out of order).
  * Invariant: an XQ_PUB item is in the hash exactly while unconfirmed; an
  * XQ_ACK item's client has it counted in c->cluster_acks (c NULL: gone).
  */
@@ -45,7 +47,11 @@
 #define HOLD_MS 10000         /* longest an ack waits for JetStream */
 #define TICK_MS 200           /* re-sends and the hold bound are checked this often */
 #define REPLAY_MARGIN_MS 5000 /* a broken link is noticed within ~3 pings of 1 s */
-#define WIN_BITS 1024          /* per origin: which of the last sequences were seen */
+#define REPLAY_HOLD_MS 2000   /* live messages wait this long at most for a replay */
+/* Per origin (128 KiB): which of its last sequences were seen. What a
+ * replay brings must be within it (~100 s of a node routing 10 000 msgs/s);
+ * an older sequence is taken as seen. */
+#define WIN_BITS (1u << 20)
 #define ORIGIN_KEEP_MS 240000  /* twice the stream's max age */
 
 enum { XQ_PUB = 0, XQ_ACK };
@@ -69,6 +75,7 @@ struct xq_origin {
 	UT_hash_handle hh; /* by inst */
 	uint64_t inst, seq; /* the highest sequence seen */
 	uint64_t used;      /* monotonic ms */
+	bool own;           /* one of this node's instances: routed here when published */
 	uint64_t win[WIN_BITS / 64]; /* sequences seq - WIN_BITS + 1 .. seq seen */
 };
 
@@ -82,10 +89,14 @@ struct cl_xqos {
 	struct xq_item *head, **tail, *pending; /* FIFO; hash of unconfirmed */
 	struct wheel_entry tick;
 	struct cluster *cl;
-	unsigned unconfirmed;       /* acks that left without JetStream's confirmation */
+	unsigned unconfirmed;       /* acks that left after HOLD_MS without JetStream's confirmation */
+	unsigned unheld;            /* messages not held at all: NATS lost for longer than HOLD_MS */
 	unsigned replays;           /* CMD_REPLAY running or queued */
+	bool holding;               /* routed messages are kept for the replay's end */
+	struct wheel_entry hold;    /* ... until then at most */
 	bool backlog;               /* some publish waits to be sent again: new ones queue behind */
 	struct xq_origin *origins;
+	uint64_t own_inst, own_used; /* the instance last noted by xqos_routed, when */
 	struct xq_held *deferred;   /* routed messages (live and replayed) during a replay */
 	size_t n_deferred, cap_deferred;
 };
@@ -187,9 +198,9 @@ bool xqos_publish(struct cluster *cl, const char *subj, const uint8_t *buf, size
 	struct cl_xqos *x = cl->xq;
 	uint64_t now = broker_now(cl->b);
 	if (!cl->connected && cl->down_since && now - cl->down_since >= HOLD_MS) {
-		if (x->unconfirmed++ % 1000 == 0)
+		if (x->unheld++ % 1000 == 0)
 			log_msg(cl->b, LOG_F_WARNING, "Cluster: NATS lost for more than %u s: routed QoS 1/2 messages are "
-				"acknowledged without JetStream's confirmation (%u so far).", HOLD_MS / 1000, x->unconfirmed);
+				"acknowledged without JetStream's confirmation (%u so far).", HOLD_MS / 1000, x->unheld);
 		return false;
 	}
 	size_t sl = strlen(subj);
@@ -293,12 +304,30 @@ static struct xq_origin *origin(struct cl_xqos *x, uint64_t inst, uint64_t now)
 	return o;
 }
 
+void xqos_routed(struct cluster *cl)
+{
+	struct cl_xqos *x = cl->xq;
+	uint64_t now = broker_now(cl->b);
+	static const uint64_t refresh_ms = ORIGIN_KEEP_MS / 4;
+	if (x->own_inst == cl->inst && now - x->own_used < refresh_ms)
+		return;
+	struct xq_origin *o = origin(x, cl->inst, now);
+	if (o) {
+		o->own = true;
+		o->used = now;
+		x->own_inst = cl->inst;
+		x->own_used = now;
+	}
+}
+
 bool xqos_seen(struct cluster *cl, uint64_t inst, uint64_t seq)
 {
 	uint64_t now = broker_now(cl->b);
 	struct xq_origin *p = origin(cl->xq, inst, now);
 	if (!p)
 		return false; /* no memory: routed (a duplicate is possible) */
+	if (p->own)
+		return true; /* ours under an earlier instance, replayed: routed here already */
 	p->used = now;
 	if (seq > p->seq) {
 		if (seq - p->seq >= WIN_BITS)
@@ -327,6 +356,8 @@ void xqos_reconnected(struct cluster *cl)
 		return; /* not lost (or nothing to hear): nothing to replay */
 	uint64_t from = store_mono_to_wall(cl->b, cl->down_since);
 	x->replays++;
+	x->holding = true;
+	wheel_add(&cl->b->wheel, &x->hold, broker_now(cl->b) + REPLAY_HOLD_MS);
 	cluster_command(cl, CMD_REPLAY, from > REPLAY_MARGIN_MS ? from - REPLAY_MARGIN_MS : 0);
 }
 
@@ -334,7 +365,7 @@ bool xqos_defer(struct cluster *cl, struct cl_event *e)
 {
 	struct cl_xqos *x = cl->xq;
 	struct cl_env env;
-	if (!x->replays || env_decode((const uint8_t *)natsMsg_GetData(e->msg), (size_t)natsMsg_GetDataLength(e->msg), &env))
+	if (!x->holding || env_decode((const uint8_t *)natsMsg_GetData(e->msg), (size_t)natsMsg_GetDataLength(e->msg), &env))
 		return false;
 	if (x->n_deferred == x->cap_deferred) {
 		size_t cap = x->cap_deferred ? x->cap_deferred * 2 : 256;
@@ -367,17 +398,39 @@ static void drop_deferred(struct cl_xqos *x, bool route)
 	x->n_deferred = 0;
 }
 
+/* What was kept, routed in each publisher's order: a message re-sent to
+ * JetStream after later ones is stored after them, but its sequence puts
+ * it back in place. */
+static size_t route_held(struct cl_xqos *x)
+{
+	size_t held = x->n_deferred;
+	if (held) /* deferred is NULL until the first one */
+		qsort(x->deferred, held, sizeof(*x->deferred), by_seq);
+	drop_deferred(x, true);
+	x->holding = false;
+	wheel_cancel(&x->cl->b->wheel, &x->hold);
+	return held;
+}
+
+/* The replay waits for JetStream (a stream leader lost with the server is
+ * elected again in seconds): live traffic does not wait that long. What
+ * the replay brings later is still routed once, but after newer ones. */
+static void on_hold(struct wheel_entry *e, uint64_t now)
+{
+	struct cl_xqos *x = (struct cl_xqos *)((char *)e - offsetof(struct cl_xqos, hold));
+	(void)now;
+	size_t held = route_held(x);
+	log_msg(x->cl->b, LOG_F_WARNING, "Cluster: JetStream slow to replay after the NATS reconnection: %zu routed "
+		"message%s routed without waiting for it (what it brings later may come out of order).", held,
+		held == 1 ? "" : "s");
+}
+
 void xqos_replay_done(struct cluster *cl, uint64_t n)
 {
 	struct cl_xqos *x = cl->xq;
 	if (x->replays && --x->replays)
 		return; /* another one follows */
-	/* Live and replayed together, each publisher's in its order: a
-	 * message re-sent to JetStream after later ones is stored after them,
-	 * but its sequence puts it back in place. */
-	size_t held = x->n_deferred;
-	qsort(x->deferred, held, sizeof(*x->deferred), by_seq);
-	drop_deferred(x, true);
+	size_t held = route_held(x);
 	log_msg(cl->b, LOG_F_NOTICE, "Cluster: replayed %" PRIu64 " routed message%s from JetStream after the NATS "
 		"reconnection (%zu routed in order, duplicates dropped).", n, n == 1 ? "" : "s", held);
 }
@@ -392,6 +445,7 @@ int xqos_start(struct cluster *cl)
 	x->cl = cl;
 	x->tail = &x->head;
 	wheel_entry_init(&x->tick, on_tick);
+	wheel_entry_init(&x->hold, on_hold);
 	cl->xq = x;
 	return 0;
 }
@@ -402,6 +456,7 @@ void xqos_free(struct cluster *cl)
 	if (!x)
 		return;
 	wheel_cancel(&cl->b->wheel, &x->tick);
+	wheel_cancel(&cl->b->wheel, &x->hold);
 	HASH_CLEAR(hh, x->pending);
 	struct xq_origin *o, *t;
 	HASH_ITER(hh, x->origins, o, t) {

