@@ -16,7 +16,8 @@
  * (broker.h, store contract) is acknowledged only once they are durable or
  * done: store_send_ack queues the PUBACK on the publisher (c->ackq; a
  * later ack of that client queues behind it, so they leave in order),
- * store_commit sends the ones whose message has nothing held back any more. A failed commit closes those publishers unacknowledged.
+ * store_commit sends the ones whose message has nothing held back any
+ * more. A failed commit closes those publishers unacknowledged.
  * The cluster room (broker/cluster/) is told here too when a will goes
  * (cluster_will_gone): it keeps the wills of this node's clients in NATS.
  * Not here: SQL, files, what is durable (the store decides).
