@@ -17,7 +17,8 @@ import subprocess
 import time
 
 from mqtt_test import (connect, connack, publish, puback, pubrec, pubrel, pubcomp, disconnect,
-                       SESSION_EXPIRY, MESSAGE_EXPIRY, WILL_DELAY, USER_PROPERTY, CONTENT_TYPE,
+                       pingreq, pingresp, SESSION_EXPIRY, MESSAGE_EXPIRY, WILL_DELAY, USER_PROPERTY,
+                       CONTENT_TYPE,
                        SUBSCRIPTION_ID, PUBLISH, PUBREL, NOSUB, parse, fail, check, check_eq,
                        sleep, timeout, vigil_only, broker_bin, mosquitto_differs, REPO)
 
@@ -736,6 +737,11 @@ def test_kill9_at_puback_acked_deliveries_not_resent_v311_MQTT_4_3_2_2(h):
         p.send(publish("ha/t", "m%d" % i, qos=1, mid=i + 1))
         c.expect_publish("ha/t", "m%d" % i, qos=1)  # acknowledged at once
         check_eq(p.recv("PUBACK"), puback(i + 1), "PUBACK %d" % (i + 1))
+    # The last PUBACK to the publisher may have followed the write of a delivery the broker had
+    # not yet seen acknowledged: a ping behind the subscriber's PUBACKs answers only after the
+    # pass that took them has committed.
+    c.send(pingreq())
+    check_eq(c.recv("PINGRESP"), pingresp(), "PINGRESP")
     _kill9(b)
     c = h.connect(b, "ha", clean=False, session_present=True)
     c.expect_no_packet(0.5)
@@ -747,6 +753,8 @@ def test_kill9_at_puback_acked_deliveries_not_resent_v311_MQTT_4_3_2_2(h):
         p.send(publish("ha/t", "n%d" % i, qos=1, mid=i + 1))
         c.expect_publish("ha/t", "n%d" % i, qos=1)
         check_eq(p.recv("PUBACK"), puback(i + 1), "PUBACK %d" % (i + 1))
+    c.send(pingreq())  # as above: the subscriber's last PUBACK taken before the stop
+    check_eq(c.recv("PINGRESP"), pingresp(), "PINGRESP")
     b.stop()
     m = re.search(r"Persistence: (\d+) QoS 1 deliveries were acknowledged before they had to be "
                   r"written, (\d+) were written", b.log())

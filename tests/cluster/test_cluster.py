@@ -568,8 +568,9 @@ def subscriber_step(sub, p, got):
 def acked_flow_survives(h, qos, cut):
     """Publisher on a, subscriber on b, QoS qos; the NATS server of node cut (a or b) hangs
     mid-stream (SIGSTOP: what a node writes to it meanwhile sits in its socket) and is killed
-    -9 half a second later, so messages are in flight when it dies. Every message a acknowledged (PUBACK; PUBCOMP at QoS 2) reaches b's subscriber
-    once, in order (issue 12 item 8; v311 MQTT-4.3.2-2, MQTT-4.3.3-2, MQTT-4.6.0-2)."""
+    -9 half a second later, so messages are in flight when it dies. Every message a
+    acknowledged (PUBACK; PUBCOMP at QoS 2) reaches b's subscriber once, in order (issue 12
+    item 8; v311 MQTT-4.3.2-2, v311 MQTT-4.3.3-2, v311 MQTT-4.6.0-2)."""
     # What b missed comes at once after the replay: b's session queue must hold it all.
     servers, a, b = nats_cluster3(h, "max_queued_messages 0\n")
     sub = h.connect(b, "sub")
