@@ -476,7 +476,6 @@ struct store_ops {
 	int (*commit)(void *u);     /* 0, or -1: the pass's changes are not durable */
 	bool (*writable)(void *u);  /* false while the store cannot write */
 	uint64_t (*due)(void *u);   /* when commit() must run next to write held-back rows, or UINT64_MAX */
-	void (*settle)(void *u);    /* write every held-back row now (this pass's transaction) */
 };
 void store_set(struct broker *b, const struct store_ops *ops, void *user);
 void store_retain_set(struct broker *b, const struct message *m);

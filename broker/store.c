@@ -38,6 +38,7 @@ struct store_ack {
 };
 struct store_ackq {
 	uint32_t head, n, cap; /* a ring of cap entries */
+	size_t slot;           /* the client's index in b->ack_waiting */
 	struct store_ack e[];
 };
 
@@ -51,15 +52,18 @@ static void ackq_free(struct client *c)
 	c->ackq = NULL;
 }
 
+/* Take b->ack_waiting[i] off the list (the last entry moves into its slot). */
+static void ackq_unlist(struct broker *b, size_t i)
+{
+	struct client *last = b->ack_waiting[--b->n_ack_waiting];
+	b->ack_waiting[i] = last;
+	last->ackq->slot = i;
+}
+
 /* Take c off b->ack_waiting and free its queue (unsent). */
 static void ackq_drop(struct broker *b, struct client *c)
 {
-	for (size_t i = 0; i < b->n_ack_waiting; i++) {
-		if (b->ack_waiting[i] == c) {
-			b->ack_waiting[i] = b->ack_waiting[--b->n_ack_waiting];
-			break;
-		}
-	}
+	ackq_unlist(b, c->ackq->slot);
 	ackq_free(c);
 }
 
@@ -80,6 +84,7 @@ static bool ackq_room(struct broker *b, struct client *c)
 		if (!q)
 			return false;
 		q->cap = 16;
+		q->slot = b->n_ack_waiting;
 		c->ackq = q;
 		b->ack_waiting[b->n_ack_waiting++] = c;
 		return true;
@@ -94,6 +99,7 @@ static bool ackq_room(struct broker *b, struct client *c)
 	nq->head = 0;
 	nq->n = q->n;
 	nq->cap = 2 * q->cap;
+	nq->slot = q->slot;
 	free(q);
 	c->ackq = nq;
 	return true;
@@ -109,9 +115,8 @@ void store_send_ack(struct client *c, struct message *m, uint8_t type, uint16_t 
 		return;
 	}
 	if (!ackq_room(b, c)) {
-		/* No memory to keep it: write what is held back now instead. */
-		if (b->store->settle)
-			b->store->settle(b->store_user);
+		/* No memory to keep it in order: close without it (and without the
+		 * acks kept before it); the publisher resends what has no PUBACK. */
 		if (c->ackq)
 			ackq_drop(b, c); /* cannot keep order without the queue: close below */
 		client_close(c, 0x97, true, true, "out of memory");
@@ -141,7 +146,7 @@ static void ackq_release(struct broker *b, int rc)
 			i++;
 			continue;
 		}
-		b->ack_waiting[i] = b->ack_waiting[--b->n_ack_waiting];
+		ackq_unlist(b, i);
 		ackq_free(c);
 		if (rc != 0 && c->state != CS_GONE) {
 			net_conn_discard_output(c->conn);

@@ -318,7 +318,7 @@ static bool carryable(const struct store_db *st, const struct session *s, const 
 {
 	return o->msg->ack_waits && o->qos == 1 && o->state == OUT_PUBLISH && !o->n_sub_ids && s->client &&
 	       s->client->state == CS_CONNECTED && !st->failed && !st->stopping &&
-	       broker_now(st->b) >= s->store_hold_after && strlen(s->id) < STORE_SID_INLINE;
+	       broker_now(st->b) >= s->store_hold_after && strnlen(s->id, STORE_SID_INLINE) < STORE_SID_INLINE;
 }
 
 /* Hold back o's row (and its message's, when new). false: no room. */
@@ -702,13 +702,6 @@ static uint64_t op_due(void *u)
 	return carry_due(u);
 }
 
-static void op_settle(void *u)
-{
-	struct store_db *st = u;
-	if (st->carried && store_db_begin(st))
-		carry_write(st, 0, true);
-}
-
 static bool op_writable(void *u)
 {
 	struct store_db *st = u;
@@ -870,5 +863,4 @@ const struct store_ops store_db_ops = {
 	.commit = op_commit,
 	.writable = op_writable,
 	.due = op_due,
-	.settle = op_settle,
 };
