@@ -492,8 +492,12 @@ int subtree_match(struct subtree *t, struct mqtt_str topic, struct sub_match *m)
 		if (n->plus)
 			t->stack[sp++] = (struct mstate){n->plus, e + 1};
 		if (n->children) {
-			struct snode *c = NULL;
-			HASH_FIND(hh, n->children, topic.p + st.pos, e - st.pos, c);
+			struct snode *c = n->children;
+			uint32_t len = e - st.pos;
+			if (c->hh.tbl->num_items == 1) /* an only child: compare, do not hash */
+				c = c->keylen == len && !memcmp(c->key, topic.p + st.pos, len) ? c : NULL;
+			else
+				HASH_FIND(hh, n->children, topic.p + st.pos, len, c);
 			if (c)
 				t->stack[sp++] = (struct mstate){c, e + 1};
 		}

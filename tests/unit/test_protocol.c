@@ -348,10 +348,17 @@ START_TEST(topic_name_table)
 		{"a", true}, {"", false}, {"a/b", true}, {"/", true}, {"//", true}, {" ", true},
 		{"a+", false}, {"+", false}, {"#", false}, {"a/#", false}, {"a/+/b", false},
 		{"$SYS/x", true}, {"\xc3\xa9t\xc3\xa9", true}, {"a\xc0\x80", false},
+		/* long names take eight bytes at a time: a wildcard or bad byte in a block or after it */
+		{"sensors/room/12/temp", true}, {"sensors+room/12/temp", false}, {"sensors/#oom/12/temp", false},
+		{"sensors/room/12/tem+", false}, {"abcdefg#", false}, {"abcdefgh#", false}, {"abcdefgh+ijklmno", false},
+		{"abcdefgh\xc3\xa9ijklmno", true}, {"abcdefg\xc3\xa9", true}, {"abcdefg\xff", false},
+		{"abcdefghijklmno\x80", false}, {"abc*efgh", true}, {"abc\"efgh", true}, {"abc$efgh", true},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(t); i++)
 		ck_assert_msg(mqtt_topic_name_valid(mqtt_cstr(t[i].t)) == t[i].ok, "name '%s'", t[i].t);
 	ck_assert(!mqtt_topic_name_valid((struct mqtt_str){(const uint8_t *)"a\0b", 3}));
+	ck_assert(!mqtt_topic_name_valid((struct mqtt_str){(const uint8_t *)"abcdef\0hijk", 11}));
+	ck_assert(!mqtt_topic_name_valid((struct mqtt_str){(const uint8_t *)"abcdefghij\0k", 12}));
 	uint8_t *big = malloc(65536);
 	ck_assert_ptr_nonnull(big);
 	memset(big, 'x', 65536);
