@@ -57,8 +57,10 @@ FANIN_PUBS=${BENCH_FANIN_PUBS:-50}
 FANIN_WINDOW=${BENCH_FANIN_WINDOW:-8}
 if [ "$QUICK" = 1 ]; then
 	FANIN_S=${BENCH_FANIN_S:-3} RET_N=${BENCH_RET_N:-10000} QUEUED_N=${BENCH_QUEUED_N:-10000}
+	FANIN_RUNS=${BENCH_FANIN_RUNS:-1}
 else
 	FANIN_S=${BENCH_FANIN_S:-10} RET_N=${BENCH_RET_N:-100000} QUEUED_N=${BENCH_QUEUED_N:-100000}
+	FANIN_RUNS=${BENCH_FANIN_RUNS:-3}
 fi
 FANIN=${FANIN:-$ROOT/build/bench/fanin}
 VERSION=${BENCH_MQTT_VERSION:-4}
@@ -343,10 +345,51 @@ fanin_once() {
 	rm -rf "$pdir"
 }
 
-scen_fanin() {
-	fanin_once "$1" off || R[$1.fanin_off.failed]=1
-	fanin_once "$1" on || R[$1.fanin_on.failed]=1
+# The fan-in figures of one broker swing by a third from run to run on a shared 2-core machine
+# (mosquitto's most: 47-73k msgs/s in one hour), so the scenario runs FANIN_RUNS rounds. A round
+# runs each broker once per mode, back to back (vigil first in odd rounds, mosquitto first in even
+# ones); the table shows each broker's median and the median of the rounds' own ratios, and
+# lists every round's ratio.
+FANIN_KEYS="msgs_per_s lost dups cpu_us_per_msg cpu_ms_per_s"
+scen_fanin_rounds() {
+	local r mode b k order
+	for r in $(seq 1 "$FANIN_RUNS"); do
+		order=("${BROKERS[@]}")
+		[ $((r % 2)) = 0 ] && [ ${#BROKERS[@]} = 2 ] && order=("${BROKERS[1]}" "${BROKERS[0]}")
+		for mode in off on; do
+			for b in "${order[@]}"; do
+				log "== fanin $mode, round $r of $FANIN_RUNS: $b (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+				for k in $FANIN_KEYS; do unset "R[$b.fanin_$mode.$k]"; done
+				fanin_once "$b" "$mode" || R[$b.fanin_$mode.failed]=1
+				for k in $FANIN_KEYS; do R[$b.fanin_$mode.$k.r$r]=${R[$b.fanin_$mode.$k]:--}; done
+				cp "$TMP/$b.fanin_$mode.out" "$LOGS/$b.fanin_$mode.r$r.out" 2>/dev/null
+			done
+		done
+	done
+	for mode in off on; do
+		for b in "${BROKERS[@]}"; do
+			for k in msgs_per_s cpu_us_per_msg cpu_ms_per_s; do
+				R[$b.fanin_$mode.$k]=$(for r in $(seq 1 "$FANIN_RUNS"); do echo "${R[$b.fanin_$mode.$k.r$r]}"; done | median)
+			done
+			for k in lost dups; do # must be 0 in every round: the worst round
+				R[$b.fanin_$mode.$k]=$(for r in $(seq 1 "$FANIN_RUNS"); do echo "${R[$b.fanin_$mode.$k.r$r]}"; done | worst)
+			done
+		done
+		R[fanin_$mode.ratios]=$(for r in $(seq 1 "$FANIN_RUNS"); do
+			awk -v v="${R[vigil.fanin_$mode.msgs_per_s.r$r]:--}" -v m="${R[mosquitto.fanin_$mode.msgs_per_s.r$r]:--}" \
+				'BEGIN { if (v + 0 > 0 && m + 0 > 0) printf "%.3g\n", v / m; else print "-" }'
+		done | paste -sd' ')
+		R[fanin_$mode.ratio]=$(echo "${R[fanin_$mode.ratios]}" | tr ' ' '\n' | median)
+	done
 }
+
+# median of the numbers on stdin ("-" when there is none; "-" lines are skipped)
+median() {
+	grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (!NR) { print "-"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.7g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# the largest number on stdin, "-" if a round has none
+worst() { awk 'BEGIN { w = 0 } !/^[0-9.]+$/ { bad = 1; next } $1 > w { w = $1 } END { print bad ? "-" : w }'; }
 
 # Bytes of a broker's store files in DIR (vigil: vigil.db and its WAL; mosquitto: mosquitto.db).
 store_bytes() {
@@ -404,9 +447,13 @@ mkdir -p "$LOGS"
 
 run_scenario() {
 	local sc=$1 b
+	if [ "$sc" = fanin ]; then
+		scen_fanin_rounds
+		return
+	fi
 	for b in "${BROKERS[@]}"; do
 		log "== $sc: $b (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-		if [ "$sc" = fanin ] || [ "$sc" = recovery ]; then
+		if [ "$sc" = recovery ]; then
 			"scen_$sc" "$b" || R[$b.$sc.failed]=1 # they start their own brokers
 		elif start_broker "$b"; then
 			"scen_$sc" "$b" || R[$b.$sc.failed]=1
@@ -438,6 +485,9 @@ ratio() {
 	fi
 }
 row() { printf '| %s | %s | %s | %s |\n' "$2" "$(val "vigil.$1")" "$(val "mosquitto.$1")" "$(ratio "$1")"; }
+# fan-in rows: each broker's median, and the median of the rounds' ratios / every round's ratio
+rowm() { printf '| %s | %s | %s | %s |\n' "$2" "$(val "vigil.$1.msgs_per_s")" "$(val "mosquitto.$1.msgs_per_s")" "$(val "$1.ratio")"; }
+rowr() { printf '| %s | - | - | %s |\n' "$2" "$(val "$1.ratios")"; }
 
 table() {
 	local sc
@@ -476,14 +526,16 @@ table() {
 			row fanout.cpu_ms_per_s "fanout: CPU (ms per s)"
 			;;
 		fanin)
-			row fanin_off.msgs_per_s "fanin QoS 1, persistence off: messages per s"
-			row fanin_off.lost "fanin off: acknowledged messages lost"
-			row fanin_off.dups "fanin off: duplicates"
-			row fanin_off.cpu_us_per_msg "fanin off: broker CPU per message (us)"
-			row fanin_on.msgs_per_s "fanin QoS 1, persistence on, persistent subscriber: messages per s"
-			row fanin_on.lost "fanin on: acknowledged messages lost"
-			row fanin_on.dups "fanin on: duplicates"
-			row fanin_on.cpu_us_per_msg "fanin on: broker CPU per message (us)"
+			rowm fanin_off "fanin QoS 1, persistence off: messages per s (median of $FANIN_RUNS)"
+			rowr fanin_off "fanin off: vigil/mosquitto in each round"
+			row fanin_off.lost "fanin off: acknowledged messages lost (worst round)"
+			row fanin_off.dups "fanin off: duplicates (worst round)"
+			row fanin_off.cpu_us_per_msg "fanin off: broker CPU per message (us, median)"
+			rowm fanin_on "fanin QoS 1, persistence on, persistent subscriber: messages per s (median of $FANIN_RUNS)"
+			rowr fanin_on "fanin on: vigil/mosquitto in each round"
+			row fanin_on.lost "fanin on: acknowledged messages lost (worst round)"
+			row fanin_on.dups "fanin on: duplicates (worst round)"
+			row fanin_on.cpu_us_per_msg "fanin on: broker CPU per message (us, median)"
 			;;
 		recovery)
 			row rec.retained "recovery: retained messages stored (acknowledged)"
