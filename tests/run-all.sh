@@ -12,7 +12,8 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_supp
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 PY=/usr/bin/python3
 fail=0
-step() { printf '\n==== %s (%s)\n' "$1" "$build"; }
+t0=$SECONDS
+step() { printf '\n==== %s (%s, at %d s)\n' "$1" "$build" $((SECONDS - t0)); }
 
 step "unit tests"
 tests/run-unit.sh "$build"/tests/test_* || fail=1
@@ -39,8 +40,8 @@ if [ "${VIGIL_SAN:-0}" != 1 ] && [ -x ../shared/conformance/coverage ]; then
 	$PY ../shared/conformance/coverage tests | tail -2
 fi
 if [ $fail -ne 0 ]; then
-	printf '\n==== FAILED (%s)\n' "$build"
+	printf '\n==== FAILED (%s, %d s)\n' "$build" $((SECONDS - t0))
 else
-	printf '\n==== all tests passed (%s)\n' "$build"
+	printf '\n==== all tests passed (%s, %d s)\n' "$build" $((SECONDS - t0))
 fi
 exit $fail
