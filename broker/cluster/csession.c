@@ -289,8 +289,9 @@ bool csession_hold(void *u, struct client *c, const char *id, bool clean_start, 
 			pend_free(p);
 			return false;
 		}
-	} else if (clean_start || !cl->joined || !cl->connected || (!cl->peers && !cl->claims) || session_find(b, id)) {
-		return false;
+	} else if (clean_start || !cl->joined || !cl->connected || (!cl->peers && !cl->claims) ||
+		   (session_find(b, id) && !cadopt_busy(cl, id))) {
+		return false; /* one adopted here whose replay runs waits for it (its claim's end) */
 	}
 	uint8_t *frame = malloc(f->len ? f->len : 1);
 	if (!frame)
@@ -673,6 +674,7 @@ size_t csession_route_out(void *u, const struct message *m)
 		struct message *mm = (struct message *)(uintptr_t)m;
 		mm->cl_inst = cl->inst;
 		mm->cl_seq = cl->seq;
+		mm->cl_at = broker_now(cl->b);
 	}
 	return r;
 }

@@ -45,7 +45,7 @@ void csession_get_in(struct cluster *cl, natsMsg *msg)
 	}
 	struct cl_wbuf w = {0};
 	cs_hdr(cl, &w, K_SUBS, req, id);
-	csrecord_encode(cl, s, &w);
+	csrecord_encode(cl, s, &w, false); /* the messages follow on take */
 	cs_send_to(cl, reply, csession_direct(cl), &w);
 	free(id);
 }
@@ -135,7 +135,7 @@ void csession_take_in(struct cluster *cl, uint64_t from, uint64_t req, const cha
 	struct session *s = session_find(b, id);
 	if (!reply)
 		return;
-	if (!s || s->client || s->bridge_owned || s->expiry == 0 || csession_busy(cl, id)) {
+	if (!s || s->client || s->bridge_owned || s->expiry == 0 || csession_busy(cl, id) || cadopt_busy(cl, id)) {
 		cs_answer(cl, reply, K_GONE, req, id); /* reconnected here meanwhile, or ended */
 		return;
 	}
