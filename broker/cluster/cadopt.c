@@ -99,6 +99,7 @@ struct cl_adopt {
 	size_t n_fresh, cap_fresh;
 	uint16_t next_pid;
 	uint32_t gen, slot; /* per replayed message: its target */
+	unsigned dropped;   /* over max_queued_messages */
 };
 
 /* A pending entry's identity (several sessions may share one). */
@@ -429,8 +430,13 @@ static struct message *msg_of(struct cluster *cl, const struct cl_env *e, natsMs
 	return *m;
 }
 
-static void add_fresh(struct cl_adopt *a, struct message *m, uint8_t qos, bool retain, const uint32_t *ids, uint8_t nid)
+static void add_fresh(struct cl_adopt *a, struct message *m, uint8_t qos, bool retain, const uint32_t *ids, uint8_t nid,
+		      uint32_t maxq)
 {
+	if (maxq && a->n_fresh >= maxq) {
+		a->dropped++; /* as deliver_to_session would have */
+		return;
+	}
 	if (a->n_fresh == a->cap_fresh) {
 		size_t cap = a->cap_fresh ? a->cap_fresh * 2 : 16;
 		struct ad_fresh *v = realloc(a->fresh, cap * sizeof(*v));
@@ -516,7 +522,7 @@ void cadopt_replay_in(struct cluster *cl, natsMsg *msg, uint64_t inst)
 		struct session *s = session_find(b, t[i].a->id);
 		if (!t[i].qos || !s || !security_acl(NULL, s, (const char *)e.topic.p, AUTH_READ) || !msg_of(cl, &e, msg, &m))
 			continue;
-		add_fresh(t[i].a, m, t[i].qos, t[i].retain, t[i].ids, t[i].nid);
+		add_fresh(t[i].a, m, t[i].qos, t[i].retain, t[i].ids, t[i].nid, b->cfg->max_queued_messages);
 		used = true;
 	}
 	if (t != tv)
@@ -574,7 +580,7 @@ static void finish_one(struct cluster *cl, struct cl_adopt *a)
 	struct out_list mine = s->queue; /* routed to it here while the replay ran */
 	memset(&s->queue, 0, sizeof(s->queue));
 	struct ad_seen *set = NULL, *x, *xt;
-	unsigned resumed = 0, lost = 0, replayed = 0, dups = 0, dropped = 0;
+	unsigned resumed = 0, lost = 0, replayed = 0, dups = 0, dropped = a->dropped;
 	uint32_t maxq = b->cfg->max_queued_messages;
 	if (a->next_pid)
 		s->next_pid = a->next_pid;

@@ -429,9 +429,12 @@ static unsigned merge(struct cl_pend *p, struct session *s, uint16_t next_pid, u
 			uint32_t ids[256];
 			for (unsigned i = 0; i < nid; i++)
 				ids[i] = (uint32_t)csrecord_get(&ib, 4);
+			uint64_t at = csrecord_get(&ib, 8);
 			struct message *m = ib.err ? NULL : env_message(cl, &ib, ib.len - ib.off);
 			if (!m)
 				continue;
+			if (at) /* routed (stored) back then, not now: where a replay for it starts (cadopt.c) */
+				m->cl_at = store_wall_to_mono(cl->b, at);
 			if (deliver_restore(s, m, qos, retain, state, pid, ids, nid, 0) == 0) {
 				n++;
 				if (state != OUT_QUEUED && !sent && s->inflight.tail)
