@@ -20,7 +20,8 @@
  *   KV vigil_<name>_wills   wills, key = <instance>.<client id token>
  *   KV vigil_<name>_dead    one key per dead instance: who publishes its wills
  *   KV vigil_<name>_sess    persistent sessions, key = <instance>.<client id token>:
- *                    what a dead node's sessions resume from (csrecord.c)
+ *                    what a dead node's sessions resume from (csrecord.c), with
+ *                    a cursor into the msgs stream (cadopt.c)
  *   P.sget           "who has the session of this client id?" (every node)
  *   P.s.<token>      one node's direct subject: the answers and the hand-over
  *                    of a session (csession.c)
@@ -28,7 +29,8 @@
  *   stream vigil_<name>_msgs  captures P.m.> and P.long (a replay window of
  *                    2 minutes / 256 MiB, not a store): QoS >= 1 is published
  *                    to it with a PubAck (message id <instance>-<seq>), and a
- *                    node that lost NATS replays from it (xqos.c)
+ *                    node that lost NATS replays from it (xqos.c), as does the
+ *                    winner of a claim for the dead node's sessions (cadopt.c)
  */
 #ifndef VIGIL_CLUSTER_INT_H
 #define VIGIL_CLUSTER_INT_H

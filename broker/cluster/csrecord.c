@@ -6,15 +6,18 @@
  * keeps its record in the JetStream key-value bucket vigil_<name>_sess
  * under "<instance>.<client id token>": protocol level, Session Expiry
  * Interval, when it expires (wall clock, 0 while connected), user name,
- * listener and every subscription with its options and identifier. The
+ * listener and every subscription with its options and identifier, then
+ * a cursor saying which routed messages it already has (cadopt.c). The
  * record is rewritten when the session connects, subscribes, unsubscribes
- * or disconnects, and deleted (an empty value) when it ends. When a node
- * dies, the node that wins its claim (nodes.c, link.c) takes its records
- * and adopts the sessions: they resume here with their subscriptions, so
- * they queue what is published from then on, expire here, and answer the
- * next CONNECT for them anywhere in the cluster (csession.c).
- * Deliberately not here: the messages a dead node had queued (only that
- * node had them: they are lost, README "Cluster"); the hand-over itself.
+ * or disconnects (and, connected, at most every second while its
+ * deliveries change: cadopt.c), and deleted (an empty value) when it ends.
+ * When a node dies, the node that wins its claim (nodes.c, link.c) takes
+ * its records and adopts the sessions: they resume here with their
+ * subscriptions and, replayed from the msgs stream, the messages the dead
+ * node had queued or in flight for them (cadopt.c), so they queue what is
+ * published from then on, expire here, and answer the next CONNECT for
+ * them anywhere in the cluster (csession.c).
+ * Deliberately not here: the replay (cadopt.c); the hand-over itself.
  * Trade-off: records are published like the wills (core NATS publish to
  * the bucket's subject, no JetStream acknowledgement awaited), so SUBACK
  * and CONNACK do not wait for them: a node that dies within milliseconds
