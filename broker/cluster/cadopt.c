@@ -134,7 +134,6 @@ struct cl_adopt_state {
 	natsMsg **gets; /* P.sget for sessions awaiting their replay */
 	size_t n_gets, cap_gets;
 	struct wheel_entry ckpt;
-	uint64_t ckpt_puts; /* checkpoint records written */
 };
 
 /* ---- the cursor, written ------------------------------------------------------------ */
@@ -721,7 +720,6 @@ static void on_ckpt(struct wheel_entry *we, uint64_t now)
 				    csession_busy(cl, s->id))
 					continue;
 				csrecord_store(cl, s);
-				st->ckpt_puts++;
 			}
 		}
 	}
