@@ -77,6 +77,8 @@ struct message {
 	uint64_t cl_inst, cl_seq; /* cluster/'s bookkeeping: origin node instance and its sequence
 				   * number once routed between nodes (0: never), to merge a session's
 				   * queues without duplicates when it moves to another node */
+	uint64_t cl_at;           /* cluster/'s bookkeeping: monotonic ms it was routed here, or (replayed)
+				   * stored by JetStream: where a replay for its session must start */
 	uint8_t data[];
 };
 
@@ -182,6 +184,7 @@ struct session {
 	bool bridge_owned;         /* the local side of a bridge (bridge/): no client may take it */
 	uint64_t cluster_since;    /* cluster/'s bookkeeping: wall ms its connection attached (takeover order) */
 	bool cluster_rec;          /* cluster/'s bookkeeping: its record is in the cluster's session bucket */
+	uint64_t cluster_ckpt;     /* cluster/'s bookkeeping: delivery state when its record was last written */
 };
 
 /* ---- clients (connections) ------------------------------------------------------ */

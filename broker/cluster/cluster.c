@@ -114,10 +114,14 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 		case TAG_DEAD: nodes_dead_in(cl, e->msg); break;
 		case TAG_WILL: nodes_will_in(cl, e->msg); break;
 		case TAG_GROUP: xroute_group_in(cl, e->msg, (int64_t)e->inst); break;
-		case TAG_SGET: csession_get_in(cl, e->msg); break;
+		case TAG_SGET:
+			if (!cadopt_defer_get(cl, e)) /* its session awaits its replay here: answered after it */
+				csession_get_in(cl, e->msg);
+			break;
 		case TAG_SDIRECT: csession_direct_in(cl, e->msg); break;
 		case TAG_SADOPT: csession_adopt_in(cl, e->msg); break;
-		case TAG_SREC: csrecord_adopt(cl, e->msg); break;
+		case TAG_SREC: csrecord_adopt(cl, e->msg, e->inst); break;
+		case TAG_AREPLAY: cadopt_replay_in(cl, e->msg, e->inst); break;
 		default: break;
 		}
 		break;
@@ -167,7 +171,8 @@ static void run_event(struct cluster *cl, struct cl_event *e)
 		break;
 	case CE_CLAIM_DONE:
 		nodes_claim_done(cl, e->inst);
-		csession_claim_done(cl, e->inst);
+		cadopt_done(cl, e->inst);         /* its sessions get their replayed messages */
+		csession_claim_done(cl, e->inst); /* then they answer for themselves */
 		break;
 	case CE_CLAIM_FAILED:
 		nodes_peer(cl, e->inst, true); /* judged again; its claim record stays (silent since the first time) */
@@ -264,7 +269,7 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
 	b->cluster_user = cl;
 	subtree_set_watch(b->subs, xroute_watch, cl);
 	nodes_start(cl);
-	if (csession_start(cl) || xqos_start(cl)) {
+	if (csession_start(cl) || xqos_start(cl) || cadopt_start(cl)) {
 		snprintf(err, errlen, "cluster: out of memory");
 		goto fail;
 	}
@@ -291,6 +296,7 @@ void cluster_stop(struct broker *b)
 		nodes_bye(cl); /* and the command to purge our wills, run before the link closes */
 	xroute_free(cl);
 	csession_free(cl);
+	cadopt_free(cl);
 	link_stop(cl); /* closes NATS, joins the thread */
 	xqos_free(cl); /* after: no more PubAcks; held acks never leave */
 	b->cluster_user = NULL;

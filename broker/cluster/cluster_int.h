@@ -20,7 +20,8 @@
  *   KV vigil_<name>_wills   wills, key = <instance>.<client id token>
  *   KV vigil_<name>_dead    one key per dead instance: who publishes its wills
  *   KV vigil_<name>_sess    persistent sessions, key = <instance>.<client id token>:
- *                    what a dead node's sessions resume from (csrecord.c)
+ *                    what a dead node's sessions resume from (csrecord.c), with
+ *                    a cursor into the msgs stream (cadopt.c)
  *   P.sget           "who has the session of this client id?" (every node)
  *   P.s.<token>      one node's direct subject: the answers and the hand-over
  *                    of a session (csession.c)
@@ -28,7 +29,8 @@
  *   stream vigil_<name>_msgs  captures P.m.> and P.long (a replay window of
  *                    2 minutes / 256 MiB, not a store): QoS >= 1 is published
  *                    to it with a PubAck (message id <instance>-<seq>), and a
- *                    node that lost NATS replays from it (xqos.c)
+ *                    node that lost NATS replays from it (xqos.c), as does the
+ *                    winner of a claim for the dead node's sessions (cadopt.c)
  */
 #ifndef VIGIL_CLUSTER_INT_H
 #define VIGIL_CLUSTER_INT_H
@@ -48,6 +50,7 @@ enum cl_tag {
 	TAG_ROUTE = 0, TAG_HB, TAG_CONN, TAG_DEAD, TAG_RETAIN, TAG_WILL, TAG_GROUP,
 	TAG_SGET, TAG_SDIRECT, TAG_SADOPT, TAG_SREC, /* csession.c, csrecord.c */
 	TAG_REPLAY,      /* a routed message replayed from the msgs stream (xqos.c) */
+	TAG_AREPLAY,     /* one replayed for the sessions of a claimed instance (inst; cadopt.c) */
 	N_TAGS
 };
 
@@ -169,6 +172,7 @@ struct cluster {
 	unsigned drops;         /* messages not sent (too large, buffer full) */
 	struct cl_sess *cs;     /* csession.c: sessions on their way between nodes */
 	struct cl_xqos *xq;     /* xqos.c: routed QoS >= 1 awaiting JetStream, replays */
+	struct cl_adopt_state *ad; /* cadopt.c: adopted sessions awaiting their replay, checkpoints */
 
 	/* shared, under mu */
 	pthread_mutex_t mu;
@@ -236,6 +240,9 @@ void xroute_unjoined_flush(struct cluster *cl);
 void xroute_free(struct cluster *cl);
 /* A message from an envelope (shared by routing, retained, wills). NULL: no memory. */
 struct message *xroute_message(struct cluster *cl, const struct cl_env *e, bool will);
+/* When msg was stored by JetStream (monotonic ms), for one read from the
+ * stream; now for a core NATS message. */
+uint64_t xroute_stream_at(struct cluster *cl, natsMsg *msg);
 
 /* nodes.c: heartbeats, node death, wills, takeover */
 void nodes_start(struct cluster *cl);
@@ -277,6 +284,9 @@ bool xqos_seen(struct cluster *cl, uint64_t inst, uint64_t seq);
 /* A message goes out under this node's instance: so a replay of it, also
  * after the node took a new instance, is not routed here again. */
 void xqos_routed(struct cluster *cl);
+/* Each origin instance routed here lately, with the highest sequence seen
+ * from it (one of ours: cl->seq, which goes on across our instances). */
+void xqos_each_origin(struct cluster *cl, void (*fn)(void *u, uint64_t inst, uint64_t seq), void *u);
 /* libnats' thread: JetStream's answer to an async publish */
 void xqos_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
 
@@ -328,9 +338,15 @@ uint64_t csrecord_get(struct cl_rbuf *r, int bytes);
 const uint8_t *csrecord_bytes(struct cl_rbuf *r, size_t n);
 char *csrecord_getstr(struct cl_rbuf *r, bool *absent); /* malloc'd; NULL: absent or error */
 /* A session as a record: version, expiry, the wall time it expires (0:
- * counted from now), user, listener, subscriptions. */
-void csrecord_encode(struct cluster *cl, struct session *s, struct cl_wbuf *w);
+ * counted from now), user, listener, subscriptions; with cursor, also
+ * where a replay of its messages starts and what it had already
+ * (cadopt.c). */
+void csrecord_encode(struct cluster *cl, struct session *s, struct cl_wbuf *w, bool cursor);
 struct cl_meta {
+	uint8_t format;  /* 1: no cursor; 2: from_wall and cursor follow */
+	uint64_t from_wall;
+	uint8_t *cursor; /* malloc'd copy, cursor_len bytes (cadopt.c reads it) */
+	size_t cursor_len;
 	uint8_t version;
 	uint32_t expiry;
 	uint64_t expires_wall;
@@ -351,6 +367,24 @@ struct session *csrecord_build(struct cluster *cl, const struct cl_meta *m);
 void csrecord_changed(void *u, struct session *s); /* session_changed hook: put or delete */
 void csrecord_end(void *u, struct session *s);     /* session_end hook: delete */
 void csrecord_put_all(struct cluster *cl);         /* joined, new instance */
-void csrecord_adopt(struct cluster *cl, natsMsg *msg); /* a dead instance's record (claim won) */
+void csrecord_store(struct cluster *cl, struct session *s); /* (re)write s's record now */
+bool csrecord_recorded(const struct session *s);  /* s has a record in the cluster (persistent) */
+void csrecord_adopt(struct cluster *cl, natsMsg *msg, uint64_t inst); /* a record of dead instance inst (claim won) */
+
+/* cadopt.c: a dead node's sessions get the messages it had queued for
+ * them, replayed from the msgs stream; records checkpointed meanwhile */
+int cadopt_start(struct cluster *cl); /* 0 or -1 (no memory) */
+void cadopt_free(struct cluster *cl);
+/* The cursor part of s's record (after its subscriptions). Returns the
+ * wall ms a replay for it must start from. */
+uint64_t cadopt_cursor(struct cluster *cl, struct session *s, struct cl_wbuf *w);
+/* s was built from the record m of claimed instance inst: await its replay. */
+void cadopt_add(struct cluster *cl, struct session *s, uint64_t inst, const struct cl_meta *m);
+void cadopt_replay_in(struct cluster *cl, natsMsg *msg, uint64_t inst); /* TAG_AREPLAY */
+void cadopt_done(struct cluster *cl, uint64_t inst); /* CE_CLAIM_DONE: the replay is over */
+bool cadopt_busy(struct cluster *cl, const char *id); /* id's session awaits its replay here */
+/* A P.sget for a session awaiting its replay: kept (e->msg taken) and
+ * answered when it is over. */
+bool cadopt_defer_get(struct cluster *cl, struct cl_event *e);
 
 #endif

@@ -289,8 +289,9 @@ bool csession_hold(void *u, struct client *c, const char *id, bool clean_start, 
 			pend_free(p);
 			return false;
 		}
-	} else if (clean_start || !cl->joined || !cl->connected || (!cl->peers && !cl->claims) || session_find(b, id)) {
-		return false;
+	} else if (clean_start || !cl->joined || !cl->connected || (!cl->peers && !cl->claims) ||
+		   (session_find(b, id) && !cadopt_busy(cl, id))) {
+		return false; /* one adopted here whose replay runs waits for it (its claim's end) */
 	}
 	uint8_t *frame = malloc(f->len ? f->len : 1);
 	if (!frame)
@@ -428,9 +429,12 @@ static unsigned merge(struct cl_pend *p, struct session *s, uint16_t next_pid, u
 			uint32_t ids[256];
 			for (unsigned i = 0; i < nid; i++)
 				ids[i] = (uint32_t)csrecord_get(&ib, 4);
+			uint64_t at = csrecord_get(&ib, 8);
 			struct message *m = ib.err ? NULL : env_message(cl, &ib, ib.len - ib.off);
 			if (!m)
 				continue;
+			if (at) /* routed (stored) back then, not now: where a replay for it starts (cadopt.c) */
+				m->cl_at = store_wall_to_mono(cl->b, at);
 			if (deliver_restore(s, m, qos, retain, state, pid, ids, nid, 0) == 0) {
 				n++;
 				if (state != OUT_QUEUED && !sent && s->inflight.tail)
@@ -673,6 +677,7 @@ size_t csession_route_out(void *u, const struct message *m)
 		struct message *mm = (struct message *)(uintptr_t)m;
 		mm->cl_inst = cl->inst;
 		mm->cl_seq = cl->seq;
+		mm->cl_at = broker_now(cl->b);
 	}
 	return r;
 }

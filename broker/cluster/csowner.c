@@ -5,6 +5,8 @@
  * has (v5 DISCONNECT 0x8E), and on "take" send its in-flight and queued
  * messages, in order and with their state, and its inbound QoS 2 packet ids,
  * in chunks below NATS's max payload, then "end", and drop the session.
+ * Item IT_OUT: u8 state, u8 qos, u8 retain, u8 sent, u16 pid, u8 n, n x
+ * u32 subscription id, u64 wall ms it was routed, the envelope.
  * Deliberately not here: the requesting node's side (csession.c), records
  * (csrecord.c).
  * Invariant: a session is sent whole or not at all (a message larger than
@@ -45,7 +47,7 @@ void csession_get_in(struct cluster *cl, natsMsg *msg)
 	}
 	struct cl_wbuf w = {0};
 	cs_hdr(cl, &w, K_SUBS, req, id);
-	csrecord_encode(cl, s, &w);
+	csrecord_encode(cl, s, &w, false); /* the messages follow on take */
 	cs_send_to(cl, reply, csession_direct(cl), &w);
 	free(id);
 }
@@ -124,6 +126,8 @@ static void send_list(struct sender *sd, const struct out_list *l)
 		csrecord_le(w, o->n_sub_ids, 1);
 		for (unsigned i = 0; i < o->n_sub_ids; i++)
 			csrecord_le(w, o->sub_ids[i], 4);
+		/* when it was stored (routed here): a replay for it starts there (cadopt.c) */
+		csrecord_le(w, store_mono_to_wall(sd->cl->b, o->msg->cl_at), 8);
 		put_env(sd->cl, w, o->msg);
 		add_item(sd, IT_OUT);
 	}
@@ -135,7 +139,7 @@ void csession_take_in(struct cluster *cl, uint64_t from, uint64_t req, const cha
 	struct session *s = session_find(b, id);
 	if (!reply)
 		return;
-	if (!s || s->client || s->bridge_owned || s->expiry == 0 || csession_busy(cl, id)) {
+	if (!s || s->client || s->bridge_owned || s->expiry == 0 || csession_busy(cl, id) || cadopt_busy(cl, id)) {
 		cs_answer(cl, reply, K_GONE, req, id); /* reconnected here meanwhile, or ended */
 		return;
 	}

@@ -6,15 +6,18 @@
  * keeps its record in the JetStream key-value bucket vigil_<name>_sess
  * under "<instance>.<client id token>": protocol level, Session Expiry
  * Interval, when it expires (wall clock, 0 while connected), user name,
- * listener and every subscription with its options and identifier. The
+ * listener and every subscription with its options and identifier, then
+ * a cursor saying which routed messages it already has (cadopt.c). The
  * record is rewritten when the session connects, subscribes, unsubscribes
- * or disconnects, and deleted (an empty value) when it ends. When a node
- * dies, the node that wins its claim (nodes.c, link.c) takes its records
- * and adopts the sessions: they resume here with their subscriptions, so
- * they queue what is published from then on, expire here, and answer the
- * next CONNECT for them anywhere in the cluster (csession.c).
- * Deliberately not here: the messages a dead node had queued (only that
- * node had them: they are lost, README "Cluster"); the hand-over itself.
+ * or disconnects (and, connected, at most every second while its
+ * deliveries change: cadopt.c), and deleted (an empty value) when it ends.
+ * When a node dies, the node that wins its claim (nodes.c, link.c) takes
+ * its records and adopts the sessions: they resume here with their
+ * subscriptions and, replayed from the msgs stream, the messages the dead
+ * node had queued or in flight for them (cadopt.c), so they queue what is
+ * published from then on, expire here, and answer the next CONNECT for
+ * them anywhere in the cluster (csession.c).
+ * Deliberately not here: the replay (cadopt.c); the hand-over itself.
  * Trade-off: records are published like the wills (core NATS publish to
  * the bucket's subject, no JetStream acknowledgement awaited), so SUBACK
  * and CONNACK do not wait for them: a node that dies within milliseconds
@@ -108,14 +111,19 @@ char *csrecord_getstr(struct cl_rbuf *r, bool *absent)
 	return s;
 }
 
-/* u8 format (1), u8 level, u32 expiry, u64 expires (wall ms, 0: from now),
- * str id, str user, u16 listener (0xFFFF: unknown), u32 n, n x (str filter,
- * u8 options, u32 sub id). */
-void csrecord_encode(struct cluster *cl, struct session *s, struct cl_wbuf *w)
+/* u8 format (1, or 2: u64 from wall ms follows at once, where the link
+ * thread finds it), u8 level, u32 expiry, u64 expires (wall ms, 0: from
+ * now), str id, str user, u16 listener (0xFFFF: unknown), u32 n, n x (str
+ * filter, u8 options, u32 sub id); format 2: the cursor (cadopt.c) to the
+ * end. */
+void csrecord_encode(struct cluster *cl, struct session *s, struct cl_wbuf *w, bool cursor)
 {
 	struct broker *b = cl->b;
 	uint64_t expires = !s->client && wheel_armed(&s->expiry_timer) ? store_mono_to_wall(b, s->expiry_timer.deadline) : 0;
-	csrecord_le(w, 1, 1);
+	size_t at = w->len;
+	csrecord_le(w, cursor ? 2 : 1, 1);
+	if (cursor)
+		csrecord_le(w, 0, 8); /* from: filled in below */
 	csrecord_le(w, s->version, 1);
 	csrecord_le(w, s->expiry, 4);
 	csrecord_le(w, expires, 8);
@@ -129,6 +137,11 @@ void csrecord_encode(struct cluster *cl, struct session *s, struct cl_wbuf *w)
 		csrecord_le(w, s->subs[i].options, 1);
 		csrecord_le(w, s->subs[i].sub_id, 4);
 	}
+	if (!cursor)
+		return;
+	uint64_t from = cadopt_cursor(cl, s, w);
+	for (int i = 0; !w->err && i < 8; i++)
+		w->p[at + 1 + i] = (uint8_t)(from >> (8 * i));
 }
 
 void csrecord_meta_free(struct cl_meta *m)
@@ -138,6 +151,7 @@ void csrecord_meta_free(struct cl_meta *m)
 	free(m->subs);
 	free(m->id);
 	free(m->username);
+	free(m->cursor);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -145,8 +159,11 @@ int csrecord_decode(struct cl_rbuf *r, struct cl_meta *m)
 {
 	bool absent;
 	memset(m, 0, sizeof(*m));
-	if (csrecord_get(r, 1) != 1)
+	m->format = (uint8_t)csrecord_get(r, 1);
+	if (m->format != 1 && m->format != 2)
 		return -1;
+	if (m->format == 2)
+		m->from_wall = csrecord_get(r, 8);
 	m->version = (uint8_t)csrecord_get(r, 1);
 	m->expiry = (uint32_t)csrecord_get(r, 4);
 	m->expires_wall = csrecord_get(r, 8);
@@ -167,6 +184,13 @@ int csrecord_decode(struct cl_rbuf *r, struct cl_meta *m)
 		x->sub_id = (uint32_t)csrecord_get(r, 4);
 		if (!x->filter || r->err)
 			goto bad;
+	}
+	if (m->format == 2) {
+		m->cursor_len = r->len - r->off;
+		if (!(m->cursor = malloc(m->cursor_len ? m->cursor_len : 1)))
+			goto bad;
+		memcpy(m->cursor, r->p + r->off, m->cursor_len);
+		r->off = r->len;
 	}
 	return 0;
 bad:
@@ -207,7 +231,7 @@ static int rec_subject(struct cluster *cl, const char *id, char *subj, size_t ca
 	return n < 0 || (size_t)n >= cap || n > CL_SUBJ_MAX ? -1 : 0;
 }
 
-static bool recorded(const struct session *s)
+bool csrecord_recorded(const struct session *s)
 {
 	return s->expiry != 0 && !s->bridge_owned;
 }
@@ -218,13 +242,18 @@ static void rec_put(struct cluster *cl, struct session *s)
 	if (!cl->joined || rec_subject(cl, s->id, subj, sizeof(subj)))
 		return; /* too long an id: the session stays on this node only */
 	struct cl_wbuf w = {0};
-	csrecord_encode(cl, s, &w);
+	csrecord_encode(cl, s, &w, true);
 	if (!w.err && w.len < (size_t)natsConnection_GetMaxPayload(cl->nc) &&
 	    natsConnection_Publish(cl->nc, subj, w.p, (int)w.len) == NATS_OK)
 		s->cluster_rec = true;
 	else
 		log_msg(cl->b, LOG_F_WARNING, "Cluster: the session record of client %s was not stored.", s->id);
 	free(w.p);
+}
+
+void csrecord_store(struct cluster *cl, struct session *s)
+{
+	rec_put(cl, s);
 }
 
 void csrecord_end(void *u, struct session *s)
@@ -239,7 +268,7 @@ void csrecord_end(void *u, struct session *s)
 void csrecord_changed(void *u, struct session *s)
 {
 	struct cluster *cl = u;
-	if (recorded(s))
+	if (csrecord_recorded(s))
 		rec_put(cl, s);
 	else if (s->cluster_rec)
 		csrecord_end(u, s);
@@ -250,11 +279,11 @@ void csrecord_put_all(struct cluster *cl)
 	struct broker *b = cl->b;
 	for (uint32_t i = 0; i < b->stab_size; i++)
 		for (struct session *s = b->stab[i]; s; s = s->hnext)
-			if (recorded(s) && !csession_busy(cl, s->id))
+			if (csrecord_recorded(s) && !csession_busy(cl, s->id))
 				rec_put(cl, s);
 }
 
-void csrecord_adopt(struct cluster *cl, natsMsg *msg)
+void csrecord_adopt(struct cluster *cl, natsMsg *msg, uint64_t inst)
 {
 	struct broker *b = cl->b;
 	struct cl_rbuf r = {(const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, false};
@@ -268,9 +297,12 @@ void csrecord_adopt(struct cluster *cl, natsMsg *msg)
 		log_msg(b, LOG_F_INFORMATION, "Cluster: session of client %s of a dead node is here already.", m.id);
 	} else if ((s = csrecord_build(cl, &m))) {
 		store_session_saved(b, s); /* durable here, with its subscriptions (persistence on) */
-		rec_put(cl, s);            /* and ours now */
-		log_msg(b, LOG_F_NOTICE, "Cluster: resumed the session of client %s of a dead node here (%u subscription(s)); "
-				     "messages queued only on that node are lost.", m.id, s->n_subs);
+		if (m.format == 2)
+			cadopt_add(cl, s, inst, &m); /* its messages come from the stream (cadopt_done logs it) */
+		else
+			log_msg(b, LOG_F_NOTICE, "Cluster: resumed the session of client %s of a dead node here "
+					     "(%u subscription(s)); its record says nothing of its messages.", m.id, s->n_subs);
+		rec_put(cl, s); /* and ours now (with the dead node's cursor while its replay runs) */
 	}
 	csrecord_meta_free(&m);
 }

@@ -242,9 +242,10 @@ static int setup(struct cluster *cl, natsConnection *nc)
 /* The messages an ordered consumer on subj (options so) has when it is
  * made (not those stored after it) to the loop thread as CE_MSG tag (inst),
  * stopping early at a deadline (nats_Now() ms, 0: none); *n counts them.
- * Returns the subscribe's status. */
+ * min_from (may be NULL): the earliest replay start of the session records
+ * (format 2) among them (csrecord.c). Returns the subscribe's status. */
 static natsStatus fetch(struct cluster *cl, const char *subj, jsSubOptions *so, enum cl_tag tag, uint64_t inst,
-			uint64_t deadline, unsigned *n)
+			uint64_t deadline, unsigned *n, uint64_t *min_from)
 {
 	jsErrCode jerr = 0;
 	so->Ordered = true;
@@ -269,6 +270,14 @@ static natsStatus fetch(struct cluster *cl, const char *subj, jsSubOptions *so, 
 				pending = 0;
 			jsMsgMetaData_Destroy(meta);
 		}
+		const uint8_t *d = (const uint8_t *)natsMsg_GetData(m);
+		if (min_from && natsMsg_GetDataLength(m) >= 9 && d[0] == 2) {
+			uint64_t from = 0;
+			for (int i = 0; i < 8; i++)
+				from |= (uint64_t)d[1 + i] << (8 * i);
+			if (from && (!*min_from || from < *min_from))
+				*min_from = from;
+		}
 		struct cl_event *e = calloc(1, sizeof(*e));
 		if (!e) {
 			natsMsg_Destroy(m);
@@ -287,8 +296,8 @@ static natsStatus fetch(struct cluster *cl, const char *subj, jsSubOptions *so, 
 
 /* The wills (bucket 1, TAG_WILL) or session records (bucket 3, TAG_SREC)
  * of instance inst, last value per client, to the loop thread; then purge
- * them. */
-static void take_records(struct cluster *cl, uint64_t inst, int bucket, enum cl_tag tag)
+ * them. Returns the earliest replay start of the session records (0: none). */
+static uint64_t take_records(struct cluster *cl, uint64_t inst, int bucket, enum cl_tag tag)
 {
 	char subj[160], stream[128];
 	jsErrCode jerr = 0;
@@ -298,13 +307,15 @@ static void take_records(struct cluster *cl, uint64_t inst, int bucket, enum cl_
 	jsSubOptions_Init(&so);
 	so.Config.DeliverPolicy = js_DeliverLastPerSubject;
 	unsigned n = 0;
-	fetch(cl, subj, &so, tag, inst, 0, &n);
+	uint64_t min_from = 0;
+	fetch(cl, subj, &so, tag, inst, 0, &n, tag == TAG_SREC ? &min_from : NULL);
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Stream.Purge.Subject = subj;
 	js_PurgeStream(cl->js, stream, &jo, &jerr);
 	cluster_logf(cl, LOG_F_INFORMATION, "took %u %s record(s) of instance %016llx", n, tag == TAG_WILL ? "will" : "session",
 		     (unsigned long long)inst);
+	return min_from;
 }
 
 static bool transient(natsStatus s)
@@ -315,14 +326,14 @@ static bool transient(natsStatus s)
 
 #define REPLAY_GIVE_UP_MS 60000 /* JetStream unusable that long after the loss: give up (the stream keeps 120 s) */
 #define REPLAY_MAX_MS 10000     /* one replay reads for at most this long */
+#define ADOPT_MARGIN_MS 5000    /* clocks of the nodes and of the NATS servers apart, and a message's way to the stream */
+#define ADOPT_TRIES_MS 10000    /* an adoption's replay waits this long at most for JetStream */
 
-/* Routed messages stored since from_wall (ms) to the loop thread as
- * TAG_REPLAY, then CE_REPLAY_DONE. false: JetStream not ready (retried
- * later, up to REPLAY_GIVE_UP_MS after from_wall). */
-static bool replay(struct cluster *cl, uint64_t from_wall)
+/* Routed messages stored since from_wall (ms) to the loop thread as tag
+ * (inst); *n counts them. */
+static natsStatus replay_from(struct cluster *cl, uint64_t from_wall, enum cl_tag tag, uint64_t inst, unsigned *n)
 {
 	static const char *const tail[2] = {"m.>", "long"};
-	unsigned n = 0;
 	natsStatus s = NATS_OK;
 	uint64_t deadline = (uint64_t)nats_Now() + REPLAY_MAX_MS;
 	for (int i = 0; i < 2 && s == NATS_OK; i++) {
@@ -333,8 +344,18 @@ static bool replay(struct cluster *cl, uint64_t from_wall)
 		so.Stream = cl->stream;
 		so.Config.DeliverPolicy = js_DeliverByStartTime;
 		so.Config.OptStartTime = (int64_t)from_wall * 1000000;
-		s = fetch(cl, subj, &so, TAG_REPLAY, 0, deadline, &n);
+		s = fetch(cl, subj, &so, tag, inst, deadline, n, NULL);
 	}
+	return s;
+}
+
+/* Routed messages stored since from_wall (ms) to the loop thread as
+ * TAG_REPLAY, then CE_REPLAY_DONE. false: JetStream not ready (retried
+ * later, up to REPLAY_GIVE_UP_MS after from_wall). */
+static bool replay(struct cluster *cl, uint64_t from_wall)
+{
+	unsigned n = 0;
+	natsStatus s = replay_from(cl, from_wall, TAG_REPLAY, 0, &n);
 	if (s != NATS_OK && (uint64_t)nats_Now() - from_wall < REPLAY_GIVE_UP_MS)
 		return false;
 	if (s != NATS_OK)
@@ -342,6 +363,29 @@ static bool replay(struct cluster *cl, uint64_t from_wall)
 			     "this node was cut off may be missing", natsStatus_GetText(s));
 	cluster_postf(cl, CE_REPLAY_DONE, n);
 	return true;
+}
+
+/* The adopted sessions of claimed instance inst get what the stream kept
+ * since the earliest of their records' replay starts (cadopt.c sorts out
+ * what each had): TAG_AREPLAY (inst), before CE_CLAIM_DONE. */
+static void replay_adopted(struct cluster *cl, uint64_t inst, uint64_t from_wall)
+{
+	unsigned n = 0;
+	natsStatus s = NATS_OK;
+	uint64_t give_up = (uint64_t)nats_Now() + ADOPT_TRIES_MS;
+	from_wall = from_wall > ADOPT_MARGIN_MS ? from_wall - ADOPT_MARGIN_MS : 0;
+	while ((s = replay_from(cl, from_wall, TAG_AREPLAY, inst, &n)) != NATS_OK && n == 0 &&
+	       (uint64_t)nats_Now() < give_up) {
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (s != NATS_OK)
+		cluster_logf(cl, LOG_F_WARNING, "cannot replay the messages of the sessions of dead instance %016llx from "
+			     "JetStream (%s): what it had queued for them is lost", (unsigned long long)inst,
+			     natsStatus_GetText(s));
+	else
+		cluster_logf(cl, LOG_F_INFORMATION, "replayed %u routed message(s) for the sessions of instance %016llx", n,
+			     (unsigned long long)inst);
 }
 
 /* One command; false: retry it later. */
@@ -388,7 +432,9 @@ static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
 	snprintf(subj, sizeof(subj), "%s.dead", cl->prefix);
 	natsConnection_Publish(nc, subj, key, (int)strlen(key));
 	take_records(cl, c->inst, 1, TAG_WILL);
-	take_records(cl, c->inst, 3, TAG_SREC); /* its persistent sessions resume here (csrecord.c) */
+	uint64_t from = take_records(cl, c->inst, 3, TAG_SREC); /* its persistent sessions resume here (csrecord.c) */
+	if (from)
+		replay_adopted(cl, c->inst, from); /* with what it had queued for them (cadopt.c) */
 	cluster_postf(cl, CE_CLAIM_DONE, c->inst);
 	return true;
 }

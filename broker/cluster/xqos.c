@@ -343,6 +343,13 @@ bool xqos_seen(struct cluster *cl, uint64_t inst, uint64_t seq)
 	return false;
 }
 
+void xqos_each_origin(struct cluster *cl, void (*fn)(void *u, uint64_t inst, uint64_t seq), void *u)
+{
+	struct xq_origin *o, *t;
+	HASH_ITER(hh, cl->xq->origins, o, t)
+		fn(u, o->inst, o->own ? cl->seq : o->seq);
+}
+
 void xqos_reconnected(struct cluster *cl)
 {
 	struct cl_xqos *x = cl->xq;

@@ -196,9 +196,10 @@ struct message *xroute_message(struct cluster *cl, const struct cl_env *e, bool 
 		free(id);
 	if (user && user != ub)
 		free(user);
-	if (m) { /* its identity, for sessions that move between nodes (csession.c) */
+	if (m) { /* its identity, for sessions that move between nodes (csession.c, cadopt.c) */
 		m->cl_inst = e->inst;
 		m->cl_seq = e->seq;
+		m->cl_at = broker_now(cl->b);
 	}
 	if (m && (e->flags & ENV_EXPIRY)) {
 		uint64_t now = broker_now(cl->b);
@@ -211,6 +212,18 @@ struct message *xroute_message(struct cluster *cl, const struct cl_env *e, bool 
 		}
 	}
 	return m;
+}
+
+uint64_t xroute_stream_at(struct cluster *cl, natsMsg *msg)
+{
+	const char *reply = natsMsg_GetReply(msg);
+	uint64_t now = broker_now(cl->b);
+	jsMsgMetaData *meta = NULL;
+	if (!reply || strncmp(reply, "$JS.ACK.", 8) || natsMsg_GetMetaData(&meta, msg) != NATS_OK)
+		return now; /* a core NATS message: stored about now */
+	uint64_t at = store_wall_to_mono(cl->b, (uint64_t)(meta->Timestamp / 1000000));
+	jsMsgMetaData_Destroy(meta);
+	return at < now ? at : now;
 }
 
 static int decode(natsMsg *msg, struct cl_env *e)
@@ -231,6 +244,8 @@ void xroute_remote_in(struct cluster *cl, natsMsg *msg)
 		cl->b->st.pub_dropped++;
 		return;
 	}
+	if (natsMsg_GetReply(msg)) /* replayed: a replay for its sessions starts from its storing (cadopt.c) */
+		m->cl_at = xroute_stream_at(cl, msg);
 	cl->in_remote = true;
 	route_message(cl->b, m);
 	cl->in_remote = false;

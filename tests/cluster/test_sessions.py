@@ -302,6 +302,117 @@ def test_race_publishing_during_move(h):
     print("  checked: 2 x %d QoS 1 messages each once and in order across 2 moves (%s)" % (N, "; ".join(moves)))
 
 
+def take(c, n, timeout=8.0):
+    """n packets, PUBLISH (parsed, acknowledged: QoS 1 PUBACK, QoS 2 PUBREC/PUBREL/PUBCOMP) or
+    PUBREL (answered with PUBCOMP): [(type, topic, payload, qos, dup, mid)]."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            mt.fail("%s: %d of %d packets within %.0f s: %r" % (c.name, len(got), n, timeout, got))
+        p = mt.parse(c.recv("packet %d" % len(got), timeout=left), c.proto)
+        if p["type"] == mt.PUBREL:
+            c.send(mt.pubcomp(p["mid"], proto=c.proto))
+            got.append(("PUBREL", None, None, None, None, p["mid"]))
+            continue
+        if p["type"] != mt.PUBLISH:
+            mt.fail("%s: want PUBLISH or PUBREL, got %s" % (c.name, p))
+        if p["qos"] == 1:
+            c.send(mt.puback(p["mid"], proto=c.proto))
+        elif p["qos"] == 2:
+            c.send(mt.pubrec(p["mid"], proto=c.proto))
+            c.await_packet(mt.pubrel(p["mid"], proto=c.proto))
+            c.send(mt.pubcomp(p["mid"], proto=c.proto))
+        got.append(("PUBLISH", p["topic"], p["payload"], p["qos"], p["dup"], p["mid"]))
+    return got
+
+
+def test_dead_owner_queued_messages_replayed(h):
+    """owner killed -9: an offline v3.1.1 and v5 session resume on another node with every QoS 1/2 message queued there, from the stream: once, in order, the unacked PUBLISH resent with DUP and its id, the pending PUBREL continued, the PUBREC'd message never again (v5 MQTT-4.4.0-1, v311 MQTT-4.4.0-1, v5 MQTT-4.3.3-6, v311 MQTT-4.3.3-1, v5 MQTT-4.6.0-6, v311 MQTT-4.6.0-6, v5 MQTT-3.3.1-1)"""
+    nats, (a, b, c) = nodes(h, 3)
+    pa = h.connect(a, "pub-a", proto=5)
+    pb = h.connect(b, "pub-b", proto=4)
+    state = {}
+    for proto in (4, 5):
+        cid, t = "q%d" % proto, "rp%d" % proto
+        d = persistent(h, a, cid, proto, False)
+        d.subscribe([(t + "/one", 1), (t + "/two", 2)])
+        settle()
+        # Before it leaves: a QoS 2 message PUBREC'd (PUBREL pending), a QoS 1 one unacked,
+        # one acknowledged after it.
+        pb.publish(t + "/two", b"rec-done", qos=2)
+        p2 = d.expect_publish(t + "/two", b"rec-done", qos=2, ack=False)
+        d.send(mt.pubrec(p2["mid"], proto=proto))
+        d.expect_packet(mt.pubrel(p2["mid"], proto=proto))
+        pb.publish(t + "/one", b"unacked", qos=1)
+        p1 = d.expect_publish(t + "/one", b"unacked", qos=1, ack=False)
+        pa.publish(t + "/one", b"acked", qos=1)
+        d.expect_publish(t + "/one", b"acked", qos=1)
+        d.close()  # the network fails
+        state[proto] = (p1["mid"], p2["mid"])
+    time.sleep(0.3)
+    # Queued meanwhile on a only: from a's own publisher and through NATS from b's.
+    for proto in (4, 5):
+        t = "rp%d" % proto
+        for i in range(4):
+            pa.publish(t + "/one", b"a%d" % i, qos=1)
+            pb.publish(t + "/two", b"b%d" % i, qos=2)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    h.kill9(a)
+    for proto, node in ((4, c), (5, b)):
+        cid, t = "q%d" % proto, "rp%d" % proto
+        d = persistent(h, node, cid, proto, True, timeout=10)
+        mid1, mid2 = state[proto]
+        # First what was in flight, in send order: the PUBREL, then the PUBLISH with DUP.
+        d.expect_packet(mt.pubrel(mid2, proto=proto))
+        d.send(mt.pubcomp(mid2, proto=proto))
+        d.expect_publish(t + "/one", b"unacked", qos=1, dup=True, mid=mid1)
+        got = take(d, 8)
+        d.expect_no_packet(0.5)
+        for x in got:
+            mt.check(x[0] == "PUBLISH" and not x[4], "%s: a queued message, no DUP: %r" % (cid, x))
+        mt.check_eq([x[2] for x in got if x[1] == t + "/one"], [b"a%d" % i for i in range(4)],
+                    "%s: a's QoS 1 messages once, in order" % cid)
+        mt.check_eq([x[2] for x in got if x[1] == t + "/two"], [b"b%d" % i for i in range(4)],
+                    "%s: b's QoS 2 messages once, in order" % cid)
+        mt.check(all(x[3] == (1 if x[1].endswith("one") else 2) for x in got), "%s: QoS as granted" % cid)
+        d.disconnect()
+    took = time.monotonic() - t0
+    print("  checked: v3.1.1 and v5 sessions back %.2f s after the kill with 1 PUBREL, 1 DUP resend and 8 "
+          "queued messages each, none twice" % took)
+
+
+def test_dead_owner_connected_inflight(h):
+    """owner killed -9 while the v5 client is connected with QoS 1 and QoS 2 messages in flight: on another node the PUBLISH is resent with DUP and its id, the PUBREL continued (v5 MQTT-4.4.0-1, v5 MQTT-4.3.3-6); published after the death: delivered"""
+    nats, (a, b) = nodes(h)
+    d = h.connect(a, "live", proto=5, clean=False, properties=V5_KEEP)
+    d.subscribe([("lv/1", 1), ("lv/2", 2)])
+    settle()
+    pb = h.connect(b, "pub", proto=5)
+    for i in range(3):
+        pb.publish("lv/1", b"done%d" % i, qos=1)
+        d.expect_publish("lv/1", b"done%d" % i, qos=1)
+    pb.publish("lv/2", b"half", qos=2)
+    p2 = d.expect_publish("lv/2", b"half", qos=2, ack=False)
+    d.send(mt.pubrec(p2["mid"], proto=5))
+    d.expect_packet(mt.pubrel(p2["mid"], proto=5))
+    pb.publish("lv/1", b"unacked", qos=1)
+    p1 = d.expect_publish("lv/1", b"unacked", qos=1, ack=False)
+    time.sleep(1.5)  # its record is checkpointed (at most every second while its state changes)
+    h.kill9(a)
+    d.close()
+    d = h.connect(b, "live", proto=5, clean=False, properties=V5_KEEP, session_present=True, timeout=10)
+    d.expect_packet(mt.pubrel(p2["mid"], proto=5))
+    d.send(mt.pubcomp(p2["mid"], proto=5))
+    d.expect_publish("lv/1", b"unacked", qos=1, dup=True, mid=p1["mid"])
+    d.expect_no_packet(0.4)  # the acknowledged ones are not sent again
+    pb.publish("lv/1", b"after", qos=1)
+    d.expect_publish("lv/1", b"after", qos=1)
+    print("  checked: in-flight state of a connected session resumed on b from its checkpoint")
+
+
 def test_single_node_unchanged(h):
     """a node without cluster options resumes sessions as before (no hold, no cluster code)"""
     b = h.broker("", name="solo")
@@ -320,5 +431,6 @@ if __name__ == "__main__":
     sys.exit(cl.run(sys.argv[1:], [test_move_v311_v5_and_back, test_inflight_resent_with_dup,
                                     test_inbound_qos2_awaiting_pubrel, test_subscription_options_kept,
                                     test_clean_start_discards_everywhere, test_owner_killed,
-                                    test_dead_owner_session_expires, test_race_publishing_during_move,
+                                    test_dead_owner_session_expires, test_dead_owner_queued_messages_replayed,
+                                    test_dead_owner_connected_inflight, test_race_publishing_during_move,
                                     test_single_node_unchanged]))
