@@ -8,8 +8,8 @@
  * Publishing node: a routed QoS >= 1 message is published with a reply
  * (js_PublishMsgAsync, message id <instance>-<seq>, so a re-send is stored
  * once) and kept here until JetStream's PubAck. The acknowledgement of the
- * PUBLISH it came from (PUBACK; PUBCOMP for QoS 2, which is routed at
- * PUBREL) waits behind it: one FIFO of publishes and acks, released from
+ * PUBLISH it came from (PUBACK; for QoS 2 PUBCOMP, or PUBREC when a store
+ * routes it at PUBLISH) waits behind it: one FIFO of publishes and acks, released from
  * the head, so a client's acks leave in the order its PUBLISHes came (v311
  * MQTT-4.6.0-2). Not confirmed within ACK_WAIT_MS, or published while NATS
  * was lost: sent again, in order, once connected. Held longer than
@@ -27,9 +27,8 @@
  * sequence: in each publisher's order.
  * Trade-offs: every routed message is stored by JetStream (replicas
  * cluster_replicas), QoS 0 too; a QoS >= 1 ack waits a JetStream round
- * trip. Not covered: shared-subscription deliveries are not replayed; with
- * persistence, a QoS 2 PUBREC leaves at the store commit (its PUBCOMP
- * waits); a message re-sent after later ones were stored reaches a node
+ * trip. Not covered: shared-subscription deliveries are not replayed; a
+ * message re-sent after later ones were stored reaches a node
  * that is not replaying after them, and a replay slower than
  * REPLAY_HOLD_MS (JetStream electing a stream leader) brings what the node
  * missed after newer ones (not lost, out of order).

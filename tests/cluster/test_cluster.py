@@ -652,6 +652,38 @@ def test_qos2_publisher_server_lost(h):
     acked_flow_survives(h, 2, "a")
 
 
+def test_qos2_pubrec_waits_for_jetstream(h):
+    """persistence true: a cross-node QoS 2 PUBREC leaves only once JetStream has the message (issue 12 item 8; v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8: the receiver owns it once it sent PUBREC)"""
+    n = h.nats()
+    a = h.node(n.url(), "a", FAST + "persistence true\npersistence_location {dir}/\npersistence_file a.db\nuser root\n")
+    b = h.node(n.url(), "b", FAST)
+    h.wait_log(a, "node b (instance")
+    sub = h.connect(b, "sub")
+    sub.subscribe([("p2/#", 2)])
+    settle()
+    pub = h.connect(a, "pub", proto=5)
+    pub.send(mt.publish("p2/0", b"0", qos=2, mid=1, proto=5))
+    mt.check_eq(pub.expect_type(mt.PUBREC)["mid"], 1, "PUBREC while JetStream answers")
+    # NATS frozen (SIGSTOP: a's connection stays up, nothing is answered): the PUBREC waits.
+    n.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        pub.send(mt.publish("p2/1", b"1", qos=2, mid=2, proto=5))
+        pub.expect_no_packet(0.8)
+    finally:
+        n.proc.send_signal(signal.SIGCONT)
+    p = pub.expect_type(mt.PUBREC, timeout=5)
+    took = time.monotonic() - t0
+    mt.check_eq(p["mid"], 2, "the held PUBREC")
+    pub.send(mt.pubrel(1, proto=5))
+    pub.send(mt.pubrel(2, proto=5))
+    for mid in (1, 2):
+        mt.check_eq(pub.expect_type(mt.PUBCOMP)["mid"], mid, "PUBCOMP in order")
+    for i in range(2):
+        sub.expect_publish("p2/%d" % i, b"%d" % i, qos=2)
+    print("  checked: PUBREC held %.2f s while NATS was frozen, sent once JetStream confirmed" % took)
+
+
 def test_qos1_nats_gone_ack_bound(h):
     """NATS lost for good: a cross-node QoS 1 PUBACK waits for JetStream at most 10 s, then leaves with a logged warning; later ones at once (issue 12 item 8)"""
     n, a, b = two_nodes(h)
@@ -714,4 +746,5 @@ if __name__ == "__main__":
                      test_claimer_dies_delayed_will_taken_over,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost,
-                     test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos1_nats_gone_ack_bound]))
+                     test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos2_pubrec_waits_for_jetstream,
+                     test_qos1_nats_gone_ack_bound]))
