@@ -11,10 +11,11 @@
  * network) and subscribes.
  *
  * Names on NATS, with P = "vigil.<cluster_name>":
- *   P.m.<tokens>     routed messages; a node subscribes the subjects of its
- *                    local filters (subject.c maps them), so NATS sends a
- *                    message only to nodes with a matching subscription
- *   P.long           messages whose subject would be too long (every node)
+ *   P.m.q.<tokens>   routed QoS >= 1 messages, P.m.z.<tokens> QoS 0 ones; a
+ *                    node subscribes P.m.*.<tokens> of its local filters
+ *                    (subject.c maps them), so NATS sends a message only to
+ *                    nodes with a matching subscription
+ *   P.long.q, P.long.z  messages whose subject would be too long (every node)
  *   P.hb             heartbeats;  P.conn  client attached;  P.dead  claims
  *   KV vigil_<name>_retain  retained messages, key = topic tokens
  *   KV vigil_<name>_wills   wills, key = <instance>.<client id token>
@@ -25,10 +26,11 @@
  *   P.s.<token>      one node's direct subject: the answers and the hand-over
  *                    of a session (csession.c)
  *   P.sadopt         a dead instance's sessions have been adopted by the sender
- *   stream vigil_<name>_msgs  captures P.m.> and P.long (a replay window of
- *                    2 minutes / 256 MiB, not a store): QoS >= 1 is published
- *                    to it with a PubAck (message id <instance>-<seq>), and a
- *                    node that lost NATS replays from it (xqos.c)
+ *   stream vigil_<name>_msgs  captures P.m.q.> and P.long.q (a replay window,
+ *                    not a store): QoS >= 1 is published to it with a PubAck
+ *                    (message id <instance>-<seq>), and a node that lost
+ *                    NATS replays from it (xqos.c); QoS 0 is not stored
+ *                    (at most once: a node cut off misses it)
  */
 #ifndef VIGIL_CLUSTER_INT_H
 #define VIGIL_CLUSTER_INT_H

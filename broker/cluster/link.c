@@ -154,14 +154,25 @@ static void drop_link(struct cluster *cl)
 	cl->js = cl->js_pub = NULL;
 }
 
+static bool stream_as_wanted(const jsStreamConfig *have, const jsStreamConfig *want)
+{
+	if (!have || have->SubjectsLen != want->SubjectsLen || have->MaxAge != want->MaxAge ||
+	    have->MaxBytes != want->MaxBytes)
+		return false;
+	for (int i = 0; i < want->SubjectsLen; i++)
+		if (strcmp(have->Subjects[i], want->Subjects[i]))
+			return false;
+	return true;
+}
+
 /* The stream of routed messages: a replay window for nodes that lost NATS
  * and the PubAck of QoS >= 1 publishes (xqos.c). Bound first, as a bucket. */
 static int ensure_stream(struct cluster *cl)
 {
 	char subj[2][128];
 	const char *subjs[2] = {subj[0], subj[1]};
-	snprintf(subj[0], sizeof(subj[0]), "%s.m.>", cl->prefix);
-	snprintf(subj[1], sizeof(subj[1]), "%s.long", cl->prefix);
+	snprintf(subj[0], sizeof(subj[0]), "%s.m.q.>", cl->prefix); /* QoS >= 1 only: QoS 0 is P.m.z */
+	snprintf(subj[1], sizeof(subj[1]), "%s.long.q", cl->prefix);
 	jsStreamConfig sc;
 	jsStreamConfig_Init(&sc);
 	sc.Name = cl->stream;
@@ -175,8 +186,18 @@ static int ensure_stream(struct cluster *cl)
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	natsStatus s = js_GetStreamInfo(&si, cl->js, cl->stream, NULL, &jerr);
-	if (s != NATS_OK)
+	if (s != NATS_OK) {
 		s = js_AddStream(&si, cl->js, &sc, NULL, &jerr);
+	} else if (!stream_as_wanted(si->Config, &sc)) {
+		/* made by an older vigil (which stored QoS 0 too) or with other
+		 * limits: the subjects and limits become ours, its replicas stay */
+		sc.Replicas = si->Config->Replicas;
+		jsStreamInfo_Destroy(si);
+		si = NULL;
+		s = js_UpdateStream(&si, cl->js, &sc, NULL, &jerr);
+		if (s == NATS_OK)
+			cluster_logf(cl, LOG_F_NOTICE, "JetStream stream %s updated (subjects, limits)", cl->stream);
+	}
 	jsStreamInfo_Destroy(si);
 	if (s != NATS_OK)
 		cluster_logf(cl, LOG_F_ERROR, "JetStream stream %s unavailable (%s, %d)", cl->stream, natsStatus_GetText(s),
@@ -213,7 +234,7 @@ static int setup(struct cluster *cl, natsConnection *nc)
 	    ensure_bucket(cl, cl->bucket[2], &cl->kv_dead) || ensure_bucket(cl, cl->bucket[3], NULL) ||
 	    ensure_stream(cl) || publish_ctx(cl, nc))
 		return -1;
-	static const char *const fixed[4] = {"hb", "conn", "dead", "long"};
+	static const char *const fixed[4] = {"hb", "conn", "dead", "long.*"};
 	static const enum cl_tag ftag[4] = {TAG_HB, TAG_CONN, TAG_DEAD, TAG_ROUTE};
 	for (int i = 0; i < 4; i++) {
 		snprintf(subj, sizeof(subj), "%s.%s", cl->prefix, fixed[i]);
@@ -321,7 +342,7 @@ static bool transient(natsStatus s)
  * later, up to REPLAY_GIVE_UP_MS after from_wall). */
 static bool replay(struct cluster *cl, uint64_t from_wall)
 {
-	static const char *const tail[2] = {"m.>", "long"};
+	static const char *const tail[2] = {"m.q.>", "long.q"};
 	unsigned n = 0;
 	natsStatus s = NATS_OK;
 	uint64_t deadline = (uint64_t)nats_Now() + REPLAY_MAX_MS;

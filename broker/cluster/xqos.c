@@ -2,9 +2,10 @@
  * broker/cluster/xqos.c — QoS 1/2 between nodes at least once (JetStream),
  * delivered once (issue 12 item 8).
  *
- * The stream vigil_<name>_msgs (link.c makes it at join) captures every
- * routed subject, so core subscribers still get each message as before and
- * the stream keeps a short replay window of them.
+ * The stream vigil_<name>_msgs (link.c makes it at join) captures the
+ * routed QoS >= 1 subjects (P.m.q.>, P.long.q), so core subscribers still
+ * get each message as before and the stream keeps a short replay window of
+ * them; QoS 0 (P.m.z.>, P.long.z) is not stored: at most once.
  * Publishing node: a routed QoS >= 1 message is published with a reply
  * (js_PublishMsgAsync, message id <instance>-<seq>, so a re-send is stored
  * once) and kept here until JetStream's PubAck. The acknowledgement of the
@@ -25,9 +26,9 @@
  * (link.c, CMD_REPLAY); live routed messages arriving meanwhile wait with
  * the replayed ones (REPLAY_HOLD_MS at most), and all are routed by
  * sequence: in each publisher's order.
- * Trade-offs: every routed message is stored by JetStream (replicas
- * cluster_replicas), QoS 0 too; a QoS >= 1 ack waits a JetStream round
- * trip. Not covered: shared-subscription deliveries are not replayed; a
+ * Trade-offs: every routed QoS >= 1 message is stored by JetStream
+ * (replicas cluster_replicas); its ack waits a JetStream round trip; QoS 0
+ * that a node misses while cut off is not replayed. Not covered: shared-subscription deliveries are not replayed; a
  * message re-sent after later ones were stored reaches a node
  * that is not replaying after them, and a replay slower than
  * REPLAY_HOLD_MS (JetStream electing a stream leader) brings what the node

@@ -684,6 +684,29 @@ def test_qos2_pubrec_waits_for_jetstream(h):
     print("  checked: PUBREC held %.2f s while NATS was frozen, sent once JetStream confirmed" % took)
 
 
+def test_qos0_not_in_stream(h):
+    """QoS 0 is routed on core NATS only (at most once, v5 4.3.1), QoS 1 through the JetStream stream; one publisher's mixed QoS stay in order (v5 MQTT-4.6.0-6)"""
+    n, a, b = two_nodes(h)
+    sub = h.connect(b, "sub", proto=5)
+    sub.subscribe([("mix/#", 1)])
+    settle()
+    pub = h.connect(a, "pub", proto=5)
+    qos1 = 0
+    for i in range(60):
+        q = 1 if i % 10 == 0 else 0
+        qos1 += q
+        pub.send(mt.publish("mix/%d" % (i % 3), b"%d" % i, qos=q, mid=i + 1 if q else None, proto=5))
+    for i in range(60):
+        q = 1 if i % 10 == 0 else 0
+        sub.expect_publish("mix/%d" % (i % 3), b"%d" % i, qos=q)
+    for _ in range(qos1):
+        pub.expect_type(mt.PUBACK)
+    st = n.stream("vigil_vigil_msgs")
+    mt.check(st is not None, "no stream vigil_vigil_msgs")
+    mt.check_eq(st["state"]["messages"], qos1, "messages stored by the stream (the QoS 1 ones only)")
+    print("  checked: 60 mixed QoS 0/1 messages in order across nodes; the stream holds only the %d QoS 1" % qos1)
+
+
 def test_qos1_nats_gone_ack_bound(h):
     """NATS lost for good: a cross-node QoS 1 PUBACK waits for JetStream at most 10 s, then leaves with a logged warning; later ones at once (issue 12 item 8)"""
     n, a, b = two_nodes(h)
@@ -746,5 +769,5 @@ if __name__ == "__main__":
                      test_claimer_dies_delayed_will_taken_over,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost,
-                     test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos2_pubrec_waits_for_jetstream,
+                     test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos2_pubrec_waits_for_jetstream, test_qos0_not_in_stream,
                      test_qos1_nats_gone_ack_bound]))
