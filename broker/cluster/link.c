@@ -180,8 +180,8 @@ static int ensure_stream(struct cluster *cl)
 	sc.SubjectsLen = 2;
 	sc.Storage = js_FileStorage;
 	sc.Replicas = cl->conf->replicas ? (int)cl->conf->replicas : 1;
-	sc.MaxAge = 120 * 1000000000LL;      /* a window for replays, not a store */
-	sc.MaxBytes = 256LL * 1024 * 1024;
+	sc.MaxAge = (int64_t)cl->conf->replay_window * 1000000000LL; /* a window for replays, not a store */
+	sc.MaxBytes = (int64_t)cl->conf->replay_max_bytes;
 	sc.Duplicates = 60 * 1000000000LL;   /* a re-sent message id is stored once */
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
@@ -334,7 +334,8 @@ static bool transient(natsStatus s)
 	       s == NATS_NOT_YET_CONNECTED || s == NATS_CONNECTION_CLOSED || s == NATS_NO_SERVER;
 }
 
-#define REPLAY_GIVE_UP_MS 60000 /* JetStream unusable that long after the loss: give up (the stream keeps 120 s) */
+/* JetStream unusable that long after the loss: give up (half the stream's window) */
+#define REPLAY_GIVE_UP_MS(cl) ((uint64_t)(cl)->conf->replay_window * 500u)
 #define REPLAY_MAX_MS 10000     /* one replay reads for at most this long */
 
 /* Routed messages stored since from_wall (ms) to the loop thread as
@@ -356,7 +357,7 @@ static bool replay(struct cluster *cl, uint64_t from_wall)
 		so.Config.OptStartTime = (int64_t)from_wall * 1000000;
 		s = fetch(cl, subj, &so, TAG_REPLAY, 0, deadline, &n);
 	}
-	if (s != NATS_OK && (uint64_t)nats_Now() - from_wall < REPLAY_GIVE_UP_MS)
+	if (s != NATS_OK && (uint64_t)nats_Now() - from_wall < REPLAY_GIVE_UP_MS(cl))
 		return false;
 	if (s != NATS_OK)
 		cluster_logf(cl, LOG_F_WARNING, "cannot replay routed messages from JetStream (%s): messages sent while "
