@@ -153,7 +153,8 @@ static int publish_accept(struct client *c, const struct mqtt_publish *p, const 
 		 * store it follows the routing, so that in a cluster it waits
 		 * (as a QoS 1 PUBACK does) until JetStream has the message: once
 		 * PUBREC has left, the publisher will not send it again. Either
-		 * way it queues behind the client's kept acks (v311 MQTT-4.6.0-3). */
+		 * way it queues behind the client's kept acks, so acks leave in the
+		 * order the PUBLISHes came (what v311 MQTT-4.6.0-2/3 ask of a receiver). */
 		if (durable) {
 			publish_route(b, m);
 			store_send_ack(c, m, MQTT_PUBREC, p->packet_id, 0);
