@@ -80,11 +80,18 @@ struct cl_event {
 	char text[];
 };
 
-enum cl_cmd_kind { CMD_CLAIM = 0, CMD_SELF, CMD_PURGE, CMD_REPLAY /* inst: from wall ms */ };
+enum cl_cmd_kind {
+	CMD_CLAIM = 0, CMD_SELF, CMD_PURGE, CMD_REPLAY /* inst: from wall ms */,
+	CMD_PUT,     /* a key-value record (subj, data), stored before the next command runs */
+	CMD_HANDOVER /* goodbye of instance inst, whose records the others must claim */
+};
 struct cl_cmd {
 	struct cl_cmd *next;
 	enum cl_cmd_kind kind;
 	uint64_t inst;
+	char *subj;    /* CMD_PUT: into data, after the record */
+	size_t len;
+	uint8_t data[];
 };
 
 struct cl_filter {
@@ -195,6 +202,7 @@ void cluster_post(struct cluster *cl, struct cl_event *e); /* any thread */
 void cluster_postf(struct cluster *cl, enum cl_ev_kind kind, uint64_t inst);
 void cluster_logf(struct cluster *cl, unsigned level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void cluster_command(struct cluster *cl, enum cl_cmd_kind kind, uint64_t inst); /* loop thread */
+void cluster_command_put(struct cluster *cl, const char *subj, const uint8_t *p, size_t len); /* CMD_PUT */
 
 /* link.c: the link thread (connect, JetStream, claims) */
 int link_start(struct cluster *cl, char *err, size_t errlen);

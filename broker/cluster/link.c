@@ -371,6 +371,24 @@ static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
 {
 	if (c->kind == CMD_REPLAY)
 		return replay(cl, c->inst);
+	if (c->kind == CMD_PUT) { /* waits for JetStream, so a claim after it finds it */
+		jsPubOptions po;
+		jsPubOptions_Init(&po);
+		po.MaxWait = 1000; /* run at shutdown: within its budget */
+		jsErrCode jerr = 0;
+		natsStatus s = js_Publish(NULL, cl->js, c->subj, c->data, (int)c->len, &po, &jerr);
+		if (s != NATS_OK)
+			cluster_logf(cl, LOG_F_WARNING, "a will record was not stored (%s): it is lost with this node",
+				     natsStatus_GetText(s));
+		return true;
+	}
+	if (c->kind == CMD_HANDOVER) { /* after the records: the others claim them now */
+		char subj[160], buf[128];
+		snprintf(subj, sizeof(subj), "%s.hb", cl->prefix);
+		int n = snprintf(buf, sizeof(buf), "%016llx %s 2", (unsigned long long)c->inst, cl->conf->node_id);
+		natsConnection_Publish(nc, subj, buf, n);
+		return true;
+	}
 	char key[32], val[96];
 	snprintf(key, sizeof(key), "%016llx", (unsigned long long)c->inst);
 	if (c->kind == CMD_PURGE) { /* the instance's wills and session records */

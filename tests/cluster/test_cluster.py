@@ -707,6 +707,45 @@ def test_qos0_not_in_stream(h):
     print("  checked: 60 mixed QoS 0/1 messages in order across nodes; the stream holds only the %d QoS 1" % qos1)
 
 
+def test_stopped_node_hands_over_delayed_wills(h):
+    """a node stopped gracefully (SIGTERM) hands its pending delayed wills to the cluster: one survivor publishes each once when due, none for a client back first (v5 MQTT-3.1.2-8, v5 MQTT-3.1.3-9)"""
+    n = h.nats()
+    a = h.node(n.url(), "a", FAST)
+    b = h.node(n.url(), "b", FAST)
+    c = h.node(n.url(), "c", FAST)
+    h.wait_log(a, "node c (instance")
+    watchers = []
+    for node, name in ((b, "wb"), (c, "wc")):
+        w = h.connect(node, name, proto=5)
+        w.subscribe([("hw/#", 0)])
+        watchers.append(w)
+    settle()
+    clients = {}
+    for cid in ("late", "back"):
+        clients[cid] = h.connect(a, cid, proto=5, properties=[(mt.SESSION_EXPIRY, 60)],
+                                 will={"topic": "hw/" + cid, "payload": cid.encode(), "properties": [(mt.WILL_DELAY, 3)]})
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    for cl_ in clients.values():
+        cl_.reset()  # the network failed: the wills wait 3 s on a
+    time.sleep(0.5)
+    a.stop()  # SIGTERM within the delay
+    h.wait_log(b, "handing over its delayed wills", timeout=3)
+    h.connect(b, "back", proto=5, properties=[(mt.SESSION_EXPIRY, 60)])  # back within its delay: no will
+    got = []
+    deadline = t0 + 3 + 2.5
+    while time.monotonic() < deadline:
+        k, p = next_of(watchers, deadline)
+        if p is None:
+            break
+        got.append((k, p["topic"], time.monotonic() - t0))
+    mt.check_eq(sorted((k, t) for k, t, _ in got), [(0, "hw/late"), (1, "hw/late")], "wills seen by the watchers on b and c")
+    took = max(x for _, _, x in got)
+    mt.check(took >= 3.0 - 0.05, "handed-over will after %.2f s: before its 3 s delay" % took)
+    mt.check_eq((b.log() + c.log()).count("publishing the will of client late"), 1, "nodes that published it")
+    print("  checked: will delay 3 s, a stopped after 0.5 s: published once by a survivor after %.2f s, the reconnected one dropped" % took)
+
+
 def test_qos1_nats_gone_ack_bound(h):
     """NATS lost for good: a cross-node QoS 1 PUBACK waits for JetStream at most cluster_ack_hold (3 s here), then leaves with a logged warning; later ones at once (issue 12 item 8)"""
     n, a, b = two_nodes(h, FAST + "cluster_ack_hold 3\n")
@@ -790,4 +829,5 @@ if __name__ == "__main__":
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost,
                      test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos2_pubrec_waits_for_jetstream, test_qos0_not_in_stream, test_replay_limits_configured,
+                     test_stopped_node_hands_over_delayed_wills,
                      test_qos1_nats_gone_ack_bound]))
