@@ -746,6 +746,41 @@ def test_stopped_node_hands_over_delayed_wills(h):
     print("  checked: will delay 3 s, a stopped after 0.5 s: published once by a survivor after %.2f s, the reconnected one dropped" % took)
 
 
+def test_stopped_claimer_hands_over_dead_nodes_will(h):
+    """the node holding a dead node's delayed will is stopped gracefully: the last node publishes it once, when due (v5 MQTT-3.1.2-8)"""
+    n = h.nats()
+    a, b, c = (h.node(n.url(), x, FAST) for x in ("a", "b", "c"))
+    h.wait_log(a, "node c (instance")
+    watch = {}
+    for node in (b, c):
+        watch[node.name] = h.connect(node, "w" + node.name, proto=5)
+        watch[node.name].subscribe([("cw/#", 0)])
+    settle()
+    h.connect(a, "dev", proto=5, properties=[(mt.SESSION_EXPIRY, 60)],
+              will={"topic": "cw/dev", "payload": b"gone", "properties": [(mt.WILL_DELAY, 4)]})
+    time.sleep(0.3)
+    h.kill9(a)
+    deadline = time.monotonic() + 2 + 4
+    claimer = None
+    while claimer is None and time.monotonic() < deadline:
+        claimer = next((x for x in (b, c) if "publishes the wills of dead instance" in x.log()), None)
+        time.sleep(0.02)
+    mt.check(claimer is not None, "no node claimed a's wills")
+    t_claim = time.monotonic()
+    other = c if claimer is b else b
+    time.sleep(1.0)
+    claimer.stop()  # SIGTERM: its held will goes to the cluster, not with it
+    h.wait_log(other, "handing over its delayed wills", timeout=3)
+    w = watch[other.name]
+    p = w.expect_type(mt.PUBLISH, timeout=5)
+    took = time.monotonic() - t_claim
+    mt.check_eq((p["topic"], p["payload"]), ("cw/dev", b"gone"), "the handed-over will")
+    mt.check(took >= 4.0 - 0.05, "will after %.2f s from the claim: before its 4 s delay" % took)
+    w.expect_no_packet(1.0)
+    mt.check_eq(other.log().count("publishing the will of client dev"), 1, "publications on the last node")
+    print("  checked: the claimer stopped 1 s into the 4 s delay; the last node published the will once, %.2f s after the claim" % took)
+
+
 def test_qos1_nats_gone_ack_bound(h):
     """NATS lost for good: a cross-node QoS 1 PUBACK waits for JetStream at most cluster_ack_hold (3 s here), then leaves with a logged warning; later ones at once (issue 12 item 8)"""
     n, a, b = two_nodes(h, FAST + "cluster_ack_hold 3\n")
@@ -829,5 +864,5 @@ if __name__ == "__main__":
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost,
                      test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos2_pubrec_waits_for_jetstream, test_qos0_not_in_stream, test_replay_limits_configured,
-                     test_stopped_node_hands_over_delayed_wills,
+                     test_stopped_node_hands_over_delayed_wills, test_stopped_claimer_hands_over_dead_nodes_will,
                      test_qos1_nats_gone_ack_bound]))
