@@ -431,6 +431,10 @@ void config_init(struct config *c)
 	c->log_facility = -1; /* daemon */
 	c->cluster.node_timeout = 3;
 	c->cluster.replicas = 1;
+	c->cluster.ack_hold = 10;
+	c->cluster.replay_window = 120;
+	c->cluster.replay_hold = 2;
+	c->cluster.replay_max_bytes = 256ull * 1024 * 1024;
 	listener_defaults(&c->default_listener);
 }
 

@@ -228,6 +228,11 @@ struct config {
 		char *creds, *cafile, *certfile, *keyfile; /* cluster_nats_* */
 		unsigned node_timeout; /* cluster_node_timeout, seconds; default 3 */
 		unsigned replicas;     /* cluster_replicas: JetStream replicas of the buckets; default 1 */
+		/* cross-node QoS 1/2 (cluster/xqos.c) */
+		unsigned ack_hold;      /* cluster_ack_hold, seconds an ack waits for JetStream; default 10 */
+		unsigned replay_window; /* cluster_replay_window, seconds the stream keeps; default 120 */
+		unsigned replay_hold;   /* cluster_replay_hold, seconds live messages wait for a replay; default 2 */
+		uint64_t replay_max_bytes; /* cluster_replay_max_bytes, the stream's size bound; default 256 MiB */
 	} cluster;
 };
 

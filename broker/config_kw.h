@@ -506,6 +506,12 @@ static const struct kw KW[] = {
 	FNF("cluster_name", S_GLOBAL, GF(cluster.name), h_cluster_token, 0, 0, F_STRF),
 	INT("cluster_node_timeout", S_GLOBAL, GF(cluster.node_timeout), 1, 3600, 0),
 	INT("cluster_replicas", S_GLOBAL, GF(cluster.replicas), 1, 5, 0),
+	/* JetStream's duplicate window (60 s) must fit in the stream's max age,
+	 * and re-sends (within the ack hold) in the duplicate window */
+	INT("cluster_ack_hold", S_GLOBAL, GF(cluster.ack_hold), 1, 60, 0),
+	INT("cluster_replay_window", S_GLOBAL, GF(cluster.replay_window), 60, 86400, 0),
+	INT("cluster_replay_hold", S_GLOBAL, GF(cluster.replay_hold), 0, 60, 0),
+	INT("cluster_replay_max_bytes", S_GLOBAL, GF(cluster.replay_max_bytes), 1048576, INT64_MAX, 0),
 	STR("cluster_nats_creds", S_GLOBAL, GF(cluster.creds), 0),
 	STR("cluster_nats_cafile", S_GLOBAL, GF(cluster.cafile), 0),
 	STR("cluster_nats_certfile", S_GLOBAL, GF(cluster.certfile), 0),

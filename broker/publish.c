@@ -28,7 +28,7 @@ static void ack_rejected(struct client *c, const struct mqtt_publish *p, uint8_t
 		/* behind any PUBACK kept (held-back deliveries, JetStream): in order */
 		store_send_ack(c, NULL, MQTT_PUBACK, p->packet_id, c->version == MQTT_V5 ? rc : 0);
 	} else if (p->qos == 2) {
-		client_send_ack(c, MQTT_PUBREC, p->packet_id, c->version == MQTT_V5 ? rc : 0);
+		store_send_ack(c, NULL, MQTT_PUBREC, p->packet_id, c->version == MQTT_V5 ? rc : 0);
 		/* v3 has no error PUBREC: remember the id so PUBREL completes. */
 		if (c->version != MQTT_V5 && !session_qos2_find(c->s, p->packet_id))
 			session_qos2_add(c->s, p->packet_id, NULL);
@@ -118,8 +118,9 @@ static int publish_accept(struct client *c, const struct mqtt_publish *p, const 
 	if (held) {
 		/* held->msg NULL: routed at PUBLISH time (a store is on, below). */
 		if (p->qos == 2 && (!held->msg || same_message(held->msg, topic, p))) {
-			/* A re-sent QoS 2 PUBLISH: acknowledge, do not deliver again. */
-			client_send_ack(c, MQTT_PUBREC, p->packet_id, 0);
+			/* A re-sent QoS 2 PUBLISH: acknowledge, do not deliver again
+			 * (behind a PUBREC of it still kept on this connection). */
+			store_send_ack(c, NULL, MQTT_PUBREC, p->packet_id, 0);
 			return 0;
 		}
 		/* compat: another message on an id still in use: mosquitto drops
@@ -148,11 +149,18 @@ static int publish_accept(struct client *c, const struct mqtt_publish *p, const 
 			message_unref(&m);
 			return 0x97;
 		}
-		/* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8; PUBREC 0x00 always, and first. */
-		client_send_ack(c, MQTT_PUBREC, p->packet_id, 0);
+		/* v311 MQTT-4.3.3-2, v5 MQTT-4.3.3-8; PUBREC 0x00 always. With a
+		 * store it follows the routing, so that in a cluster it waits
+		 * (as a QoS 1 PUBACK does) until JetStream has the message: once
+		 * PUBREC has left, the publisher will not send it again. Either
+		 * way it queues behind the client's kept acks, so acks leave in the
+		 * order the PUBLISHes came (what v311 MQTT-4.6.0-2/3 ask of a receiver). */
 		if (durable) {
 			publish_route(b, m);
+			store_send_ack(c, m, MQTT_PUBREC, p->packet_id, 0);
 			message_unref(&m);
+		} else {
+			store_send_ack(c, NULL, MQTT_PUBREC, p->packet_id, 0); /* m is held for PUBREL */
 		}
 		return 0;
 	}

@@ -48,9 +48,9 @@
  * before the node joined; $SYS), no-local is not applied (the publisher of
  * a stored message is not known: only a session connected at the death can
  * meet its own messages again), and whatever the stream no longer holds
- * (older than its 2 minutes, or pushed out by its 256 MiB). A session
- * connected at the death is as of its last checkpoint: what it received
- * after it comes again (QoS 1 and 2).
+ * (older than cluster_replay_window, or pushed out by
+ * cluster_replay_max_bytes). A session connected at the death is as of its
+ * last checkpoint: what it received after it comes again (QoS 1 and 2).
  * Invariant: an adopted session awaiting its replay is in by_serial, keyed
  * by its serial (never kept by pointer: found again by id and serial).
  */

@@ -81,6 +81,15 @@ void cluster_logf(struct cluster *cl, unsigned level, const char *fmt, ...)
 	cluster_post(cl, e);
 }
 
+static void command(struct cluster *cl, struct cl_cmd *c)
+{
+	pthread_mutex_lock(&cl->mu);
+	*cl->cmd_tail = c;
+	cl->cmd_tail = &c->next;
+	pthread_cond_broadcast(&cl->cv);
+	pthread_mutex_unlock(&cl->mu);
+}
+
 void cluster_command(struct cluster *cl, enum cl_cmd_kind kind, uint64_t inst)
 {
 	struct cl_cmd *c = calloc(1, sizeof(*c));
@@ -88,11 +97,21 @@ void cluster_command(struct cluster *cl, enum cl_cmd_kind kind, uint64_t inst)
 		return;
 	c->kind = kind;
 	c->inst = inst;
-	pthread_mutex_lock(&cl->mu);
-	*cl->cmd_tail = c;
-	cl->cmd_tail = &c->next;
-	pthread_cond_broadcast(&cl->cv);
-	pthread_mutex_unlock(&cl->mu);
+	command(cl, c);
+}
+
+void cluster_command_put(struct cluster *cl, const char *subj, const uint8_t *p, size_t len)
+{
+	size_t sl = strlen(subj);
+	struct cl_cmd *c = calloc(1, sizeof(*c) + len + sl + 1);
+	if (!c)
+		return;
+	c->kind = CMD_PUT;
+	c->len = len;
+	memcpy(c->data, p, len);
+	c->subj = (char *)c->data + len;
+	memcpy(c->subj, subj, sl + 1);
+	command(cl, c);
 }
 
 static void run_event(struct cluster *cl, struct cl_event *e)

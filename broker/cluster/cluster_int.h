@@ -11,10 +11,11 @@
  * network) and subscribes.
  *
  * Names on NATS, with P = "vigil.<cluster_name>":
- *   P.m.<tokens>     routed messages; a node subscribes the subjects of its
- *                    local filters (subject.c maps them), so NATS sends a
- *                    message only to nodes with a matching subscription
- *   P.long           messages whose subject would be too long (every node)
+ *   P.m.q.<tokens>   routed QoS >= 1 messages, P.m.z.<tokens> QoS 0 ones; a
+ *                    node subscribes P.m.*.<tokens> of its local filters
+ *                    (subject.c maps them), so NATS sends a message only to
+ *                    nodes with a matching subscription
+ *   P.long.q, P.long.z  messages whose subject would be too long (every node)
  *   P.hb             heartbeats;  P.conn  client attached;  P.dead  claims
  *   KV vigil_<name>_retain  retained messages, key = topic tokens
  *   KV vigil_<name>_wills   wills, key = <instance>.<client id token>
@@ -26,11 +27,12 @@
  *   P.s.<token>      one node's direct subject: the answers and the hand-over
  *                    of a session (csession.c)
  *   P.sadopt         a dead instance's sessions have been adopted by the sender
- *   stream vigil_<name>_msgs  captures P.m.> and P.long (a replay window of
- *                    2 minutes / 256 MiB, not a store): QoS >= 1 is published
- *                    to it with a PubAck (message id <instance>-<seq>), and a
- *                    node that lost NATS replays from it (xqos.c), as does the
- *                    winner of a claim for the dead node's sessions (cadopt.c)
+ *   stream vigil_<name>_msgs  captures P.m.q.> and P.long.q (a replay window,
+ *                    not a store): QoS >= 1 is published to it with a PubAck
+ *                    (message id <instance>-<seq>), and a node that lost
+ *                    NATS replays from it (xqos.c), as does the winner of a
+ *                    claim for the dead node's sessions (cadopt.c); QoS 0 is
+ *                    not stored (at most once: a node cut off misses it)
  */
 #ifndef VIGIL_CLUSTER_INT_H
 #define VIGIL_CLUSTER_INT_H
@@ -81,11 +83,18 @@ struct cl_event {
 	char text[];
 };
 
-enum cl_cmd_kind { CMD_CLAIM = 0, CMD_SELF, CMD_PURGE, CMD_REPLAY /* inst: from wall ms */ };
+enum cl_cmd_kind {
+	CMD_CLAIM = 0, CMD_SELF, CMD_PURGE, CMD_REPLAY /* inst: from wall ms */,
+	CMD_PUT,     /* a key-value record (subj, data), stored before the next command runs */
+	CMD_HANDOVER /* goodbye of instance inst, whose records the others must claim */
+};
 struct cl_cmd {
 	struct cl_cmd *next;
 	enum cl_cmd_kind kind;
 	uint64_t inst;
+	char *subj;    /* CMD_PUT: into data, after the record */
+	size_t len;
+	uint8_t data[];
 };
 
 struct cl_filter {
@@ -197,6 +206,7 @@ void cluster_post(struct cluster *cl, struct cl_event *e); /* any thread */
 void cluster_postf(struct cluster *cl, enum cl_ev_kind kind, uint64_t inst);
 void cluster_logf(struct cluster *cl, unsigned level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void cluster_command(struct cluster *cl, enum cl_cmd_kind kind, uint64_t inst); /* loop thread */
+void cluster_command_put(struct cluster *cl, const char *subj, const uint8_t *p, size_t len); /* CMD_PUT */
 
 /* link.c: the link thread (connect, JetStream, claims) */
 int link_start(struct cluster *cl, char *err, size_t errlen);

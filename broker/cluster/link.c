@@ -154,14 +154,25 @@ static void drop_link(struct cluster *cl)
 	cl->js = cl->js_pub = NULL;
 }
 
+static bool stream_as_wanted(const jsStreamConfig *have, const jsStreamConfig *want)
+{
+	if (!have || have->SubjectsLen != want->SubjectsLen || have->MaxAge != want->MaxAge ||
+	    have->MaxBytes != want->MaxBytes)
+		return false;
+	for (int i = 0; i < want->SubjectsLen; i++)
+		if (strcmp(have->Subjects[i], want->Subjects[i]))
+			return false;
+	return true;
+}
+
 /* The stream of routed messages: a replay window for nodes that lost NATS
  * and the PubAck of QoS >= 1 publishes (xqos.c). Bound first, as a bucket. */
 static int ensure_stream(struct cluster *cl)
 {
 	char subj[2][128];
 	const char *subjs[2] = {subj[0], subj[1]};
-	snprintf(subj[0], sizeof(subj[0]), "%s.m.>", cl->prefix);
-	snprintf(subj[1], sizeof(subj[1]), "%s.long", cl->prefix);
+	snprintf(subj[0], sizeof(subj[0]), "%s.m.q.>", cl->prefix); /* QoS >= 1 only: QoS 0 is P.m.z */
+	snprintf(subj[1], sizeof(subj[1]), "%s.long.q", cl->prefix);
 	jsStreamConfig sc;
 	jsStreamConfig_Init(&sc);
 	sc.Name = cl->stream;
@@ -169,14 +180,24 @@ static int ensure_stream(struct cluster *cl)
 	sc.SubjectsLen = 2;
 	sc.Storage = js_FileStorage;
 	sc.Replicas = cl->conf->replicas ? (int)cl->conf->replicas : 1;
-	sc.MaxAge = 120 * 1000000000LL;      /* a window for replays, not a store */
-	sc.MaxBytes = 256LL * 1024 * 1024;
+	sc.MaxAge = (int64_t)cl->conf->replay_window * 1000000000LL; /* a window for replays, not a store */
+	sc.MaxBytes = (int64_t)cl->conf->replay_max_bytes;
 	sc.Duplicates = 60 * 1000000000LL;   /* a re-sent message id is stored once */
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	natsStatus s = js_GetStreamInfo(&si, cl->js, cl->stream, NULL, &jerr);
-	if (s != NATS_OK)
+	if (s != NATS_OK) {
 		s = js_AddStream(&si, cl->js, &sc, NULL, &jerr);
+	} else if (!stream_as_wanted(si->Config, &sc)) {
+		/* made by an older vigil (which stored QoS 0 too) or with other
+		 * limits: the subjects and limits become ours, its replicas stay */
+		sc.Replicas = si->Config->Replicas;
+		jsStreamInfo_Destroy(si);
+		si = NULL;
+		s = js_UpdateStream(&si, cl->js, &sc, NULL, &jerr);
+		if (s == NATS_OK)
+			cluster_logf(cl, LOG_F_NOTICE, "JetStream stream %s updated (subjects, limits)", cl->stream);
+	}
 	jsStreamInfo_Destroy(si);
 	if (s != NATS_OK)
 		cluster_logf(cl, LOG_F_ERROR, "JetStream stream %s unavailable (%s, %d)", cl->stream, natsStatus_GetText(s),
@@ -213,7 +234,7 @@ static int setup(struct cluster *cl, natsConnection *nc)
 	    ensure_bucket(cl, cl->bucket[2], &cl->kv_dead) || ensure_bucket(cl, cl->bucket[3], NULL) ||
 	    ensure_stream(cl) || publish_ctx(cl, nc))
 		return -1;
-	static const char *const fixed[4] = {"hb", "conn", "dead", "long"};
+	static const char *const fixed[4] = {"hb", "conn", "dead", "long.*"};
 	static const enum cl_tag ftag[4] = {TAG_HB, TAG_CONN, TAG_DEAD, TAG_ROUTE};
 	for (int i = 0; i < 4; i++) {
 		snprintf(subj, sizeof(subj), "%s.%s", cl->prefix, fixed[i]);
@@ -324,7 +345,8 @@ static bool transient(natsStatus s)
 	       s == NATS_NOT_YET_CONNECTED || s == NATS_CONNECTION_CLOSED || s == NATS_NO_SERVER;
 }
 
-#define REPLAY_GIVE_UP_MS 60000 /* JetStream unusable that long after the loss: give up (the stream keeps 120 s) */
+/* JetStream unusable that long after the loss: give up (half the stream's window) */
+#define REPLAY_GIVE_UP_MS(cl) ((uint64_t)(cl)->conf->replay_window * 500u)
 #define REPLAY_MAX_MS 10000     /* one replay reads for at most this long */
 #define ADOPT_MARGIN_MS 5000    /* clocks of the nodes and of the NATS servers apart, and a message's way to the stream */
 #define ADOPT_TRIES_MS 10000    /* an adoption's replay waits this long at most for JetStream */
@@ -333,7 +355,7 @@ static bool transient(natsStatus s)
  * (inst); *n counts them. */
 static natsStatus replay_from(struct cluster *cl, uint64_t from_wall, enum cl_tag tag, uint64_t inst, unsigned *n)
 {
-	static const char *const tail[2] = {"m.>", "long"};
+	static const char *const tail[2] = {"m.q.>", "long.q"};
 	natsStatus s = NATS_OK;
 	uint64_t deadline = (uint64_t)nats_Now() + REPLAY_MAX_MS;
 	for (int i = 0; i < 2 && s == NATS_OK; i++) {
@@ -356,7 +378,7 @@ static bool replay(struct cluster *cl, uint64_t from_wall)
 {
 	unsigned n = 0;
 	natsStatus s = replay_from(cl, from_wall, TAG_REPLAY, 0, &n);
-	if (s != NATS_OK && (uint64_t)nats_Now() - from_wall < REPLAY_GIVE_UP_MS)
+	if (s != NATS_OK && (uint64_t)nats_Now() - from_wall < REPLAY_GIVE_UP_MS(cl))
 		return false;
 	if (s != NATS_OK)
 		cluster_logf(cl, LOG_F_WARNING, "cannot replay routed messages from JetStream (%s): messages sent while "
@@ -393,6 +415,24 @@ static bool run_cmd(struct cluster *cl, natsConnection *nc, struct cl_cmd *c)
 {
 	if (c->kind == CMD_REPLAY)
 		return replay(cl, c->inst);
+	if (c->kind == CMD_PUT) { /* waits for JetStream, so a claim after it finds it */
+		jsPubOptions po;
+		jsPubOptions_Init(&po);
+		po.MaxWait = 1000; /* run at shutdown: within its budget */
+		jsErrCode jerr = 0;
+		natsStatus s = js_Publish(NULL, cl->js, c->subj, c->data, (int)c->len, &po, &jerr);
+		if (s != NATS_OK)
+			cluster_logf(cl, LOG_F_WARNING, "a will record was not stored (%s): it is lost with this node",
+				     natsStatus_GetText(s));
+		return true;
+	}
+	if (c->kind == CMD_HANDOVER) { /* after the records: the others claim them now */
+		char subj[160], buf[128];
+		snprintf(subj, sizeof(subj), "%s.hb", cl->prefix);
+		int n = snprintf(buf, sizeof(buf), "%016llx %s 2", (unsigned long long)c->inst, cl->conf->node_id);
+		natsConnection_Publish(nc, subj, buf, n);
+		return true;
+	}
 	char key[32], val[96];
 	snprintf(key, sizeof(key), "%016llx", (unsigned long long)c->inst);
 	if (c->kind == CMD_PURGE) { /* the instance's wills and session records */

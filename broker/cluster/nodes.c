@@ -21,6 +21,10 @@
  * connect came before the will's record reached the winner: connects are
  * remembered for a while (cl_recent) and a record of a client seen
  * connecting after its node went silent is dropped.
+ * A node stopped gracefully hands the delayed wills that would die with it
+ * (held for dead nodes; its own, without a store) to the cluster: stored
+ * under its instance with what is left of their delay, then a goodbye
+ * that asks the others to claim it as if it had died (nodes_bye).
  * Not here: sessions that move between nodes (csession.c; a step-down
  * and a new instance tell it and csrecord.c).
  * Invariant: a will is in the wills bucket under this node's current
@@ -439,10 +443,15 @@ void nodes_hb_in(struct cluster *cl, natsMsg *msg)
 	struct cl_peer *p = nodes_peer(cl, inst, false);
 	if (bye) {
 		if (p) {
-			log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s left.", node);
+			log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s left%s.", node,
+				bye == 2 ? ", handing over its delayed wills" : "");
 			peer_free(cl, p);
 		}
 		csession_left(cl, inst);
+		if (bye == 2) { /* one node wins the claim and keeps them for their delays */
+			claim_start(cl, inst, broker_now(cl->b));
+			cluster_command(cl, CMD_CLAIM, inst);
+		}
 		return;
 	}
 	uint64_t now = broker_now(cl->b);
@@ -563,10 +572,79 @@ void nodes_conn_in(struct cluster *cl, natsMsg *msg)
 	free(id);
 }
 
+/* One delayed will handed over at goodbye: its record, stored (CMD_PUT)
+ * after the purge, with what is left of its delay. */
+static bool hand_over(struct cluster *cl, struct cl_env *e, const struct wheel_entry *t, uint64_t now)
+{
+	char subj[CL_SUBJ_MAX + 1], id[256];
+	uint64_t left = t->deadline > now ? t->deadline - now : 0;
+	e->delay = (uint32_t)((left + 999) / 1000);
+	if (!e->delay)
+		e->delay = 1;
+	e->inst = cl->inst;
+	snprintf(id, sizeof(id), "%.*s", (int)e->id.len, (const char *)e->id.p);
+	if (e->id.len >= sizeof(id) || will_subject(cl, id, subj, sizeof(subj)))
+		return false;
+	size_t len;
+	uint8_t *buf = env_encode(e, &len);
+	if (!buf)
+		return false;
+	cluster_command_put(cl, subj, buf, len);
+	free(buf);
+	return true;
+}
+
+static void env_of_will(struct cl_env *e, const struct message *m, bool has_expiry, uint32_t rel_expiry,
+			const char *id, const char *user)
+{
+	*e = (struct cl_env){
+		.flags = (uint8_t)((m->qos & ENV_QOS) | (m->retain ? ENV_RETAIN : 0) | (has_expiry ? ENV_EXPIRY : 0)),
+		.rel_expiry = rel_expiry,
+		.topic = m->topic,
+		.id = mqtt_cstr(id),
+		.user = user ? mqtt_cstr(user) : (struct mqtt_str){0},
+		.props = m->props,
+		.payload = m->payload,
+	};
+}
+
+/* Delayed wills that would die with this node go to the cluster: those
+ * it holds for dead nodes, and without a store (which keeps them for the
+ * restart) those of its own detached sessions. */
+static unsigned hand_over_wills(struct cluster *cl)
+{
+	struct broker *b = cl->b;
+	uint64_t now = broker_now(b);
+	unsigned n = 0;
+	struct cl_env e;
+	struct cl_pwill *pw, *pt;
+	HASH_ITER(hh, cl->pwills, pw, pt) {
+		env_of_will(&e, pw->m, pw->m->has_expiry, pw->rel_expiry, pw->id, pw->m->origin_user);
+		n += hand_over(cl, &e, &pw->timer, now);
+	}
+	for (uint32_t i = 0; !b->store && i < b->stab_size; i++) {
+		for (struct session *s = b->stab[i]; s; s = s->hnext) {
+			struct will *w = s->will;
+			if (!w || s->client || s->bridge_owned || !wheel_armed(&w->timer) ||
+			    !security_acl(NULL, s, (const char *)w->msg->topic.p, AUTH_WRITE))
+				continue;
+			env_of_will(&e, w->msg, w->has_expiry, w->expiry, s->id, s->username);
+			n += hand_over(cl, &e, &w->timer, now);
+		}
+	}
+	return n;
+}
+
 void nodes_bye(struct cluster *cl)
 {
-	send_hb(cl, cl->inst, true);
-	cluster_command(cl, CMD_PURGE, cl->inst);
+	cluster_command(cl, CMD_PURGE, cl->inst); /* wills and session records: a stopped node hands over no session */
+	unsigned n = hand_over_wills(cl);
+	if (!n) {
+		send_hb(cl, cl->inst, true);
+		return;
+	}
+	log_msg(cl->b, LOG_F_NOTICE, "Cluster: handing %u delayed will%s over to the cluster.", n, n == 1 ? "" : "s");
+	cluster_command(cl, CMD_HANDOVER, cl->inst);
 }
 
 void nodes_free(struct cluster *cl)

@@ -2,14 +2,15 @@
  * broker/cluster/xqos.c — QoS 1/2 between nodes at least once (JetStream),
  * delivered once (issue 12 item 8).
  *
- * The stream vigil_<name>_msgs (link.c makes it at join) captures every
- * routed subject, so core subscribers still get each message as before and
- * the stream keeps a short replay window of them.
+ * The stream vigil_<name>_msgs (link.c makes it at join) captures the
+ * routed QoS >= 1 subjects (P.m.q.>, P.long.q), so core subscribers still
+ * get each message as before and the stream keeps a short replay window of
+ * them; QoS 0 (P.m.z.>, P.long.z) is not stored: at most once.
  * Publishing node: a routed QoS >= 1 message is published with a reply
  * (js_PublishMsgAsync, message id <instance>-<seq>, so a re-send is stored
  * once) and kept here until JetStream's PubAck. The acknowledgement of the
- * PUBLISH it came from (PUBACK; PUBCOMP for QoS 2, which is routed at
- * PUBREL) waits behind it: one FIFO of publishes and acks, released from
+ * PUBLISH it came from (PUBACK; for QoS 2 PUBCOMP, or PUBREC when a store
+ * routes it at PUBLISH) waits behind it: one FIFO of publishes and acks, released from
  * the head, so a client's acks leave in the order its PUBLISHes came (v311
  * MQTT-4.6.0-2). Not confirmed within ACK_WAIT_MS, or published while NATS
  * was lost: sent again, in order, once connected. Held longer than
@@ -25,11 +26,10 @@
  * (link.c, CMD_REPLAY); live routed messages arriving meanwhile wait with
  * the replayed ones (REPLAY_HOLD_MS at most), and all are routed by
  * sequence: in each publisher's order.
- * Trade-offs: every routed message is stored by JetStream (replicas
- * cluster_replicas), QoS 0 too; a QoS >= 1 ack waits a JetStream round
- * trip. Not covered: shared-subscription deliveries are not replayed; with
- * persistence, a QoS 2 PUBREC leaves at the store commit (its PUBCOMP
- * waits); a message re-sent after later ones were stored reaches a node
+ * Trade-offs: every routed QoS >= 1 message is stored by JetStream
+ * (replicas cluster_replicas); its ack waits a JetStream round trip; QoS 0
+ * that a node misses while cut off is not replayed. Not covered: shared-subscription deliveries are not replayed; a
+ * message re-sent after later ones were stored reaches a node
  * that is not replaying after them, and a replay slower than
  * REPLAY_HOLD_MS (JetStream electing a stream leader) brings what the node
  * missed after newer ones (not lost, out of order).
@@ -43,16 +43,19 @@
 
 #include "cluster_int.h"
 
+/* Fixed (they follow libnats' and link.c's own timing): */
 #define ACK_WAIT_MS 2000      /* libnats reports a missing PubAck after this */
-#define HOLD_MS 10000         /* longest an ack waits for JetStream */
 #define TICK_MS 200           /* re-sends and the hold bound are checked this often */
 #define REPLAY_MARGIN_MS 5000 /* a broken link is noticed within ~3 pings of 1 s */
-#define REPLAY_HOLD_MS 2000   /* live messages wait this long at most for a replay */
+/* The operator's (config.h): the longest an ack waits for JetStream
+ * (cluster_ack_hold), live messages for a replay (cluster_replay_hold). */
+#define HOLD_MS(cl) ((uint64_t)(cl)->conf->ack_hold * 1000u)
+#define REPLAY_HOLD_MS(cl) ((uint64_t)(cl)->conf->replay_hold * 1000u)
 /* Per origin (128 KiB): which of its last sequences were seen. What a
  * replay brings must be within it (~100 s of a node routing 10 000 msgs/s);
  * an older sequence is taken as seen. */
 #define WIN_BITS (1u << 20)
-#define ORIGIN_KEEP_MS 240000  /* twice the stream's max age */
+#define ORIGIN_KEEP_MS(cl) ((uint64_t)(cl)->conf->replay_window * 2000u) /* twice the stream's max age */
 
 enum { XQ_PUB = 0, XQ_ACK };
 
@@ -174,7 +177,7 @@ static void on_tick(struct wheel_entry *e, uint64_t now)
 	for (struct xq_item *it = x->head; it; it = it->next) {
 		if (it->kind != XQ_PUB || it->acked)
 			continue;
-		if (now - it->at >= HOLD_MS) {
+		if (now - it->at >= HOLD_MS(cl)) {
 			confirm(x, it); /* released below, as if confirmed */
 			given_up++;
 		} else if (!stuck && it->resend && !send_item(cl, it)) {
@@ -186,7 +189,7 @@ static void on_tick(struct wheel_entry *e, uint64_t now)
 		x->unconfirmed += given_up;
 		log_msg(cl->b, LOG_F_WARNING,
 			"Cluster: JetStream did not confirm %u routed message%s within %u s: acknowledged anyway, "
-			"other nodes may miss %s (%u so far).", given_up, given_up == 1 ? "" : "s", HOLD_MS / 1000,
+			"other nodes may miss %s (%u so far).", given_up, given_up == 1 ? "" : "s", cl->conf->ack_hold,
 			given_up == 1 ? "it" : "them", x->unconfirmed);
 	}
 	release(x);
@@ -197,10 +200,10 @@ bool xqos_publish(struct cluster *cl, const char *subj, const uint8_t *buf, size
 {
 	struct cl_xqos *x = cl->xq;
 	uint64_t now = broker_now(cl->b);
-	if (!cl->connected && cl->down_since && now - cl->down_since >= HOLD_MS) {
+	if (!cl->connected && cl->down_since && now - cl->down_since >= HOLD_MS(cl)) {
 		if (x->unheld++ % 1000 == 0)
 			log_msg(cl->b, LOG_F_WARNING, "Cluster: NATS lost for more than %u s: routed QoS 1/2 messages are "
-				"acknowledged without JetStream's confirmation (%u so far).", HOLD_MS / 1000, x->unheld);
+				"acknowledged without JetStream's confirmation (%u so far).", cl->conf->ack_hold, x->unheld);
 		return false;
 	}
 	size_t sl = strlen(subj);
@@ -288,13 +291,14 @@ void xqos_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, voi
 /* The origin inst (made when new; the long unused ones are dropped then). */
 static struct xq_origin *origin(struct cl_xqos *x, uint64_t inst, uint64_t now)
 {
+	uint64_t keep = ORIGIN_KEEP_MS(x->cl);
 	struct xq_origin *o = NULL, *t;
 	HASH_FIND(hh, x->origins, &inst, sizeof(inst), o);
 	if (o || !(o = calloc(1, sizeof(*o))))
 		return o;
 	struct xq_origin *old;
 	HASH_ITER(hh, x->origins, old, t) {
-		if (now - old->used > ORIGIN_KEEP_MS) {
+		if (now - old->used > keep) {
 			HASH_DEL(x->origins, old);
 			free(old);
 		}
@@ -308,7 +312,7 @@ void xqos_routed(struct cluster *cl)
 {
 	struct cl_xqos *x = cl->xq;
 	uint64_t now = broker_now(cl->b);
-	static const uint64_t refresh_ms = ORIGIN_KEEP_MS / 4;
+	uint64_t refresh_ms = ORIGIN_KEEP_MS(cl) / 4;
 	if (x->own_inst == cl->inst && now - x->own_used < refresh_ms)
 		return;
 	struct xq_origin *o = origin(x, cl->inst, now);
@@ -364,7 +368,7 @@ void xqos_reconnected(struct cluster *cl)
 	uint64_t from = store_mono_to_wall(cl->b, cl->down_since);
 	x->replays++;
 	x->holding = true;
-	wheel_add(&cl->b->wheel, &x->hold, broker_now(cl->b) + REPLAY_HOLD_MS);
+	wheel_add(&cl->b->wheel, &x->hold, broker_now(cl->b) + REPLAY_HOLD_MS(cl));
 	cluster_command(cl, CMD_REPLAY, from > REPLAY_MARGIN_MS ? from - REPLAY_MARGIN_MS : 0);
 }
 

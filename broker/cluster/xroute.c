@@ -3,11 +3,13 @@
  * the cluster-wide retained messages.
  *
  * Out: the core routes a message to its local sessions, then hands it here
- * once (cluster_route_out); it is published on P.m.<topic tokens> in an
- * envelope that carries QoS, RETAIN, v5 properties, the expiry (as wall
+ * once (cluster_route_out); it is published on P.m.q.<topic tokens> (QoS
+ * >= 1, which JetStream's stream captures) or P.m.z.<topic tokens> (QoS 0,
+ * which it does not) in an envelope that carries QoS, RETAIN, v5 properties, the expiry (as wall
  * time) and (instance, sequence number). Interest: every distinct filter
  * of the local subscription tree (subtree watch) is a NATS subscription on
- * its subject, so NATS forwards a message only to nodes that have a
+ * its subject P.m.*.<filter tokens> (both kinds, so one subscription keeps
+ * each publisher's QoS 0 and QoS 1/2 messages in order), so NATS forwards a message only to nodes that have a
  * matching filter. QoS >= 1 goes through JetStream's stream of routed
  * messages, its ack held until JetStream confirms (xqos.c). In: the
  * receiving node routes it through its own tree exactly as a local publish
@@ -82,9 +84,10 @@ size_t xroute_route_out(void *u, const struct message *m)
 	if (cl->in_remote || !cl->joined || is_sys(m))
 		return 0;
 	char subj[CL_SUBJ_MAX + 1], pfx[96];
-	snprintf(pfx, sizeof(pfx), "%s.m", cl->prefix);
+	char k = m->qos ? 'q' : 'z'; /* QoS 0 stays out of the stream (cluster_int.h) */
+	snprintf(pfx, sizeof(pfx), "%s.m.%c", cl->prefix, k);
 	if (subject_topic(subj, sizeof(subj), pfx, m->topic.p, m->topic.len, false) < 0)
-		snprintf(subj, sizeof(subj), "%s.long", cl->prefix);
+		snprintf(subj, sizeof(subj), "%s.long.%c", cl->prefix, k);
 	struct cl_env e;
 	env_from(cl, m, &e);
 	e.seq = ++cl->seq;
@@ -289,7 +292,7 @@ void xroute_retain_in(struct cluster *cl, natsMsg *msg)
 static int filter_subjects(struct cluster *cl, const char *filter, char subj[2][CL_SUBJ_MAX + 1])
 {
 	char pfx[96];
-	snprintf(pfx, sizeof(pfx), "%s.m", cl->prefix);
+	snprintf(pfx, sizeof(pfx), "%s.m.*", cl->prefix); /* either kind: P.m.q (QoS >= 1) and P.m.z (QoS 0) */
 	size_t len = strlen(filter);
 	size_t lens[2] = {len, len >= 2 && !strcmp(filter + len - 2, "/#") ? len - 2 : 0};
 	int n = 0;
@@ -326,7 +329,7 @@ static void subscribe_group(struct cluster *cl, struct cl_group *g)
 		h = (h ^ (uint8_t)*p) * 1099511628211ull;
 	snprintf(queue + ql, sizeof(queue) - (size_t)ql, "_%016llx", (unsigned long long)h);
 	int n = filter_subjects(cl, g->filter, subj);
-	snprintf(subj[2], CL_SUBJ_MAX + 1, "%s.long", cl->prefix); /* always slot 2: see xroute_group_in */
+	snprintf(subj[2], CL_SUBJ_MAX + 1, "%s.long.*", cl->prefix); /* always slot 2: see xroute_group_in */
 	for (int i = 0; i < 3; i++) {
 		if (g->sub[i] || (i >= n && i < 2))
 			continue;

@@ -104,6 +104,16 @@ class Nats:
             time.sleep(0.1)
         mt.fail("nats-server %s: JetStream not ready within %.1f s; log:\n%s" % (self.name, timeout, self.log()))
 
+    def stream(self, name):
+        """The /jsz detail (config, state) of JetStream stream name, or None."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/jsz?streams=true&config=true" % self.mport, timeout=2) as r:
+            jsz = json.loads(r.read())
+        for acc in jsz.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                if st.get("name") == name:
+                    return st
+        return None
+
     def out_msgs(self, conn_name):
         """Messages the server has sent to the client connection named conn_name."""
         for c in self.connz().get("connections", []):
