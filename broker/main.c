@@ -376,6 +376,7 @@ int main(int argc, char **argv)
 	notify_stopping(app.notify);
 	bridge_stop_all(b);
 	broker_shutdown(b);
+	cluster_leave(b); /* its goodbye before the flushing below, which runs no timers */
 	/* Budget 1.5 s for flushing and FIN handshakes, so the exit stays
 	 * within 2 s even with peers that never close their end. */
 	uint64_t deadline = net_now_update(loop) + 1500;

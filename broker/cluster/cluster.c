@@ -303,6 +303,15 @@ fail:
 	return -1;
 }
 
+void cluster_leave(struct broker *b)
+{
+	struct cluster *cl = b->cluster_user;
+	if (!cl || cl->left || !cl->joined || !cl->connected)
+		return;
+	nodes_bye(cl);
+	cl->left = true;
+}
+
 void cluster_stop(struct broker *b)
 {
 	struct cluster *cl = b->cluster_user;
@@ -311,7 +320,7 @@ void cluster_stop(struct broker *b)
 	subtree_set_watch(b->subs, NULL, NULL);
 	b->cluster = NULL;
 	b->groups_in_cluster = false;
-	if (cl->joined && cl->connected)
+	if (cl->joined && cl->connected && !cl->left)
 		nodes_bye(cl); /* and the command to purge our wills, run before the link closes */
 	xroute_free(cl);
 	csession_free(cl);

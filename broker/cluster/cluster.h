@@ -25,5 +25,10 @@ int cluster_start(struct broker *b, char *err, size_t errlen);
  * Harmless when not started. Call after broker_shutdown, before
  * broker_fini. */
 void cluster_stop(struct broker *b);
+/* The goodbye of cluster_stop, said early: right after broker_shutdown,
+ * before the up to 1.5 s spent flushing clients without timers (no
+ * heartbeats then: a node timeout shorter than that would bury this node
+ * first, and its delayed wills would go the way of a dead node's). */
+void cluster_leave(struct broker *b);
 
 #endif

@@ -165,6 +165,7 @@ struct cluster {
 
 	/* loop thread */
 	bool joined, connected, in_remote, retain_loaded, stopping;
+	bool left; /* cluster_leave said goodbye */
 	natsConnection *nc;     /* valid for the loop from CE_JOINED on */
 	natsConnection *nc2;    /* the shared-subscription connection (echo on), same */
 	struct cl_filter *filters;

@@ -21,6 +21,16 @@ FAST = "cluster_node_timeout 2\n"
 V5_KEEP = [(mt.SESSION_EXPIRY, 300)]
 
 
+
+def ack_publish(c, p):
+    """Acknowledge a received PUBLISH p as a subscriber does: PUBACK, or PUBREC/PUBREL/PUBCOMP."""
+    if p["qos"] == 1:
+        c.send(mt.puback(p["mid"], proto=c.proto))
+    elif p["qos"] == 2:
+        c.send(mt.pubrec(p["mid"], proto=c.proto))
+        c.await_packet(mt.pubrel(p["mid"], proto=c.proto))
+        c.send(mt.pubcomp(p["mid"], proto=c.proto))
+
 def nodes(h, n=2, extra=FAST):
     nats = h.nats()
     names = "abc"[:n]
@@ -54,12 +64,7 @@ def collect(c, n, timeout=8.0):
         p = mt.parse(c.recv("PUBLISH %d" % len(got), timeout=left), c.proto)
         if p["type"] != mt.PUBLISH:
             mt.fail("%s: want PUBLISH, got %s" % (c.name, p))
-        if p["qos"] == 1:
-            c.send(mt.puback(p["mid"], proto=c.proto))
-        elif p["qos"] == 2:
-            c.send(mt.pubrec(p["mid"], proto=c.proto))
-            c.await_packet(mt.pubrel(p["mid"], proto=c.proto))
-            c.send(mt.pubcomp(p["mid"], proto=c.proto))
+        ack_publish(c, p)
         got.append(p)
     return got
 
@@ -318,12 +323,7 @@ def take(c, n, timeout=8.0):
             continue
         if p["type"] != mt.PUBLISH:
             mt.fail("%s: want PUBLISH or PUBREL, got %s" % (c.name, p))
-        if p["qos"] == 1:
-            c.send(mt.puback(p["mid"], proto=c.proto))
-        elif p["qos"] == 2:
-            c.send(mt.pubrec(p["mid"], proto=c.proto))
-            c.await_packet(mt.pubrel(p["mid"], proto=c.proto))
-            c.send(mt.pubcomp(p["mid"], proto=c.proto))
+        ack_publish(c, p)
         got.append(("PUBLISH", p["topic"], p["payload"], p["qos"], p["dup"], p["mid"]))
     return got
 
