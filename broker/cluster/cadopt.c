@@ -64,6 +64,7 @@
 #define PEND_MAX 1024      /* in-flight and retained queued entries of one cursor */
 #define MAX_IDS 32         /* subscription identifiers kept per delivery */
 #define CKPT_MS 1000       /* connected sessions' records refreshed at most this often */
+#define CKPT_SLICES 10     /* the session table is walked a tenth at a time, every CKPT_MS / 10 */
 #define HW_KEEP_MS 240000  /* origins' replayed high-water marks: twice the stream's max age */
 
 struct ad_origin {
@@ -134,6 +135,7 @@ struct cl_adopt_state {
 	natsMsg **gets; /* P.sget for sessions awaiting their replay */
 	size_t n_gets, cap_gets;
 	struct wheel_entry ckpt;
+	uint32_t ckpt_at; /* the next bucket of the session table to look at */
 };
 
 /* ---- the cursor, written ------------------------------------------------------------ */
@@ -708,13 +710,20 @@ bool cadopt_defer_get(struct cluster *cl, struct cl_event *e)
 
 /* ---- checkpoints of connected sessions --------------------------------------------------- */
 
+/* A slice of the table per tick, so a node with many sessions never
+ * stops its loop for the whole walk (keepalive precision, latency). A
+ * table resized between slices only shifts one round's order. */
 static void on_ckpt(struct wheel_entry *we, uint64_t now)
 {
 	struct cl_adopt_state *st = (struct cl_adopt_state *)((char *)we - offsetof(struct cl_adopt_state, ckpt));
 	struct cluster *cl = st->cl;
 	struct broker *b = cl->b;
+	uint32_t slice = (b->stab_size + CKPT_SLICES - 1) / CKPT_SLICES;
+	if (st->ckpt_at >= b->stab_size)
+		st->ckpt_at = 0;
+	uint32_t end = b->stab_size - st->ckpt_at > slice ? st->ckpt_at + slice : b->stab_size;
 	if (cl->joined && cl->connected) {
-		for (uint32_t i = 0; i < b->stab_size; i++) {
+		for (uint32_t i = st->ckpt_at; i < end; i++) {
 			for (struct session *s = b->stab[i]; s; s = s->hnext) {
 				if (!s->client || !s->cluster_rec || !csrecord_recorded(s) || s->cluster_ckpt == fingerprint(s) ||
 				    csession_busy(cl, s->id))
@@ -723,7 +732,8 @@ static void on_ckpt(struct wheel_entry *we, uint64_t now)
 			}
 		}
 	}
-	wheel_add(&b->wheel, &st->ckpt, now + CKPT_MS);
+	st->ckpt_at = end;
+	wheel_add(&b->wheel, &st->ckpt, now + CKPT_MS / CKPT_SLICES);
 }
 
 /* ---- life ------------------------------------------------------------------------------ */
@@ -735,7 +745,7 @@ int cadopt_start(struct cluster *cl)
 		return -1;
 	st->cl = cl;
 	wheel_entry_init(&st->ckpt, on_ckpt);
-	wheel_add(&cl->b->wheel, &st->ckpt, broker_now(cl->b) + CKPT_MS);
+	wheel_add(&cl->b->wheel, &st->ckpt, broker_now(cl->b) + CKPT_MS / CKPT_SLICES);
 	cl->ad = st;
 	return 0;
 }

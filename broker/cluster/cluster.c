@@ -81,11 +81,19 @@ void cluster_logf(struct cluster *cl, unsigned level, const char *fmt, ...)
 	cluster_post(cl, e);
 }
 
+/* A replay goes first: live traffic waits for it (xqos.c), and it
+ * depends on nothing queued (a purge behind a lost JetStream leader may
+ * take seconds). */
 static void command(struct cluster *cl, struct cl_cmd *c)
 {
 	pthread_mutex_lock(&cl->mu);
-	*cl->cmd_tail = c;
-	cl->cmd_tail = &c->next;
+	if (c->kind == CMD_REPLAY && cl->cmd_head) {
+		c->next = cl->cmd_head;
+		cl->cmd_head = c;
+	} else {
+		*cl->cmd_tail = c;
+		cl->cmd_tail = &c->next;
+	}
 	pthread_cond_broadcast(&cl->cv);
 	pthread_mutex_unlock(&cl->mu);
 }

@@ -38,6 +38,7 @@
 #define VIGIL_CLUSTER_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -120,6 +121,7 @@ struct cl_peer {
 	uint64_t last_seen;
 	struct wheel_entry timer;
 	struct cluster *cl;
+	bool heard; /* since this node last (re)joined NATS */
 	char node[65];
 };
 
@@ -198,8 +200,14 @@ struct cluster {
 	jsCtx *js;
 	jsCtx *js_pub;          /* async publishes of the loop thread (xqos.c), set before CE_JOINED */
 	kvStore *kv_dead;
-	natsSubscription *sys_sub[5]; /* hb, conn, dead, long, retained */
+	natsSubscription *sys_sub[4]; /* hb, conn, dead, long */
+	struct cl_watch *watch;       /* the retained bucket's consumer (link.c) */
 	uint8_t tags[N_TAGS];         /* closures for the callbacks */
+
+	/* shared, atomic */
+	_Atomic uint64_t ret_sseq;    /* the retained bucket's stream sequence routed last */
+	atomic_bool watch_reset;      /* its consumer must be made again (gap, missed heartbeats, reconnection) */
+	_Atomic(void *) watch_sub;    /* its subscription (the error handler compares) */
 };
 
 /* cluster.c */
@@ -284,6 +292,7 @@ bool xqos_ack_hold(void *u, struct client *c, const struct message *m, uint8_t t
 void xqos_client_gone(struct cluster *cl, struct client *c);
 void xqos_js_ack(struct cluster *cl, uint64_t seq, bool ok); /* CE_JS_ACK, CE_JS_NACK */
 void xqos_reconnected(struct cluster *cl); /* CE_RECONNECTED, before down_since is cleared */
+void xqos_peer_heard(struct cluster *cl);  /* a peer heard for the first time since (re)joining */
 /* A routed message (live or replayed) while a replay runs: kept (e->msg
  * taken) and routed after it, by sequence. */
 bool xqos_defer(struct cluster *cl, struct cl_event *e);

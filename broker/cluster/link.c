@@ -15,6 +15,7 @@
  * Invariant: only this thread calls blocking libnats functions.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +37,145 @@ void link_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *
 	e->kind = CE_MSG;
 	e->tag = *tagp;
 	e->msg = msg;
-	bool loaded = false;
-	if (e->tag == TAG_RETAIN) {
-		jsMsgMetaData *meta = NULL;
-		if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-			loaded = meta->NumPending == 0;
-			jsMsgMetaData_Destroy(meta);
-		}
+	cluster_post(cl, e);
+}
+
+#define REPLAY_GIVE_UP_MS(cl) ((uint64_t)(cl)->conf->replay_window * 500u)
+#define REPLAY_MAX_MS 10000     /* one replay reads for at most this long */
+#define ADOPT_MARGIN_MS 5000    /* clocks of the nodes and of the NATS servers apart, and a message's way to the stream */
+#define ADOPT_TRIES_MS 10000    /* an adoption's replay waits this long at most for JetStream */
+
+/* ---- the retained bucket's consumer ------------------------------------------------------
+ * A plain push consumer (no acks), made and made again by this thread:
+ * libnats' ordered consumers remake themselves on a thread of their own,
+ * and in libnats 3.4 that remake can block the connection's reader (seen
+ * under load after a NATS server loss: the node heard nothing for 10-25 s
+ * and could not close its connection). A gap in the consumer's sequence
+ * (messages dropped), missed heartbeats or a reconnection makes it again
+ * from the stream sequence after the last one routed, so every update
+ * arrives once and in order. */
+struct cl_watch {
+	struct cluster *cl;
+	natsSubscription *sub;
+	uint64_t cseq; /* the consumer sequence seen last (the delivery thread's) */
+	atomic_bool stale; /* a newer one replaces it: what it still brings is dropped */
+};
+
+static void watch_wake(struct cluster *cl)
+{
+	atomic_store(&cl->watch_reset, true);
+	pthread_mutex_lock(&cl->mu);
+	pthread_cond_broadcast(&cl->cv);
+	pthread_mutex_unlock(&cl->mu);
+}
+
+static void on_retained(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	struct cl_watch *w = closure;
+	struct cluster *cl = w->cl;
+	(void)nc;
+	(void)sub;
+	jsMsgMetaData *meta = NULL;
+	if (atomic_load(&w->stale) || natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+		natsMsg_Destroy(msg);
+		return;
 	}
+	uint64_t cseq = meta->Sequence.Consumer, sseq = meta->Sequence.Stream;
+	bool loaded = meta->NumPending == 0;
+	jsMsgMetaData_Destroy(meta);
+	if (cseq != w->cseq + 1) { /* some dropped (a slow consumer): from the last one routed */
+		atomic_store(&w->stale, true);
+		natsMsg_Destroy(msg);
+		watch_wake(cl);
+		return;
+	}
+	w->cseq = cseq;
+	struct cl_event *e = calloc(1, sizeof(*e));
+	if (!e) {
+		atomic_store(&w->stale, true);
+		natsMsg_Destroy(msg);
+		watch_wake(cl);
+		return;
+	}
+	e->kind = CE_MSG;
+	e->tag = TAG_RETAIN;
+	e->msg = msg;
+	atomic_store(&cl->ret_sseq, sseq);
 	cluster_post(cl, e);
 	if (loaded)
 		cluster_postf(cl, CE_RETAIN_LOADED, 0);
+}
+
+static void watch_done(void *closure)
+{
+	free(closure); /* closed, and its handler will not run again */
+}
+
+/* w may be freed (watch_done, on the delivery thread) from the
+ * unsubscribe on: not touched after it. Called before the connection
+ * closes (which would free w too). */
+static void watch_drop(struct cl_watch *w)
+{
+	if (!w)
+		return;
+	natsSubscription *sub = w->sub;
+	atomic_store(&w->stale, true);
+	natsSubscription_Unsubscribe(sub); /* deletes the consumer (NATS permitting) */
+	natsSubscription_Destroy(sub);
+}
+
+/* (Re)make the consumer: from the stream sequence after the last one
+ * routed, or (first time) the last value of every key. 0 or -1. */
+static int watch_make(struct cluster *cl)
+{
+	char subj[160];
+	jsErrCode jerr = 0;
+	struct cl_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -1;
+	w->cl = cl;
+	uint64_t from = atomic_load(&cl->ret_sseq);
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Config.AckPolicy = js_AckNone;
+	so.Config.Heartbeat = 2000000000LL; /* missed ones (3 x) say the consumer is gone */
+	if (from) {
+		so.Config.DeliverPolicy = js_DeliverByStartSequence;
+		so.Config.OptStartSeq = from + 1;
+	} else {
+		so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+	}
+	snprintf(subj, sizeof(subj), "$KV.%s.>", cl->bucket[0]);
+	natsSubscription *sub = NULL;
+	natsStatus s = js_Subscribe(&sub, cl->js, subj, on_retained, w, NULL, &so, &jerr);
+	if (s != NATS_OK) {
+		free(w);
+		return -1;
+	}
+	w->sub = sub;
+	natsSubscription_SetPendingLimits(sub, -1, -1); /* bounded by the bucket: never dropped here */
+	natsSubscription_SetOnCompleteCB(sub, watch_done, w);
+	struct cl_watch *old = cl->watch;
+	cl->watch = w;
+	atomic_store(&cl->watch_sub, (void *)sub);
+	watch_drop(old);
+	if (!from) {
+		jsConsumerInfo *ci = NULL;
+		if (natsSubscription_GetConsumerInfo(&ci, sub, NULL, &jerr) == NATS_OK) {
+			if (ci->NumPending == 0 && ci->Delivered.Consumer == 0)
+				cluster_postf(cl, CE_RETAIN_LOADED, 0);
+			jsConsumerInfo_Destroy(ci);
+		}
+	}
+	return 0;
+}
+
+/* Missed heartbeats of the retained consumer (async error handler). */
+static void watch_check(struct cluster *cl, natsSubscription *sub, natsStatus err)
+{
+	if ((err == NATS_MISSED_HEARTBEAT || err == NATS_MISMATCH || err == NATS_SLOW_CONSUMER) && sub &&
+	    (void *)sub == atomic_load(&cl->watch_sub))
+		watch_wake(cl);
 }
 
 void link_on_group(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -73,7 +202,28 @@ static void on_disconnected(natsConnection *nc, void *closure)
 static void on_reconnected(natsConnection *nc, void *closure)
 {
 	(void)nc;
+	watch_wake(closure); /* its consumer may have been on the lost server */
 	cluster_postf(closure, CE_RECONNECTED, 0);
+}
+
+/* Asynchronous errors of libnats (a slow consumer: messages dropped at a
+ * subscription whose pending limit was reached; a permission violation).
+ * Called on a libnats thread: logged through the loop, at most one line
+ * per error kind and second. */
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	struct cluster *cl = closure;
+	static _Atomic int64_t last[2];
+	(void)nc;
+	watch_check(cl, sub, err);
+	int64_t now = nats_Now();
+	_Atomic int64_t *l = &last[err == NATS_SLOW_CONSUMER];
+	int64_t prev = *l;
+	if (now - prev < 1000 || !atomic_compare_exchange_strong(l, &prev, now))
+		return;
+	const char *subj = sub ? natsSubscription_GetSubject(sub) : NULL;
+	cluster_logf(cl, LOG_F_ERROR, "NATS reports %s%s%s%s.", natsStatus_GetText(err), subj ? " on subscription " : "",
+		     subj ? subj : "", err == NATS_SLOW_CONSUMER ? ": messages dropped" : "");
 }
 
 /* Wait up to ms for a command or stop; returns the command (or NULL). */
@@ -139,6 +289,14 @@ static int ensure_bucket(struct cluster *cl, const char *name, kvStore **out)
 	return 0;
 }
 
+static void drop_watch(struct cluster *cl)
+{
+	atomic_store(&cl->watch_sub, NULL);
+	watch_drop(cl->watch);
+	cl->watch = NULL;
+}
+
+/* After the connection closed (drop_watch before). */
 static void drop_link(struct cluster *cl)
 {
 	for (size_t i = 0; i < sizeof(cl->sys_sub) / sizeof(cl->sys_sub[0]); i++) {
@@ -147,6 +305,7 @@ static void drop_link(struct cluster *cl)
 		natsSubscription_Destroy(cl->sys_sub[i]);
 		cl->sys_sub[i] = NULL;
 	}
+
 	kvStore_Destroy(cl->kv_dead);
 	cl->kv_dead = NULL;
 	jsCtx_Destroy(cl->js);
@@ -221,7 +380,6 @@ static int publish_ctx(struct cluster *cl, natsConnection *nc)
 static int setup(struct cluster *cl, natsConnection *nc)
 {
 	char subj[160];
-	jsErrCode jerr = 0;
 	/* A JetStream API request sent while the NATS cluster has no metadata
 	 * leader (elections after a server loss) gets no answer: time out
 	 * sooner than libnats' 5 s and try again (link_main retries each second). */
@@ -241,21 +399,10 @@ static int setup(struct cluster *cl, natsConnection *nc)
 		if (natsConnection_Subscribe(&cl->sys_sub[i], nc, subj, link_on_msg, &cl->tags[ftag[i]]) != NATS_OK)
 			return -1;
 	}
-	jsSubOptions so;
-	jsSubOptions_Init(&so);
-	so.Ordered = true;
-	so.Config.DeliverPolicy = js_DeliverLastPerSubject;
-	snprintf(subj, sizeof(subj), "$KV.%s.>", cl->bucket[0]);
-	natsStatus s = js_Subscribe(&cl->sys_sub[4], cl->js, subj, link_on_msg, &cl->tags[TAG_RETAIN], NULL, &so, &jerr);
-	if (s != NATS_OK) {
-		cluster_logf(cl, LOG_F_ERROR, "cannot watch retained messages (%s, %d)", natsStatus_GetText(s), (int)jerr);
+	atomic_store(&cl->watch_reset, false);
+	if (watch_make(cl)) {
+		cluster_logf(cl, LOG_F_ERROR, "cannot watch retained messages (%s)", nats_GetLastError(NULL));
 		return -1;
-	}
-	jsConsumerInfo *ci = NULL;
-	if (natsSubscription_GetConsumerInfo(&ci, cl->sys_sub[4], NULL, &jerr) == NATS_OK) {
-		if (ci->NumPending == 0 && ci->Delivered.Consumer == 0)
-			cluster_postf(cl, CE_RETAIN_LOADED, 0);
-		jsConsumerInfo_Destroy(ci);
 	}
 	return natsConnection_Flush(nc) == NATS_OK ? 0 : -1;
 }
@@ -269,11 +416,12 @@ static natsStatus fetch(struct cluster *cl, const char *subj, jsSubOptions *so, 
 			uint64_t deadline, unsigned *n, uint64_t *min_from)
 {
 	jsErrCode jerr = 0;
-	so->Ordered = true;
+	so->Config.AckPolicy = js_AckNone; /* a plain consumer: see the retained one above */
 	natsSubscription *sub = NULL;
 	natsStatus s = js_SubscribeSync(&sub, cl->js, subj, NULL, so, &jerr);
-	uint64_t pending = 0;
+	uint64_t pending = 0, cseq = 0;
 	if (s == NATS_OK) {
+		natsSubscription_SetPendingLimits(sub, -1, -1); /* read as fast as it comes; bounded by the stream */
 		jsConsumerInfo *ci = NULL;
 		if (natsSubscription_GetConsumerInfo(&ci, sub, NULL, &jerr) == NATS_OK) {
 			pending = ci->NumPending + ci->Delivered.Consumer;
@@ -289,7 +437,14 @@ static natsStatus fetch(struct cluster *cl, const char *subj, jsSubOptions *so, 
 		if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
 			if (meta->NumPending == 0)
 				pending = 0;
+			bool gap = meta->Sequence.Consumer != cseq + 1;
+			cseq = meta->Sequence.Consumer;
 			jsMsgMetaData_Destroy(meta);
+			if (gap) { /* cannot happen without limits; if it does, the caller tries again */
+				natsMsg_Destroy(m);
+				s = NATS_MISMATCH;
+				break;
+			}
 		}
 		const uint8_t *d = (const uint8_t *)natsMsg_GetData(m);
 		if (min_from && natsMsg_GetDataLength(m) >= 9 && d[0] == 2) {
@@ -311,6 +466,7 @@ static natsStatus fetch(struct cluster *cl, const char *subj, jsSubOptions *so, 
 		cluster_post(cl, e);
 		(*n)++;
 	}
+	natsSubscription_Unsubscribe(sub); /* deletes the consumer */
 	natsSubscription_Destroy(sub);
 	return s;
 }
@@ -329,7 +485,21 @@ static uint64_t take_records(struct cluster *cl, uint64_t inst, int bucket, enum
 	so.Config.DeliverPolicy = js_DeliverLastPerSubject;
 	unsigned n = 0;
 	uint64_t min_from = 0;
-	fetch(cl, subj, &so, tag, inst, 0, &n, tag == TAG_SREC ? &min_from : NULL);
+	uint64_t give_up = (uint64_t)nats_Now() + ADOPT_TRIES_MS;
+	natsStatus s;
+	/* JetStream may be electing (the server lost with the node): try
+	 * again; never purge what could not be read. */
+	while ((s = fetch(cl, subj, &so, tag, inst, 0, &n, tag == TAG_SREC ? &min_from : NULL)) != NATS_OK && n == 0 &&
+	       (uint64_t)nats_Now() < give_up) {
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (s != NATS_OK) {
+		cluster_logf(cl, LOG_F_ERROR, "cannot read the %s records of instance %016llx (%s): %u taken, the rest stay "
+			     "in the bucket unpublished", tag == TAG_WILL ? "will" : "session", (unsigned long long)inst,
+			     natsStatus_GetText(s), n);
+		return min_from;
+	}
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Stream.Purge.Subject = subj;
@@ -346,10 +516,6 @@ static bool transient(natsStatus s)
 }
 
 /* JetStream unusable that long after the loss: give up (half the stream's window) */
-#define REPLAY_GIVE_UP_MS(cl) ((uint64_t)(cl)->conf->replay_window * 500u)
-#define REPLAY_MAX_MS 10000     /* one replay reads for at most this long */
-#define ADOPT_MARGIN_MS 5000    /* clocks of the nodes and of the NATS servers apart, and a message's way to the stream */
-#define ADOPT_TRIES_MS 10000    /* an adoption's replay waits this long at most for JetStream */
 
 /* Routed messages stored since from_wall (ms) to the loop thread as tag
  * (inst); *n counts them. */
@@ -490,6 +656,7 @@ static void *link_main(void *arg)
 		if (s == NATS_OK && setup(cl, nc) == 0 && (s = natsConnection_Connect(&nc2, cl->opts2)) == NATS_OK)
 			break;
 		if (nc) {
+			drop_watch(cl);
 			natsConnection_Close(nc);
 			drop_link(cl);
 			natsConnection_Destroy(nc);
@@ -509,7 +676,12 @@ static void *link_main(void *arg)
 		pthread_mutex_unlock(&cl->mu);
 		cluster_postf(cl, CE_JOINED, 0);
 		for (;;) {
-			struct cl_cmd *c = next_cmd(cl, 500, &stop);
+			if (atomic_load(&cl->watch_reset) && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED) {
+				atomic_store(&cl->watch_reset, false);
+				if (watch_make(cl))
+					atomic_store(&cl->watch_reset, true); /* JetStream not there yet: again in a moment */
+			}
+			struct cl_cmd *c = next_cmd(cl, atomic_load(&cl->watch_reset) ? 200 : 500, &stop);
 			if (!c) {
 				if (stop)
 					break;
@@ -533,6 +705,7 @@ static void *link_main(void *arg)
 	pthread_mutex_unlock(&cl->mu);
 	/* Close first: it ends every subscription and drops what they had
 	 * queued; then free the handles. */
+	drop_watch(cl);
 	natsConnection_Close(nc2);
 	natsConnection_Close(nc);
 	drop_link(cl);
@@ -596,6 +769,8 @@ static natsStatus make_opts(struct cluster *cl, natsOptions **out, bool shares)
 		s = natsOptions_SetDisconnectedCB(o, on_disconnected, cl);
 	if (s == NATS_OK && !shares)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, cl);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(o, on_async_error, cl);
 	if (s == NATS_OK && cc->creds)
 		s = natsOptions_SetUserCredentialsFromFiles(o, cc->creds, NULL);
 	if (s == NATS_OK && cc->cafile)

@@ -381,6 +381,7 @@ void nodes_joined(struct cluster *cl)
 	struct cl_peer *p, *tmp;
 	HASH_ITER(hh, cl->peers, p, tmp) {
 		p->last_seen = now; /* not heard while we were away: not their fault */
+		p->heard = false;
 		wheel_add(&cl->b->wheel, &p->timer, now + cl->timeout_ms);
 	}
 	put_all_wills(cl);
@@ -483,6 +484,10 @@ void nodes_hb_in(struct cluster *cl, natsMsg *msg)
 		log_msg(cl->b, LOG_F_NOTICE, "Cluster: node %s (instance %016" PRIx64 ") is up.", node, inst);
 	}
 	p->last_seen = now;
+	if (!p->heard) {
+		p->heard = true;
+		xqos_peer_heard(cl); /* its server has our subscriptions again */
+	}
 	nodes_claim_done(cl, inst); /* alive after all (a claim that failed): nothing to wait for */
 	if (!wheel_armed(&p->timer))
 		wheel_add(&cl->b->wheel, &p->timer, p->last_seen + cl->timeout_ms);

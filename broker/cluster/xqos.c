@@ -23,7 +23,9 @@
  * message that comes twice (two
  * filters, a re-send, a replay) is routed once. After a reconnection to
  * NATS it replays the stream from REPLAY_MARGIN_MS before it lost NATS
- * (link.c, CMD_REPLAY); live routed messages arriving meanwhile wait with
+ * (link.c, CMD_REPLAY), once the other nodes are heard again (their
+ * servers route to it again: what a replay read before then could miss);
+ * live routed messages arriving meanwhile wait with
  * the replayed ones (REPLAY_HOLD_MS at most), and all are routed by
  * sequence: in each publisher's order.
  * Trade-offs: every routed QoS >= 1 message is stored by JetStream
@@ -50,6 +52,7 @@
 /* The operator's (config.h): the longest an ack waits for JetStream
  * (cluster_ack_hold), live messages for a replay (cluster_replay_hold). */
 #define HOLD_MS(cl) ((uint64_t)(cl)->conf->ack_hold * 1000u)
+#define SETTLE_MS 100 /* after the last peer heard again: the rest of its route's subscriptions */
 #define REPLAY_HOLD_MS(cl) ((uint64_t)(cl)->conf->replay_hold * 1000u)
 /* Per origin (128 KiB): which of its last sequences were seen. What a
  * replay brings must be within it (~100 s of a node routing 10 000 msgs/s);
@@ -97,6 +100,9 @@ struct cl_xqos {
 	unsigned replays;           /* CMD_REPLAY running or queued */
 	bool holding;               /* routed messages are kept for the replay's end */
 	struct wheel_entry hold;    /* ... until then at most */
+	struct wheel_entry settle;  /* the replay's start: the routes to us are back */
+	bool replay_wait;           /* a replay from replay_from waits for settle */
+	uint64_t replay_from;       /* wall ms */
 	bool backlog;               /* some publish waits to be sent again: new ones queue behind */
 	struct xq_origin *origins;
 	uint64_t own_inst, own_used; /* the instance last noted by xqos_routed, when */
@@ -236,7 +242,13 @@ bool xqos_ack_hold(void *u, struct client *c, const struct message *m, uint8_t t
 	struct xq_item *p = NULL;
 	if (m && m->qos && m->cl_inst == cl->inst)
 		HASH_FIND(hh, x->pending, &m->cl_seq, sizeof(m->cl_seq), p);
-	if (!p && !c->cluster_acks)
+	/* With a store, a message-less PUBREC answers a re-sent QoS 2 PUBLISH
+	 * whose message was routed when it first came, perhaps on an earlier
+	 * connection whose PUBREC still waited: it waits behind everything
+	 * routed before it (that one among them), so the publisher is not
+	 * released before JetStream has the message (v5 MQTT-4.3.3-8). */
+	bool resent = !m && type == MQTT_PUBREC && !rc && cl->b->store && x->head;
+	if (!p && !c->cluster_acks && !resent)
 		return false; /* nothing to wait for, nothing of c's ahead */
 	struct xq_item *it = calloc(1, sizeof(*it));
 	if (!it)
@@ -365,11 +377,47 @@ void xqos_reconnected(struct cluster *cl)
 	on_tick(&x->tick, broker_now(cl->b));
 	if (!cl->down_since || !cl->filters)
 		return; /* not lost (or nothing to hear): nothing to replay */
-	uint64_t from = store_mono_to_wall(cl->b, cl->down_since);
-	x->replays++;
+	uint64_t from = store_mono_to_wall(cl->b, cl->down_since), now = broker_now(cl->b);
+	from = from > REPLAY_MARGIN_MS ? from - REPLAY_MARGIN_MS : 0;
+	if (!x->replay_wait || from < x->replay_from)
+		x->replay_from = from;
+	x->replay_wait = true;
 	x->holding = true;
-	wheel_add(&cl->b->wheel, &x->hold, broker_now(cl->b) + REPLAY_HOLD_MS(cl));
-	cluster_command(cl, CMD_REPLAY, from > REPLAY_MARGIN_MS ? from - REPLAY_MARGIN_MS : 0);
+	wheel_add(&cl->b->wheel, &x->hold, now + REPLAY_HOLD_MS(cl));
+	wheel_add(&cl->b->wheel, &x->settle, now + 2ull * cl->hb_ms + SETTLE_MS);
+	xqos_peer_heard(cl); /* no peers: at once */
+}
+
+/* The replay starts once the other nodes' servers route to us again:
+ * until then what they publish reaches the stream but not us, and a
+ * replay started earlier (it reads what the stream has when it starts)
+ * would miss it. A peer's heartbeat heard says its server has our
+ * subscriptions back (they go along the route together); if one stays
+ * silent, the replay starts after two heartbeat intervals anyway. */
+void xqos_peer_heard(struct cluster *cl)
+{
+	struct cl_xqos *x = cl->xq;
+	if (!x->replay_wait)
+		return;
+	struct cl_peer *p, *t;
+	HASH_ITER(hh, cl->peers, p, t) {
+		if (!p->heard)
+			return;
+	}
+	uint64_t at = broker_now(cl->b) + SETTLE_MS;
+	if (at < x->settle.deadline)
+		wheel_add(&cl->b->wheel, &x->settle, at);
+}
+
+static void on_settle(struct wheel_entry *e, uint64_t now)
+{
+	struct cl_xqos *x = (struct cl_xqos *)((char *)e - offsetof(struct cl_xqos, settle));
+	(void)now;
+	if (!x->replay_wait)
+		return;
+	x->replay_wait = false;
+	x->replays++;
+	cluster_command(x->cl, CMD_REPLAY, x->replay_from);
 }
 
 bool xqos_defer(struct cluster *cl, struct cl_event *e)
@@ -457,6 +505,7 @@ int xqos_start(struct cluster *cl)
 	x->tail = &x->head;
 	wheel_entry_init(&x->tick, on_tick);
 	wheel_entry_init(&x->hold, on_hold);
+	wheel_entry_init(&x->settle, on_settle);
 	cl->xq = x;
 	return 0;
 }
@@ -468,6 +517,7 @@ void xqos_free(struct cluster *cl)
 		return;
 	wheel_cancel(&cl->b->wheel, &x->tick);
 	wheel_cancel(&cl->b->wheel, &x->hold);
+	wheel_cancel(&cl->b->wheel, &x->settle);
 	HASH_CLEAR(hh, x->pending);
 	struct xq_origin *o, *t;
 	HASH_ITER(hh, x->origins, o, t) {

@@ -684,6 +684,39 @@ def test_qos2_pubrec_waits_for_jetstream(h):
     print("  checked: PUBREC held %.2f s while NATS was frozen, sent once JetStream confirmed" % took)
 
 
+def test_qos2_resent_pubrec_waits_for_jetstream(h):
+    """persistence true: a QoS 2 PUBLISH re-sent on a new connection (its first PUBREC still waited
+    for JetStream when the old one dropped) is answered only once JetStream has the message, and
+    delivered once (issue 12 item 8; v5 MQTT-4.3.3-8, v5 MQTT-4.3.3-9: not delivered again)"""
+    n = h.nats()
+    a = h.node(n.url(), "a", FAST + "persistence true\npersistence_location {dir}/\npersistence_file a.db\nuser root\n")
+    b = h.node(n.url(), "b", FAST)
+    h.wait_log(a, "node b (instance")
+    sub = h.connect(b, "sub")
+    sub.subscribe([("p2r/#", 2)])
+    settle()
+    props = [(mt.SESSION_EXPIRY, 300)]
+    pub = h.connect(a, "pubr", proto=5, properties=props)
+    n.proc.send_signal(signal.SIGSTOP)
+    try:
+        pub.send(mt.publish("p2r/0", b"0", qos=2, mid=1, proto=5))
+        pub.expect_no_packet(0.4)  # waits for JetStream
+        pub.close()
+        pub = h.connect(a, "pubr", proto=5, clean=False, properties=props, session_present=True)
+        t0 = time.monotonic()
+        pub.send(mt.publish("p2r/0", b"0", qos=2, mid=1, dup=True, proto=5))
+        pub.expect_no_packet(0.6)
+    finally:
+        n.proc.send_signal(signal.SIGCONT)
+    mt.check_eq(pub.expect_type(mt.PUBREC, timeout=5)["mid"], 1, "PUBREC of the re-sent PUBLISH")
+    took = time.monotonic() - t0
+    pub.send(mt.pubrel(1, proto=5))
+    mt.check_eq(pub.expect_type(mt.PUBCOMP)["mid"], 1, "PUBCOMP")
+    sub.expect_publish("p2r/0", b"0", qos=2)
+    sub.expect_no_packet(0.5)
+    print("  checked: the re-sent PUBLISH's PUBREC held %.2f s while NATS was frozen; delivered once" % took)
+
+
 def test_qos0_not_in_stream(h):
     """QoS 0 is routed on core NATS only (at most once, v5 4.3.1), QoS 1 through the JetStream stream; one publisher's mixed QoS stay in order (v5 MQTT-4.6.0-6)"""
     n, a, b = two_nodes(h)
@@ -863,6 +896,7 @@ if __name__ == "__main__":
                      test_claimer_dies_delayed_will_taken_over,
                      test_partitioned_node_steps_down, test_takeover_across_nodes,
                      test_restored_subscription_routed, test_keepalive_on_cluster_node, test_nats_after_nodes, test_clusters_isolated_by_name, test_duplicate_node_id, test_nats_cluster_server_lost,
-                     test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos2_pubrec_waits_for_jetstream, test_qos0_not_in_stream, test_replay_limits_configured,
+                     test_qos1_subscriber_server_lost, test_qos2_publisher_server_lost, test_qos2_pubrec_waits_for_jetstream, test_qos2_resent_pubrec_waits_for_jetstream,
+                     test_qos0_not_in_stream, test_replay_limits_configured,
                      test_stopped_node_hands_over_delayed_wills, test_stopped_claimer_hands_over_dead_nodes_will,
                      test_qos1_nats_gone_ack_bound]))
